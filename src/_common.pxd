@@ -1,0 +1,103 @@
+# cython: language_level=3
+"""Shared declarations for the kernels: status codes and the array checks of the
+Python-facing entry points.
+
+Only ``inline`` functions live here, so cimporting this file creates no runtime
+import: each ``.pyx`` gets its own copy of these small helpers.
+"""
+
+cimport numpy as cnp
+
+# ---------------------------------------------------------------------------
+# Status codes returned by the ``noexcept nogil`` kernels. A kernel cannot raise;
+# it reports what it found and the entry point turns that into a ValueError.
+# ---------------------------------------------------------------------------
+cdef enum Status:
+    OK = 0
+    FOUND_NAN = 1        # a NaN in the input
+    FOUND_POSINF = 2     # a +inf in the input (softmax: -inf is a mask, +inf is not)
+    NO_FINITE = 3        # a softmax slice whose entries are all -inf
+    NOT_FINITE = 4       # a non-finite result (NaN/inf in the inputs, or overflow)
+
+
+# ---------------------------------------------------------------------------
+# Entry-point helpers (hold the GIL; raise with the offending value named)
+# ---------------------------------------------------------------------------
+cdef inline cnp.ndarray as_float_array(object x, str name):
+    """``x`` as an ndarray of float32 or float64.
+
+    float32 and float64 arrays are returned as they are (no copy, any strides,
+    read-only allowed); other real dtypes (bool, integers, float16, long double) are
+    converted to float64; anything else is a TypeError.
+    """
+    cdef cnp.ndarray arr
+    if cnp.PyArray_Check(x):
+        arr = <cnp.ndarray>x
+    else:
+        arr = cnp.PyArray_FROM_O(x)
+    cdef int typenum = cnp.PyArray_TYPE(arr)
+    if typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE:
+        return arr
+    if arr.dtype.kind in "biuf":
+        return cnp.PyArray_Cast(arr, cnp.NPY_DOUBLE)
+    raise TypeError(
+        f"{name} must hold real numbers (float32, float64, ints or bools), "
+        f"got dtype {arr.dtype}"
+    )
+
+
+cdef inline int common_typenum(cnp.ndarray a, cnp.ndarray b):
+    """float32 only when both are float32, else float64 (NumPy's promotion)."""
+    if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT and cnp.PyArray_TYPE(b) == cnp.NPY_FLOAT:
+        return cnp.NPY_FLOAT
+    return cnp.NPY_DOUBLE
+
+
+cdef inline cnp.ndarray as_typed_rows(cnp.ndarray arr, int typenum):
+    """``arr`` cast to ``typenum`` with a contiguous last axis (copied only when needed)."""
+    if cnp.PyArray_TYPE(arr) != typenum:
+        arr = cnp.PyArray_Cast(arr, typenum)
+    if arr.ndim and arr.strides[arr.ndim - 1] != arr.itemsize:
+        arr = cnp.PyArray_NewCopy(arr, cnp.NPY_CORDER)
+    return arr
+
+
+cdef inline tuple shape_of(cnp.ndarray a):
+    """``a.shape`` as a Python tuple (on a typed ndarray ``.shape`` is a C pointer)."""
+    return (<object>a).shape
+
+
+cdef inline cnp.ndarray checked_out(object out, tuple shape, int typenum, str func):
+    """Validate a user-given ``out`` array: an ndarray, writable, right shape and dtype."""
+    if not cnp.PyArray_Check(out):
+        raise ValueError(f"{func}: out must be a NumPy array, got {type(out).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>out
+    if shape_of(arr) != shape:
+        raise ValueError(f"{func}: out has shape {shape_of(arr)}, expected {shape}")
+    if cnp.PyArray_TYPE(arr) != typenum:
+        expected = cnp.PyArray_DescrFromType(typenum)
+        raise ValueError(f"{func}: out has dtype {arr.dtype}, expected {expected}")
+    if not arr.flags.writeable:
+        raise ValueError(f"{func}: out is read-only")
+    return arr
+
+
+cdef inline cnp.ndarray new_array(tuple shape, int typenum):
+    import numpy as np
+    return np.empty(shape, dtype=cnp.PyArray_DescrFromType(typenum))
+
+
+cdef inline bint may_share_memory(cnp.ndarray a, cnp.ndarray b):
+    import numpy as np
+    return np.may_share_memory(a, b)
+
+
+cdef inline str describe_bad_value(cnp.ndarray arr, str name):
+    """Name the first non-finite entry of ``arr`` (for error messages), or ''."""
+    import numpy as np
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.shape[0] == 0:
+        return ""
+    first = tuple(bad[0].tolist())
+    index = first[0] if len(first) == 1 else first
+    return f"{name}[{index}] is {arr[first]}"
