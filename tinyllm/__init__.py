@@ -1,6 +1,29 @@
-"""tinyllm: the toy language model of "Mi camino a entender (por fin) los LLMs"."""
-from tinyllm._version import __version__
-from tinyllm._linalg import dot, project
-from tinyllm._softmax import log_softmax, softmax
+"""tinyllm: the toy next-token language model of "Mi camino a entender (por fin) los LLMs".
 
-__all__ = ["__version__", "dot", "project", "softmax", "log_softmax"]
+Kernels (compiled, NumPy-like): :func:`dot`, :func:`project`, :func:`softmax`,
+:func:`log_softmax`. The model: :class:`Vocab`, :class:`Embedding`,
+:class:`TinyLMConfig`, :class:`TinyLM` (``TinyLM.from_blog()`` is part 3 of the
+blog). Pure-Python versions of the kernels: :mod:`tinyllm.reference`. The blog's
+parts 1-3 with their numbers: :mod:`tinyllm.blog`.
+"""
+
+from tinyllm._version import __version__
+from tinyllm._compiled import dot, log_softmax, project, softmax
+from tinyllm.config import TinyLMConfig
+from tinyllm.embedding import Embedding
+from tinyllm.model import TinyLM, Trace
+from tinyllm.vocab import UnknownTokenError, Vocab
+
+__all__ = [
+    "__version__",
+    "dot",
+    "project",
+    "softmax",
+    "log_softmax",
+    "Vocab",
+    "UnknownTokenError",
+    "Embedding",
+    "TinyLMConfig",
+    "TinyLM",
+    "Trace",
+]

@@ -1,0 +1,37 @@
+"""Validation of the model's weight arrays (shared by the embedding table and the model)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+DTYPES = ("float64", "float32")
+
+
+def as_dtype_name(dtype) -> str:
+    """'float64' or 'float32' from a name or NumPy dtype; ValueError otherwise."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
+    return name
+
+
+def as_weight_matrix(values, name: str, dtype="float64", shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A read-only 2-D copy of ``values`` in ``dtype``, checked to be real, finite and non-empty."""
+    dtype = as_dtype_name(dtype)
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D matrix, got shape {arr.shape}")
+    if shape is not None and arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    out = np.array(arr, dtype=dtype, order="C")
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} overflows {dtype}")
+    out.flags.writeable = False
+    return out

@@ -1,0 +1,54 @@
+"""The model's shape: vocabulary size, embedding dimension, context length, hidden size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tinyllm._arrays import as_dtype_name
+
+__all__ = ["TinyLMConfig"]
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = value.__index__()
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class TinyLMConfig:
+    """Sizes of a :class:`~tinyllm.TinyLM`, validated on creation.
+
+    Parameters
+    ----------
+    vocab_size : int
+        V, the number of tokens (and of logits).
+    dim : int
+        d, the numbers per embedding (the blog uses 2).
+    context : int
+        c, how many tokens the model reads (the blog uses 3). The flattened
+        input ``x`` has ``c * d`` numbers.
+    hidden : int
+        h, the outputs of ``f1`` (the blog uses 1).
+    dtype : {"float64", "float32"}
+        Precision of the weights and of every computation.
+    """
+
+    vocab_size: int
+    dim: int = 2
+    context: int = 3
+    hidden: int = 1
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        for name in ("vocab_size", "dim", "context", "hidden"):
+            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
+        object.__setattr__(self, "dtype", as_dtype_name(self.dtype))
+
+    @property
+    def input_size(self) -> int:
+        """``c * d``: the length of the flattened context ``x``."""
+        return self.context * self.dim

@@ -1,0 +1,185 @@
+"""TinyLM: the blog's next-token model.
+
+    words --vocab--> positions --embedding--> (c, d) --flatten--> x (c*d,)
+    f1: x @ W1 -> (h,)       one dot product per hidden unit
+    f2: f1 @ W2 -> (V,)      one score (logit) per vocabulary token
+    softmax(logits / T) -> next-token probabilities
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tinyllm._arrays import as_weight_matrix
+from tinyllm._compiled import project, softmax
+from tinyllm.config import TinyLMConfig
+from tinyllm.embedding import Embedding
+from tinyllm.vocab import Vocab
+
+__all__ = ["TinyLM", "Trace"]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Every intermediate of one forward pass, for teaching and debugging."""
+
+    words: list[str]          # the last c words of the prompt, as typed
+    positions: list[int]      # their rows in the embedding table
+    ids: list[int]            # their ids in the vocabulary (the blog's 578, 350, 698)
+    embeddings: np.ndarray    # (c, d) one row per word
+    x: np.ndarray             # (c*d,) the embeddings flattened row by row
+    f1: np.ndarray            # (h,) x @ W1
+    logits: np.ndarray        # (V,) f1 @ W2
+    probs: np.ndarray         # (V,) softmax(logits / temperature)
+    tokens: list[str]         # the vocabulary, in logit order
+    temperature: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (arrays become lists of Python floats)."""
+        return {
+            "words": list(self.words),
+            "positions": list(self.positions),
+            "ids": list(self.ids),
+            "embeddings": self.embeddings.tolist(),
+            "x": self.x.tolist(),
+            "f1": self.f1.tolist(),
+            "logits": self.logits.tolist(),
+            "probs": self.probs.tolist(),
+            "tokens": list(self.tokens),
+            "temperature": self.temperature,
+        }
+
+
+class TinyLM:
+    """The blog's model: embeddings, ``f1`` (dot products) and ``f2`` (projection).
+
+    Parameters
+    ----------
+    config : TinyLMConfig
+        The sizes (V, d, c, h) and dtype; the arrays must match them.
+    vocab : Vocab
+        ``config.vocab_size`` tokens.
+    embeddings : array_like or Embedding, shape (V, d)
+    W1 : array_like, shape (c*d, h)
+        Weights of ``f1``.
+    W2 : array_like, shape (h, V)
+        Weights of ``f2``.
+
+    Examples
+    --------
+    >>> model = TinyLM.from_blog()
+    >>> model.next_token_probs("el cielo es").round(4)
+    array([0.4982, 0.0823, 0.3021, 0.0499, 0.0674])
+    """
+
+    def __init__(self, config: TinyLMConfig, vocab: Vocab, embeddings, W1, W2):
+        if not isinstance(config, TinyLMConfig):
+            raise TypeError(f"config must be a TinyLMConfig, got {type(config).__name__}")
+        if not isinstance(vocab, Vocab):
+            raise TypeError(f"vocab must be a Vocab, got {type(vocab).__name__}")
+        c = config
+        if len(vocab) != c.vocab_size:
+            raise ValueError(f"vocab has {len(vocab)} tokens, config.vocab_size is {c.vocab_size}")
+        table = embeddings.table if isinstance(embeddings, Embedding) else embeddings
+        self.config = config
+        self.vocab = vocab
+        self.embedding = Embedding(
+            as_weight_matrix(table, "embeddings", c.dtype, (c.vocab_size, c.dim)), c.dtype
+        )
+        self.W1 = as_weight_matrix(W1, "W1", c.dtype, (c.input_size, c.hidden))
+        self.W2 = as_weight_matrix(W2, "W2", c.dtype, (c.hidden, c.vocab_size))
+
+    # -- constructors -----------------------------------------------------------
+    @classmethod
+    def from_blog(cls, dtype: str = "float64") -> TinyLM:
+        """The model of part 3 of the blog, exactly (c=3, d=2, h=1, V=5)."""
+        from tinyllm import blog
+
+        return blog.part3_model(dtype)
+
+    @classmethod
+    def random(cls, config: TinyLMConfig, vocab: Vocab | None = None, seed: int = 0) -> TinyLM:
+        """A model with random weights from ``seed`` (tokens ``t0, t1, ...`` if no vocab).
+
+        Weights are drawn from a normal distribution scaled by ``1/sqrt(fan_in)``, so
+        the logits stay of order one for any size.
+        """
+        rng = np.random.default_rng(seed)
+        if vocab is None:
+            vocab = Vocab([f"t{i}" for i in range(config.vocab_size)])
+        return cls(
+            config,
+            vocab,
+            rng.standard_normal((config.vocab_size, config.dim)),
+            rng.standard_normal((config.input_size, config.hidden)) / np.sqrt(config.input_size),
+            rng.standard_normal((config.hidden, config.vocab_size)) / np.sqrt(config.hidden),
+        )
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"TinyLM(vocab_size={c.vocab_size}, dim={c.dim}, context={c.context}, "
+                f"hidden={c.hidden}, dtype={c.dtype})")
+
+    # -- the forward pass ---------------------------------------------------------
+    def context_positions(self, prompt: str | list[int]) -> list[int]:
+        """The positions the model reads: the last ``c`` tokens of ``prompt``.
+
+        ``prompt`` is text, or a list of token positions.
+
+        Raises
+        ------
+        ValueError
+            Fewer than ``c`` tokens (the message says how many are needed).
+        UnknownTokenError
+            A word of the prompt is not in the vocabulary.
+        """
+        if isinstance(prompt, str):
+            positions = self.vocab.encode(prompt)
+        else:
+            positions = [self.vocab._checked_position(p) for p in prompt]
+        c = self.config.context
+        if len(positions) < c:
+            raise ValueError(
+                f"the prompt has {len(positions)} token{'s' if len(positions) != 1 else ''}; "
+                f"this model reads {c}, so it needs at least {c}"
+            )
+        return positions[-c:]
+
+    def _forward(self, positions: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        embeddings = self.embedding.lookup(positions)      # (c, d)
+        x = embeddings.reshape(-1)                         # (c*d,) row by row, as the blog flattens
+        f1 = project(x, self.W1)                           # (h,)
+        logits = project(f1, self.W2)                      # (V,)
+        return embeddings, x, f1, logits
+
+    def logits(self, prompt: str | list[int]) -> np.ndarray:
+        """One score per vocabulary token for the token after ``prompt``: shape (V,)."""
+        return self._forward(self.context_positions(prompt))[3]
+
+    def next_token_probs(self, prompt: str | list[int], temperature: float = 1.0) -> np.ndarray:
+        """``softmax(logits / temperature)``: the probability of each token coming next."""
+        return softmax(self.logits(prompt), temperature=temperature)
+
+    def trace(self, prompt: str | list[int], temperature: float = 1.0) -> Trace:
+        """Run the model on ``prompt`` and return every intermediate (see :class:`Trace`)."""
+        positions = self.context_positions(prompt)
+        embeddings, x, f1, logits = self._forward(positions)
+        probs = softmax(logits, temperature=temperature)
+        words = self.vocab.split(prompt)[-len(positions):] if isinstance(prompt, str) else [
+            self.vocab[p] for p in positions
+        ]
+        return Trace(
+            words=words,
+            positions=positions,
+            ids=[self.vocab.id_of(p) for p in positions],
+            embeddings=embeddings,
+            x=x,
+            f1=f1,
+            logits=logits,
+            probs=probs,
+            tokens=list(self.vocab.tokens),
+            temperature=float(temperature),
+        )

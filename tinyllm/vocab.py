@@ -1,0 +1,196 @@
+"""The vocabulary: tokens <-> positions, with the blog's optional ids.
+
+A *position* is the row of a token in the embedding table and its index in the
+logits; an *id* is the number the blog gives it (azul -> 227). Words are matched
+after Unicode NFC and case folding, and an unaccented spelling matches an
+accented token when that is unambiguous ("frio" -> "frío", as part 3 writes it).
+"""
+
+from __future__ import annotations
+
+import difflib
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+
+__all__ = ["UnknownTokenError", "Vocab"]
+
+
+class UnknownTokenError(ValueError):
+    """A word that is not in the vocabulary. ``word`` and ``suggestions`` say which."""
+
+    def __init__(self, word: str, suggestions: Sequence[str] = ()):
+        self.word = word
+        self.suggestions = tuple(suggestions)
+        message = f"unknown word {word!r}"
+        if self.suggestions:
+            message += "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
+        super().__init__(message)
+
+
+def _fold(word: str) -> str:
+    """NFC, then case folding (which may un-normalise, hence NFC again)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", word).casefold())
+
+
+def _strip_accents(word: str) -> str:
+    decomposed = unicodedata.normalize("NFD", word)
+    return unicodedata.normalize(
+        "NFC", "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    )
+
+
+class Vocab:
+    """An ordered set of tokens, each with a position and an id.
+
+    Parameters
+    ----------
+    tokens : sequence of str
+        The tokens in position order. Non-empty, without whitespace, and distinct
+        after NFC and case folding.
+    ids : sequence of int, optional
+        One distinct id per token (the blog's 227, 350, ...). Defaults to the
+        positions 0, 1, 2, ...
+
+    Examples
+    --------
+    >>> v = Vocab(["azul", "cielo", "frío", "el", "es"], ids=[227, 350, 402, 578, 698])
+    >>> v.encode("El cielo es")
+    [3, 1, 4]
+    >>> v.decode([3, 1, 4, 2])
+    'el cielo es frío'
+    """
+
+    def __init__(self, tokens: Iterable[str], ids: Iterable[int] | None = None):
+        tokens = tuple(tokens)
+        if not tokens:
+            raise ValueError("a vocabulary needs at least one token")
+        for token in tokens:
+            if not isinstance(token, str):
+                raise TypeError(f"tokens must be strings, got {token!r}")
+            if not token or token != token.strip() or len(token.split()) != 1:
+                raise ValueError(f"a token must be a non-empty word without spaces, got {token!r}")
+        ids = tuple(range(len(tokens))) if ids is None else tuple(ids)
+        if len(ids) != len(tokens):
+            raise ValueError(f"{len(ids)} ids for {len(tokens)} tokens: need one id per token")
+        for id_ in ids:
+            if isinstance(id_, bool) or not isinstance(id_, int):
+                raise TypeError(f"ids must be integers, got {id_!r}")
+        if len(set(ids)) != len(ids):
+            raise ValueError("ids must be distinct")
+
+        self._tokens = tokens
+        self._ids = ids
+        self._position_of_id = {id_: pos for pos, id_ in enumerate(ids)}
+        self._by_folded: dict[str, int] = {}
+        for pos, token in enumerate(tokens):
+            folded = _fold(token)
+            if folded in self._by_folded:
+                other = tokens[self._by_folded[folded]]
+                raise ValueError(f"tokens {other!r} and {token!r} are the same word after case folding")
+            self._by_folded[folded] = pos
+        # Unaccented spellings, kept only where they point at exactly one token.
+        unaccented: dict[str, set[int]] = {}
+        for folded, pos in self._by_folded.items():
+            unaccented.setdefault(_strip_accents(folded), set()).add(pos)
+        self._by_unaccented = {k: next(iter(v)) for k, v in unaccented.items() if len(v) == 1}
+
+    # -- container protocol ---------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tokens)
+
+    def __getitem__(self, position: int) -> str:
+        return self._tokens[position]
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and self._lookup(word) is not None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Vocab):
+            return NotImplemented
+        return self._tokens == other._tokens and self._ids == other._ids
+
+    def __hash__(self) -> int:
+        return hash((self._tokens, self._ids))
+
+    def __repr__(self) -> str:
+        pairs = ", ".join(f"{t}={i}" for t, i in zip(self._tokens[:8], self._ids[:8]))
+        more = ", ..." if len(self) > 8 else ""
+        return f"Vocab({len(self)} tokens: {pairs}{more})"
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        """The tokens in position order."""
+        return self._tokens
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        """The id of each token, in position order."""
+        return self._ids
+
+    # -- lookups --------------------------------------------------------------
+    def _lookup(self, word: str) -> int | None:
+        folded = _fold(word)
+        pos = self._by_folded.get(folded)
+        if pos is None:
+            pos = self._by_unaccented.get(_strip_accents(folded))
+        return pos
+
+    def position(self, word: str) -> int:
+        """The position of ``word``; raises :class:`UnknownTokenError` if unknown."""
+        pos = self._lookup(word)
+        if pos is None:
+            raise UnknownTokenError(word, self.suggest(word))
+        return pos
+
+    def suggest(self, word: str, n: int = 3) -> list[str]:
+        """The ``n`` known tokens closest to ``word`` in spelling (for error messages)."""
+        folded = _strip_accents(_fold(word))
+        keys = {_strip_accents(_fold(t)): t for t in self._tokens}
+        close = difflib.get_close_matches(folded, list(keys), n=n, cutoff=0.5)
+        if not close:  # nothing similar: still name the nearest, so the user sees real tokens
+            close = difflib.get_close_matches(folded, list(keys), n=n, cutoff=0.0)
+        return [keys[k] for k in close]
+
+    def id_of(self, position: int) -> int:
+        """The id of the token at ``position``."""
+        return self._ids[self._checked_position(position)]
+
+    def position_of_id(self, id_: int) -> int:
+        """The position of the token with id ``id_``."""
+        try:
+            return self._position_of_id[id_]
+        except KeyError:
+            raise ValueError(f"no token has id {id_!r}") from None
+
+    def _checked_position(self, position: int) -> int:
+        if isinstance(position, bool) or not hasattr(position, "__index__"):
+            raise TypeError(f"a position must be an integer, got {position!r}")
+        position = position.__index__()
+        if not 0 <= position < len(self):
+            raise ValueError(f"position {position} is out of range for {len(self)} tokens")
+        return position
+
+    # -- text -----------------------------------------------------------------
+    def split(self, text: str) -> list[str]:
+        """The words of ``text``: split on whitespace."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a string, got {type(text).__name__}")
+        return text.split()
+
+    def encode(self, text: str) -> list[int]:
+        """The positions of the words of ``text``.
+
+        Raises
+        ------
+        UnknownTokenError
+            A word is not in the vocabulary (the message names it and suggests
+            the closest known tokens).
+        """
+        return [self.position(word) for word in self.split(text)]
+
+    def decode(self, positions: Iterable[int]) -> str:
+        """The tokens at ``positions``, joined by spaces."""
+        return " ".join(self._tokens[self._checked_position(p)] for p in positions)
