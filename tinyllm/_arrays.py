@@ -30,7 +30,8 @@ def as_weight_matrix(values, name: str, dtype="float64", shape: tuple[int, int] 
         raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
-    out = np.array(arr, dtype=dtype, order="C")
+    with np.errstate(over="ignore"):  # reported just below, as a ValueError
+        out = np.array(arr, dtype=dtype, order="C")
     if not np.isfinite(out).all():
         raise ValueError(f"{name} overflows {dtype}")
     out.flags.writeable = False

@@ -1,0 +1,74 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tinyllm.cli import main
+
+BLOG_PROBS = [0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992]
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_explain_prints_every_stage(capsys):
+    status, out, err = run(capsys, "explain", "el cielo es")
+    assert status == 0 and err == ""
+    for needle in ("578  350  698", "[0.3, -0.6]", "[0.3, -0.6, 0.8, -0.1, 0.1, -0.1]",
+                   "f1 = x · W1  1.0", "[2.5, 0.7, 2.0, 0.2, 0.5]", "azul   0.4981509447",
+                   "es     0.0674173992"):
+        assert needle in out, needle
+    # stages appear in the blog's order
+    stages = ("1. words", "2. ids", "3. embeddings", "4. x", "5. f1", "6. logits", "7. softmax")
+    order = [out.index(s) for s in stages]
+    assert order == sorted(order)
+
+
+def test_explain_json(capsys):
+    status, out, _ = run(capsys, "explain", "el cielo es", "--json")
+    d = json.loads(out)
+    assert status == 0 and d["part"] == 3 and d["ids"] == [578, 350, 698]
+    assert d["f1"] == pytest.approx([1.0], abs=1e-12)
+    assert d["logits"] == pytest.approx([2.5, 0.7, 2.0, 0.2, 0.5], abs=1e-12)
+    assert d["probs"] == pytest.approx(BLOG_PROBS, abs=1e-9)
+
+
+def test_explain_parts_1_and_2(capsys):
+    status, out, _ = run(capsys, "explain", "el cielo es", "--part", "1")
+    assert status == 0 and "= 402.0" in out and "frío" in out
+    status, out, _ = run(capsys, "explain", "el cielo es", "--part", "2", "--json")
+    d = json.loads(out)
+    assert d["f1"] == 1800.0 and d["logits"] == [4500, 1260, 3600, 360, 900]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["explain", "el mar es"], "unknown word 'mar'"),
+    (["explain", "cielo es"], "needs at least 3"),
+    (["explain", "el cielo es", "--temperature", "0"], "temperature"),
+    (["explain", "el cielo es", "--temperature", "nan"], "temperature"),
+    (["explain", "el cielo", "--part", "1"], "exactly 3 words"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, argv, message):
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == ""
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["explain", "el cielo es", "--part", "4"])
+    assert info.value.code == 2
+
+
+def test_python_dash_m_and_exit_status():
+    ok = subprocess.run([sys.executable, "-m", "tinyllm", "explain", "el cielo es"],
+                        capture_output=True, text=True, encoding="utf-8")
+    assert ok.returncode == 0 and "0.4981509447" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "tinyllm", "explain", "el mar es"],
+                         capture_output=True, text=True, encoding="utf-8")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0
