@@ -54,10 +54,15 @@ cdef inline int common_typenum(cnp.ndarray a, cnp.ndarray b):
 
 
 cdef inline cnp.ndarray as_typed_rows(cnp.ndarray arr, int typenum):
-    """``arr`` cast to ``typenum`` with a contiguous last axis (copied only when needed)."""
+    """``arr`` cast to ``typenum``, C-contiguous and aligned (copied only when needed).
+
+    The kernels take ``[::1]`` / ``[:, ::1]`` memoryviews, which need the whole
+    array C-contiguous: a contiguous last axis is not enough (``x[::2]`` of a 2-D
+    ``x`` has contiguous rows but is rejected by Cython).
+    """
     if cnp.PyArray_TYPE(arr) != typenum:
         arr = cnp.PyArray_Cast(arr, typenum)
-    if arr.ndim and arr.strides[arr.ndim - 1] != arr.itemsize:
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)):
         arr = cnp.PyArray_NewCopy(arr, cnp.NPY_CORDER)
     return arr
 

@@ -105,8 +105,8 @@ def dot(x, w):
     Parameters
     ----------
     x, w : array_like, shape (n,)
-        Real vectors of the same length. float32 inputs are multiplied in
-        float32 and summed in double; other real dtypes become float64.
+        Real vectors of the same length. Products and sums are computed in
+        double for float32 inputs too; other real dtypes become float64.
 
     Returns
     -------
@@ -196,11 +196,12 @@ def project(h, W, out=None):
         new_array(shape, typenum) if out is None
         else checked_out(out, shape, typenum, "project")
     )
-    # Compute in place when ``out`` is C-contiguous and shares no memory with the
-    # inputs; otherwise into a scratch array that is copied into ``out``.
+    # Compute in place when ``out`` is C-contiguous, aligned and shares no memory
+    # with the inputs; otherwise into a scratch array that is copied into ``out``.
     cdef cnp.ndarray target = result
     if out is not None and (
-        not cnp.PyArray_IS_C_CONTIGUOUS(result) or may_share_memory(result, ha)
+        not (cnp.PyArray_IS_C_CONTIGUOUS(result) and cnp.PyArray_ISALIGNED(result))
+        or may_share_memory(result, ha)
         or may_share_memory(result, Wa)
     ):
         target = new_array(shape, typenum)

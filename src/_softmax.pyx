@@ -94,6 +94,8 @@ cdef int softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, double tem
 
 cdef double checked_temperature(object temperature, str func) except -1.0:
     """A finite temperature > 0, as a double."""
+    if isinstance(temperature, (str, bytes)):  # float("2") would accept them
+        raise TypeError(f"{func}: temperature must be a real number, got {temperature!r}")
     try:
         t = float(temperature)
     except (TypeError, ValueError):
@@ -136,9 +138,9 @@ cdef object _softmax_along(object x, object axis, object temperature, object out
     # when ``out`` (or the fresh result) has that row layout and no partial overlap.
     rows = as_typed_rows(xa if last_axis else _moveaxis(xa, ax), typenum).reshape(-1, n)
     cdef cnp.ndarray target = result
-    if not (last_axis and cnp.PyArray_IS_C_CONTIGUOUS(result)) or (
+    if not (last_axis and cnp.PyArray_IS_C_CONTIGUOUS(result) and cnp.PyArray_ISALIGNED(result)) or (
         out is not None and may_share_memory(result, rows)
-        and not _same_layout(result, rows)
+        and not _same_layout(result.reshape(-1, n), rows)
     ):
         target = new_array(_moved_shape(shape, ax), typenum)
     target_rows = target.reshape(-1, n)

@@ -8,18 +8,20 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tinyllm._arrays import as_weight_matrix
-from tinyllm._compiled import project, softmax
+from tinyllm._compiled import as_generator, filter_logits, project, sample_logits, softmax
 from tinyllm.config import TinyLMConfig
 from tinyllm.embedding import Embedding
 from tinyllm.vocab import Vocab
 
-__all__ = ["TinyLM", "Trace"]
+__all__ = ["Draws", "TinyLM", "Trace"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,36 @@ class Trace:
             "probs": self.probs.tolist(),
             "tokens": list(self.tokens),
             "temperature": self.temperature,
+        }
+
+
+@dataclass(frozen=True)
+class Draws:
+    """n draws of the next token for one prompt (the blog notebooks' experiment)."""
+
+    prompt: str
+    tokens: list[str]          # the drawn tokens, in order
+    probs: np.ndarray          # (V,) the model's probability of each vocabulary token
+    vocab: tuple[str, ...]     # the vocabulary, in probability order
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How often each vocabulary token was drawn (every token listed, 0 included)."""
+        seen = Counter(self.tokens)
+        return {token: seen[token] for token in self.vocab}
+
+    @property
+    def frequencies(self) -> dict[str, float]:
+        """Observed frequency of each vocabulary token."""
+        n = len(self.tokens)
+        return {token: count / n for token, count in self.counts.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "draws": list(self.tokens),
+            "counts": self.counts,
+            "probs": dict(zip(self.vocab, self.probs.tolist())),
         }
 
 
@@ -124,15 +156,14 @@ class TinyLM:
                 f"hidden={c.hidden}, dtype={c.dtype})")
 
     # -- the forward pass ---------------------------------------------------------
-    def context_positions(self, prompt: str | list[int]) -> list[int]:
-        """The positions the model reads: the last ``c`` tokens of ``prompt``.
-
-        ``prompt`` is text, or a list of token positions.
+    def encode_prompt(self, prompt: str | list[int]) -> list[int]:
+        """All the positions of ``prompt`` (text, or a list of positions), checked.
 
         Raises
         ------
         ValueError
-            Fewer than ``c`` tokens (the message says how many are needed).
+            Fewer than ``c`` tokens (the message says how many are needed), or a
+            position out of range.
         UnknownTokenError
             A word of the prompt is not in the vocabulary.
         """
@@ -146,7 +177,11 @@ class TinyLM:
                 f"the prompt has {len(positions)} token{'s' if len(positions) != 1 else ''}; "
                 f"this model reads {c}, so it needs at least {c}"
             )
-        return positions[-c:]
+        return positions
+
+    def context_positions(self, prompt: str | list[int]) -> list[int]:
+        """The positions the model reads: the last ``c`` tokens of ``prompt``."""
+        return self.encode_prompt(prompt)[-self.config.context:]
 
     def _forward(self, positions: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         embeddings = self.embedding.lookup(positions)      # (c, d)
@@ -183,3 +218,114 @@ class TinyLM:
             tokens=list(self.vocab.tokens),
             temperature=float(temperature),
         )
+
+    # -- sampling and generation --------------------------------------------------
+    def _check_sampling(self, positions: list[int], temperature, top_k, top_p, min_p) -> None:
+        """Raise now, not at the first draw, for a bad option (filter_logits checks them)."""
+        logits = self._forward(positions[-self.config.context:])[3]
+        try:
+            filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
+        except (TypeError, ValueError) as exc:  # same message, without the kernel's name
+            raise type(exc)(str(exc).removeprefix("filter_logits: ")) from None
+
+    def stream(self, prompt: str | list[int], max_new_tokens: int = 20, temperature: float = 1.0,
+               top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
+               rng=None) -> Iterator[str]:
+        """Generate token by token: yields each new token as soon as it is drawn.
+
+        Autoregressive: each drawn token is appended to the text and the model reads
+        the last ``c`` tokens for the next one. The arguments are checked before the
+        first token; stopping the iteration half-way leaves the model as it was (the
+        model holds no generation state). Parameters as in :meth:`generate`.
+        """
+        positions = self.stream_positions(prompt, max_new_tokens, temperature,
+                                          top_k, top_p, min_p, rng)  # checks arguments now
+        return (self.vocab[position] for position in positions)
+
+    def stream_positions(self, prompt: str | list[int], max_new_tokens: int = 20,
+                         temperature: float = 1.0, top_k: int | None = None,
+                         top_p: float | None = None, min_p: float | None = None,
+                         rng=None) -> Iterator[int]:
+        """As :meth:`stream`, yielding vocabulary positions instead of tokens."""
+        positions = self.encode_prompt(prompt)
+        n = _non_negative_int("max_new_tokens", max_new_tokens)
+        self._check_sampling(positions, temperature, top_k, top_p, min_p)
+        generator = as_generator(rng, "generate")
+        return self._generate(positions, n, temperature, top_k, top_p, min_p, generator)
+
+    def _generate(self, positions, n, temperature, top_k, top_p, min_p, generator) -> Iterator[int]:
+        c = self.config.context
+        context = positions[-c:]
+        for _ in range(n):
+            logits = self._forward(context)[3]
+            token = sample_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p,
+                                  min_p=min_p, rng=generator)
+            context = context[1:] + [token]
+            yield token
+
+    def generate(self, prompt: str | list[int], max_new_tokens: int = 20,
+                 temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, min_p: float | None = None, rng=None) -> str:
+        """Continue ``prompt`` with up to ``max_new_tokens`` sampled tokens.
+
+        Parameters
+        ----------
+        prompt : str or list of int
+            Text (at least ``c`` known words) or vocabulary positions.
+        max_new_tokens : int, default 20
+            How many tokens to generate (>= 0).
+        temperature : float, default 1.0
+            0 is greedy (always the most likely token); see :func:`tinyllm.sample_logits`.
+        top_k, top_p, min_p : optional
+            The filters of :func:`tinyllm.sample_logits`, applied in that order.
+        rng : None, int or numpy.random.Generator
+            The same seed gives the same text, in every run and process.
+
+        Returns
+        -------
+        str
+            The continuation only (not the prompt), tokens joined by spaces. Use
+            :meth:`generate_positions` for the positions.
+
+        Examples
+        --------
+        >>> TinyLM.from_blog().generate("el cielo es", max_new_tokens=3, temperature=0)
+        'azul azul azul'
+        """
+        return self.vocab.decode(self.generate_positions(
+            prompt, max_new_tokens, temperature, top_k, top_p, min_p, rng))
+
+    def generate_positions(self, prompt: str | list[int], max_new_tokens: int = 20,
+                           temperature: float = 1.0, top_k: int | None = None,
+                           top_p: float | None = None, min_p: float | None = None,
+                           rng=None) -> list[int]:
+        """As :meth:`generate`, returning the vocabulary positions of the new tokens."""
+        return list(self.stream_positions(prompt, max_new_tokens, temperature, top_k, top_p,
+                                          min_p, rng))
+
+    def draw_next(self, prompt: str | list[int], draws: int = 20, temperature: float = 1.0,
+                  rng=None) -> Draws:
+        """Draw the next token ``draws`` times for the same prompt, as the blog's notebooks do.
+
+        Returns a :class:`Draws` with the tokens in order, their counts and the
+        model's probabilities, to compare observed frequencies with probabilities.
+        """
+        n = _non_negative_int("draws", draws)
+        logits = self.logits(prompt)
+        probs = softmax(logits, temperature=temperature) if temperature != 0 else None
+        generator = as_generator(rng, "draw_next")
+        drawn = sample_logits(logits, temperature=temperature, size=n, rng=generator)
+        if probs is None:  # greedy: all mass on the argmax
+            probs = np.zeros_like(logits)
+            probs[int(np.argmax(logits))] = 1.0
+        text = prompt if isinstance(prompt, str) else self.vocab.decode(prompt)
+        return Draws(text, [self.vocab[int(p)] for p in drawn], probs, self.vocab.tokens)
+
+
+def _non_negative_int(name: str, value) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = value.__index__()
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
