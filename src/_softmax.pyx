@@ -27,6 +27,7 @@ from _common cimport (
     shape_of,
 )
 
+import numpy as np
 from operator import index as operator_index
 
 cnp.import_array()
@@ -106,7 +107,10 @@ cdef double checked_temperature(object temperature, str func) except -1.0:
 
 
 cdef Py_ssize_t checked_axis(object axis, int ndim, str func) except -1:
+    """``axis`` normalised to 0..ndim-1 (bools are not axes, though ``index(True)`` is 1)."""
     try:
+        if isinstance(axis, (bool, np.bool_)):
+            raise TypeError
         ax = operator_index(axis)
     except TypeError:
         raise TypeError(f"{func}: axis must be an integer, got {axis!r}") from None

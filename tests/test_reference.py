@@ -266,7 +266,7 @@ class TestSoftmaxErrors:
     def test_axis_out_of_bounds(self, func, axis):
         _raises(ValueError, ("axis", "out of bounds"), func, [1.0, 2.0], axis=axis)
 
-    @pytest.mark.parametrize("axis", [0.0, "0", None])
+    @pytest.mark.parametrize("axis", [0.0, "0", None, True])
     def test_axis_not_an_integer(self, func, axis):
         _raises(TypeError, ("axis",), func, [1.0, 2.0], axis=axis)
 

@@ -1,4 +1,8 @@
-"""The ``tinyllm`` command line: ``tinyllm explain "el cielo es"``.
+"""The ``tinyllm`` command line.
+
+    tinyllm explain  "el cielo es"                 the pipeline stage by stage
+    tinyllm generate "el cielo es" -n 10 --seed 0  sample a continuation
+    tinyllm sample   "el cielo es" --draws 20      the notebooks' experiment
 
 Errors in what the user typed (unknown words, short prompts, bad options) print
 one line to stderr and exit with status 2, without a traceback.
@@ -107,6 +111,58 @@ def _cmd_explain(args: argparse.Namespace) -> str:
     return format_trace(trace, f'Part 3 — vectors and embeddings: "{args.prompt}"')
 
 
+def format_draws(draws, show_each: bool = True) -> str:
+    """Each draw as the notebooks print it, then observed frequency beside probability."""
+    lines = [f"{i}: {draws.prompt} {token}" for i, token in enumerate(draws.tokens)] if show_each else []
+    tw = max(len(t) for t in draws.vocab)
+    half = BAR_WIDTH // 2
+    lines += ["", f"{len(draws.tokens)} draws of the next token:",
+              f"  {'token':<{tw}}  {'count':>6}  {'observed':<{half + 7}}  model"]
+    for token, freq, p in zip(draws.vocab, draws.frequencies.values(), draws.probs):
+        lines.append(f"  {token:<{tw}}  {draws.counts[token]:>6}  {freq:6.4f} "
+                     f"{'█' * round(freq * half):<{half}}  {p:6.4f} {'█' * round(float(p) * half)}")
+    return "\n".join(lines)
+
+
+def _sampling_options(args: argparse.Namespace) -> dict:
+    return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                min_p=args.min_p, rng=args.seed)
+
+
+def _cmd_generate(args: argparse.Namespace) -> str:
+    model = TinyLM.from_blog()
+    positions = model.generate_positions(args.prompt, args.max_new_tokens, **_sampling_options(args))
+    continuation = model.vocab.decode(positions)
+    if args.json:
+        return json.dumps({"prompt": args.prompt, "continuation": continuation,
+                           "tokens": [model.vocab[p] for p in positions], "positions": positions,
+                           "seed": args.seed}, ensure_ascii=False)
+    return f"{args.prompt} {continuation}".rstrip()
+
+
+def _cmd_sample(args: argparse.Namespace) -> str:
+    model = TinyLM.from_blog()
+    draws = model.draw_next(args.prompt, args.draws, temperature=args.temperature, rng=args.seed)
+    if args.json:
+        return json.dumps({**draws.to_dict(), "seed": args.seed}, ensure_ascii=False)
+    return format_draws(draws, show_each=args.draws <= args.show_max)
+
+
+def _add_sampling_arguments(parser: argparse.ArgumentParser, filters: bool) -> None:
+    parser.add_argument("prompt", help='the prompt, e.g. "el cielo es"')
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the random draws (same seed, same output); default: fresh")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="divide the logits by T first; 0 is greedy (default 1)")
+    if filters:
+        parser.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
+        parser.add_argument("--top-p", type=float, default=None,
+                            help="keep the smallest set of most likely tokens with mass >= p")
+        parser.add_argument("--min-p", type=float, default=None,
+                            help="keep tokens with probability >= min_p x the largest")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinyllm",
@@ -127,6 +183,27 @@ def build_parser() -> argparse.ArgumentParser:
                          help="divide the logits by T before softmax (part 3; default 1)")
     explain.add_argument("--json", action="store_true", help="print the same as JSON")
     explain.set_defaults(run=_cmd_explain)
+
+    generate = commands.add_parser(
+        "generate", help="continue a prompt, token by token",
+        description="Sample a continuation of PROMPT from the blog's model: each new token "
+                    "is drawn from softmax(logits / T) after the top-k, top-p and min-p "
+                    "filters, and the model then reads the last 3 tokens.",
+    )
+    _add_sampling_arguments(generate, filters=True)
+    generate.add_argument("-n", "--max-new-tokens", type=int, default=10,
+                          help="how many tokens to generate (default 10)")
+    generate.set_defaults(run=_cmd_generate)
+
+    sample = commands.add_parser(
+        "sample", help="draw the next token many times and count (the notebooks' experiment)",
+        description="Draw the next token after PROMPT --draws times, print each draw, then "
+                    "each token's observed frequency beside the model's probability.",
+    )
+    _add_sampling_arguments(sample, filters=False)
+    sample.add_argument("--draws", type=int, default=20, help="how many draws (default 20)")
+    sample.add_argument("--show-max", type=int, default=100, help=argparse.SUPPRESS)
+    sample.set_defaults(run=_cmd_sample)
     return parser
 
 

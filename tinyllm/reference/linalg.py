@@ -8,8 +8,6 @@ errors of the compiled functions (results are always Python floats, i.e. float64
 
 from __future__ import annotations
 
-import math
-
 from tinyllm.reference._checks import first_non_finite, shape, to_floats
 
 __all__ = ["dot", "project"]

@@ -75,6 +75,8 @@ def _softmax_along(x, axis, temperature, take_log: bool, func: str):
         raise ValueError(f"{func}: x is empty (shape {x_shape})")
     ndim = len(x_shape)
     try:
+        if isinstance(axis, bool):
+            raise TypeError
         ax = index(axis)
     except TypeError:
         raise TypeError(f"{func}: axis must be an integer, got {axis!r}") from None

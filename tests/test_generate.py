@@ -1,0 +1,157 @@
+"""Generation with the model: seeds, filters, streaming, the notebooks' experiment, the CLI."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinyllm import TinyLM, TinyLMConfig
+from tinyllm.cli import main
+
+BLOG_PROBS = np.array([0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992])
+
+
+@pytest.fixture(scope="module")
+def model():
+    return TinyLM.from_blog()
+
+
+def test_same_seed_same_text_different_seeds_differ(model):
+    a = model.generate("el cielo es", 30, rng=0)
+    assert a == model.generate("el cielo es", 30, rng=0)
+    assert a == model.generate("el cielo es", 30, rng=np.random.default_rng(0))
+    assert len({model.generate("el cielo es", 30, rng=s) for s in range(5)}) > 1
+    assert len(a.split()) == 30 and set(a.split()) <= set(model.vocab.tokens)
+
+
+def test_same_seed_across_processes(model):
+    code = ("import tinyllm; print(tinyllm.TinyLM.from_blog().generate('el cielo es', 25, rng=7,"
+            " top_p=0.9))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         encoding="utf-8", check=True).stdout.strip()
+    assert out == model.generate("el cielo es", 25, rng=7, top_p=0.9)
+
+
+def test_greedy_is_argmax_every_step():
+    cfg = TinyLMConfig(vocab_size=9, dim=3, context=2, hidden=4)
+    m = TinyLM.random(cfg, seed=3)
+    positions = m.generate_positions([1, 2], 12, temperature=0)
+    context = [1, 2]
+    for p in positions:   # replay: each token is the argmax for the last c tokens
+        assert p == int(np.argmax(m.logits(context)))
+        context = context[1:] + [p]
+
+
+def test_autoregressive_context_is_last_c_tokens():
+    cfg = TinyLMConfig(vocab_size=6, dim=2, context=3, hidden=2)
+    m = TinyLM.random(cfg, seed=1)
+    rng = np.random.default_rng(5)
+    got = m.generate_positions([0, 1, 2, 3], 10, rng=np.random.default_rng(5))
+    context = [1, 2, 3]
+    for p in got:   # the same stream through sample_logits on the replayed contexts
+        from tinyllm import sample_logits
+        assert p == sample_logits(m.logits(context), rng=rng)
+        context = context[1:] + [p]
+
+
+def test_filters_restrict_the_tokens(model):
+    assert set(model.generate("el cielo es", 200, top_k=1, rng=0).split()) == {"azul"}
+    assert set(model.generate("el cielo es", 200, top_k=2, rng=0).split()) <= {"azul", "frío"}
+    # blog probs: azul .498 < .5, so top-p 0.5 needs frío too; 0.49 keeps azul only
+    assert set(model.generate("el cielo es", 200, top_p=0.49, rng=0).split()) == {"azul"}
+    assert set(model.generate("el cielo es", 200, min_p=0.5, rng=0).split()) <= {"azul", "frío"}
+    assert model.generate("el cielo es", 5, temperature=0) == "azul azul azul azul azul"
+    assert model.generate("el cielo es", 0, rng=0) == ""
+
+
+def test_stream_yields_tokens_and_can_stop_half_way(model):
+    stream = model.stream("el cielo es", 50, rng=0)
+    first = [next(stream) for _ in range(5)]
+    stream.close()
+    assert first == model.generate("el cielo es", 5, rng=0).split()
+    assert model.generate("el cielo es", 5, rng=0).split() == first   # model still usable
+    assert list(model.stream("el cielo es", 4, rng=1)) == model.generate("el cielo es", 4, rng=1).split()
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    (dict(temperature=-1), ValueError, "temperature"),
+    (dict(temperature=float("nan")), ValueError, "temperature"),
+    (dict(top_k=0), ValueError, "top_k"),
+    (dict(top_k=1.5), TypeError, "top_k"),
+    (dict(top_p=0), ValueError, "top_p"),
+    (dict(top_p=1.5), ValueError, "top_p"),
+    (dict(min_p=-0.1), ValueError, "min_p"),
+    (dict(rng="seed"), TypeError, "rng"),
+    (dict(max_new_tokens=-1), ValueError, "max_new_tokens"),
+])
+def test_bad_options_raise_before_the_first_token(model, kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        model.stream("el cielo es", **kwargs)      # no next() needed: checked eagerly
+    with pytest.raises(exc, match=message):
+        model.generate("el cielo es", **kwargs)
+
+
+def test_bad_prompts(model):
+    with pytest.raises(ValueError, match="needs at least 3"):
+        model.generate("cielo es", 3)
+    with pytest.raises(ValueError, match="unknown word 'mar'"):
+        model.stream("el mar es")
+
+
+def test_draw_next_counts_match_probabilities(model):
+    d = model.draw_next("el cielo es", 100_000, rng=0)
+    assert sum(d.counts.values()) == 100_000 and list(d.counts) == list(model.vocab.tokens)
+    freqs = np.array(list(d.frequencies.values()))
+    # 5 sigma of a binomial at n = 1e5 is < 0.008: a fixed seed, so this never flakes
+    assert np.abs(freqs - BLOG_PROBS).max() < 0.008
+    np.testing.assert_allclose(d.probs, BLOG_PROBS, atol=1e-9)
+    assert d.tokens[:20] == model.draw_next("el cielo es", 20, rng=0).tokens
+    greedy = model.draw_next("el cielo es", 10, temperature=0)
+    assert greedy.counts["azul"] == 10 and greedy.probs[0] == 1.0
+    assert json.loads(json.dumps(d.to_dict()))["counts"]["azul"] == d.counts["azul"]
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_generate(capsys, model):
+    status, out, err = run(capsys, "generate", "el cielo es", "-n", "10", "--seed", "0")
+    assert status == 0 and err == ""
+    assert out.strip() == "el cielo es " + model.generate("el cielo es", 10, rng=0)
+    status, out, _ = run(capsys, "generate", "el cielo es", "-n", "4", "--seed", "3", "--top-k", "2",
+                         "--top-p", "0.9", "--min-p", "0.1", "--temperature", "0.7", "--json")
+    d = json.loads(out)
+    assert d["continuation"] == model.generate("el cielo es", 4, rng=3, top_k=2, top_p=0.9,
+                                               min_p=0.1, temperature=0.7)
+    assert d["positions"] == [model.vocab.position(t) for t in d["tokens"]]
+
+
+def test_cli_sample_prints_each_draw_and_chart(capsys, model):
+    status, out, _ = run(capsys, "sample", "el cielo es", "--draws", "20", "--seed", "0")
+    lines = out.splitlines()
+    drawn = model.draw_next("el cielo es", 20, rng=0).tokens
+    assert lines[:20] == [f"{i}: el cielo es {t}" for i, t in enumerate(drawn)]
+    assert "observed" in out and "model" in out and "0.4982" in out
+    status, out, _ = run(capsys, "sample", "el cielo es", "--draws", "50", "--seed", "1", "--json")
+    assert sum(json.loads(out)["counts"].values()) == 50
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "el cielo es", "--top-p", "2"], "top_p"),
+    (["generate", "el cielo es", "--top-k", "0"], "top_k"),
+    (["generate", "el cielo es", "--min-p", "1.5"], "min_p"),
+    (["generate", "el cielo es", "--temperature", "-1"], "temperature"),
+    (["generate", "el cielo es", "-n", "-1"], "max_new_tokens"),
+    (["generate", "el mar es"], "unknown word"),
+    (["sample", "el cielo es", "--draws", "-5"], "draws"),
+    (["sample", "el cielo es", "--seed", "-3"], "seed"),
+    (["sample", "cielo es"], "needs at least 3"),
+])
+def test_cli_bad_input_one_line_exit_2(capsys, argv, message):
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == "" and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
