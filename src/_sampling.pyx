@@ -407,9 +407,13 @@ cdef int filter_logits_rows(const floating[:, ::1] x, double temperature,
 # Entry points: argument checks
 # ===========================================================================
 
-cdef object as_generator(object rng, str func):
-    """None -> fresh entropy, an int -> default_rng(seed), a Generator as it is.
-    (tinyllm._compiled.as_generator applies the same rules for the model layer.)"""
+cpdef object as_generator(object rng, str func="as_generator"):
+    """The ``rng`` argument as a Generator: None -> fresh entropy, an int >= 0 ->
+    ``numpy.random.default_rng(seed)``, a Generator as it is; else TypeError.
+
+    Callers that draw several times from one ``rng`` (the model's generation loop)
+    turn it into a Generator once with this; ``func`` names them in error messages.
+    """
     if rng is None:
         return np.random.default_rng()
     if isinstance(rng, np.random.Generator):

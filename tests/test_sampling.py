@@ -760,9 +760,9 @@ def test_generator_shared_by_threads():
 
 @pytest.mark.parametrize("rng", ["seed", 1.5, True, -1, np.random.RandomState(0)],
                          ids=["str", "float", "bool", "negative", "RandomState"])
-def test_model_layer_rng_rules_match_the_kernels(rng):
-    # tinyllm._compiled.as_generator turns rng into a Generator once for generation
-    # loops; it must accept and reject exactly what the kernels do.
+def test_as_generator_rejects_what_the_kernels_reject(rng):
+    # The model's generation loop turns rng into a Generator once, with the kernels'
+    # own as_generator: same rules, same messages.
     from tinyllm._compiled import as_generator
 
     with pytest.raises((TypeError, ValueError)) as kernel:
@@ -770,3 +770,17 @@ def test_model_layer_rng_rules_match_the_kernels(rng):
     with pytest.raises(kernel.type) as helper:
         as_generator(rng, "sample")
     assert str(helper.value) == str(kernel.value)
+
+
+def test_as_generator_accepts_seeds_and_generators():
+    from tinyllm._compiled import as_generator
+
+    generator = np.random.default_rng(3)
+    assert as_generator(generator, "f") is generator
+    assert isinstance(as_generator(None, "f"), np.random.Generator)
+    weights = [0.1, 0.2, 0.3, 0.4]
+    for seed in (0, np.int64(7)):
+        ours = sample(weights, size=20, rng=as_generator(seed, "f"))
+        assert np.array_equal(ours, sample(weights, size=20, rng=seed))
+    with pytest.raises(ValueError, match="f: an rng seed must be >= 0"):
+        as_generator(-1, "f")

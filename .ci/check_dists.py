@@ -1,0 +1,95 @@
+"""Check what the sdist and the wheel hold (run by .ci/run after `python -m build`).
+
+    python .ci/check_dists.py DIST_DIR
+
+The sdist must carry everything needed to build and test (the Cython sources,
+the stubs, the tests, README and LICENSE) and nothing generated (.c, compiled
+modules). The wheel must carry one compiled module and one .pyi stub per
+src/*.pyx, py.typed, and no sources or tests. The compiled modules expected are
+read from this checkout's src/, so a new kernel is checked without editing this.
+"""
+
+import email.parser
+import sys
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNELS = sorted(p.stem for p in (ROOT / "src").glob("*.pyx"))
+PXDS = sorted(p.name for p in (ROOT / "src").glob("*.pxd"))
+TESTS = sorted(p.name for p in (ROOT / "tests").glob("*.py"))
+GENERATED = (".c", ".cpp", ".html", ".so", ".pyd", ".dylib", ".o", ".pyc")
+
+
+def fail(problems, what):
+    if problems:
+        print(f"{what}: FAILED", *problems, sep="\n  ")
+        raise SystemExit(1)
+
+
+def check_sdist(path):
+    with tarfile.open(path) as tar:
+        # Drop the leading "tinyllm-X.Y.Z/".
+        names = {str(PurePosixPath(*PurePosixPath(n).parts[1:])) for n in tar.getnames()}
+    expected = (
+        {"README.md", "LICENSE", "pyproject.toml", "setup.py", "MANIFEST.in", "PKG-INFO",
+         "tinyllm/py.typed", "tinyllm/__init__.py", "tinyllm/_version.py",
+         "tinyllm/_compiled.py"}
+        | {f"src/{k}.pyx" for k in KERNELS}
+        | {f"src/{p}" for p in PXDS}
+        | {f"tinyllm/{k}.pyi" for k in KERNELS}
+        | {f"tests/{t}" for t in TESTS}
+    )
+    problems = [f"missing {n}" for n in sorted(expected - names)]
+    problems += [f"generated file {n}" for n in sorted(names) if n.endswith(GENERATED)]
+    problems += [f"build output {n}" for n in sorted(names) if n.startswith(("build/", "dist/"))]
+    fail(problems, path.name)
+    print(f"{path.name}: ok ({len(names)} entries; {len(KERNELS)} .pyx, {len(PXDS)} .pxd, "
+          f"{len(TESTS)} test files, no generated C)")
+
+
+def check_wheel(path):
+    with zipfile.ZipFile(path) as whl:
+        names = set(whl.namelist())
+        metadata_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = email.parser.Parser().parsestr(whl.read(metadata_name).decode())
+    problems = []
+    for kernel in KERNELS:
+        compiled = [n for n in names if n.startswith(f"tinyllm/{kernel}.")
+                    and n.endswith((".so", ".pyd"))]
+        if len(compiled) != 1:
+            problems.append(f"expected one compiled tinyllm/{kernel} module, found {compiled}")
+        if f"tinyllm/{kernel}.pyi" not in names:
+            problems.append(f"missing stub tinyllm/{kernel}.pyi")
+    if "tinyllm/py.typed" not in names:
+        problems.append("missing tinyllm/py.typed")
+    problems += [f"source file {n}" for n in sorted(names)
+                 if n.endswith((".pyx", ".pxd", ".c", ".cpp", ".html"))]
+    problems += [f"test file {n}" for n in sorted(names)
+                 if n.startswith("tests/") or "/tests/" in n or n.endswith("conftest.py")]
+    problems += [f"stray top-level entry {n}" for n in sorted(names)
+                 if not n.startswith(("tinyllm/", "tinyllm-"))]
+    for field in ("Name", "Version", "Summary", "License-Expression", "Requires-Python",
+                  "Classifier", "Project-URL", "Requires-Dist", "Description-Content-Type"):
+        if not metadata.get_all(field):
+            problems.append(f"metadata has no {field}")
+    fail(problems, path.name)
+    print(f"{path.name}: ok ({len(KERNELS)} compiled modules with stubs, py.typed, "
+          f"no sources or tests; Requires-Python {metadata['Requires-Python']}, "
+          f"License-Expression {metadata['License-Expression']})")
+
+
+def main(dist_dir):
+    dist_dir = Path(dist_dir)
+    sdists = sorted(dist_dir.glob("*.tar.gz"))
+    wheels = sorted(dist_dir.glob("*.whl"))
+    if len(sdists) != 1 or len(wheels) != 1:
+        fail([f"expected one sdist and one wheel in {dist_dir}, "
+              f"found {[p.name for p in sdists + wheels]}"], "dist")
+    check_sdist(sdists[0])
+    check_wheel(wheels[0])
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
