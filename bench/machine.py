@@ -1,0 +1,159 @@
+"""What the figures were measured on: CPU, threads, library versions, BLAS, environment."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import baselines as bl
+import tinyllm
+
+#: Variables that change how NumPy's BLAS (and PyTorch) run. OPENBLAS_CORETYPE and
+#: OPENBLAS_L2_SIZE force an older kernel choice and slow current NumPy down.
+BLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                 "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_ENABLE_INSTRUCTIONS",
+                 "NPY_DISABLE_CPU_FEATURES")
+SLOWING_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+#: The CPU flags that matter for the kernels (the full list is in the JSON too).
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512vl",
+              "avx512bw", "avx512_bf16", "avx_vnni", "asimd", "sve")
+
+
+def cpu() -> dict:
+    """Model name, SIMD flags and cache sizes from /proc/cpuinfo and sysfs (Linux), core counts."""
+    info: dict = {"model": platform.processor() or platform.machine(), "flags": [],
+                  "logical_cpus": os.cpu_count()}
+    if hasattr(os, "sched_getaffinity"):
+        info["usable_cpus"] = len(os.sched_getaffinity(0))
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            name, _, value = (part.strip() for part in line.partition(":"))
+            if name == "model name" and "model_name_set" not in info:
+                info["model"], info["model_name_set"] = value, True
+            elif name in ("flags", "Features") and not info["flags"]:
+                info["flags"] = value.split()
+            elif name == "cache size" and "cache" not in info:
+                info["cache"] = value
+        info.pop("model_name_set", None)
+    info["simd"] = [flag for flag in SIMD_FLAGS if flag in info["flags"]]
+    info["l3_bytes"] = l3_bytes()
+    return info
+
+
+def l3_bytes() -> int | None:
+    """The last-level cache of CPU 0 in bytes (Linux sysfs), or None."""
+    size = Path("/sys/devices/system/cpu/cpu0/cache/index3/size")
+    try:
+        text = size.read_text().strip()
+    except OSError:
+        return None
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version(),
+                                    "numpy": np.__version__, "tinyllm": tinyllm.__version__}
+    for name in ("scipy", "torch", "threadpoolctl", "matplotlib"):
+        module = bl.optional(name)
+        found[name] = getattr(module, "__version__", None) if module else None
+    return found
+
+
+def blas() -> dict:
+    """Which BLAS (library, version, kernel architecture, threads) NumPy and PyTorch load.
+
+    threadpoolctl reports what is actually loaded; without it, ``np.show_config()``
+    says what NumPy was built against.
+    """
+    threadpoolctl = bl.optional("threadpoolctl")
+    if threadpoolctl is not None:
+        libraries = threadpoolctl.threadpool_info()
+        return {"source": "threadpoolctl", "libraries": libraries,
+                "summary": "; ".join(_describe_library(lib) for lib in libraries)}
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        np.show_config()
+    return {"source": "numpy.show_config", "show_config": text.getvalue(),
+            "summary": "install threadpoolctl to see the loaded BLAS and its kernel"}
+
+
+def _describe_library(lib: dict) -> str:
+    parts = [lib.get("internal_api", "?"), lib.get("version") or ""]
+    if lib.get("architecture"):
+        parts.append(f"kernel {lib['architecture']}")
+    parts.append(f"{lib.get('num_threads')} threads")
+    owner = Path(lib.get("filepath", "")).parts
+    where = next((p for p in owner if p in ("numpy.libs", "scipy.libs", "torch")), "")
+    return " ".join(p for p in parts if p) + (f" ({where})" if where else "")
+
+
+def blas_threads(limit: int):
+    """A context limiting the BLAS thread pools to ``limit`` (0: the libraries' default).
+
+    Without threadpoolctl the pools cannot be limited: says so on stderr and goes on.
+    """
+    if limit == 0:
+        return contextlib.nullcontext()
+    threadpoolctl = bl.optional("threadpoolctl")
+    if threadpoolctl is None:
+        print(f"warning: cannot pin NumPy's BLAS to {limit} thread(s) without threadpoolctl "
+              "(pip install threadpoolctl); it keeps its default", file=sys.stderr)
+        return contextlib.nullcontext()
+    return threadpoolctl.threadpool_limits(limits=limit, user_api="blas")
+
+
+def environment() -> dict:
+    values = {name: os.environ.get(name) for name in BLAS_ENV_VARS}
+    return {"vars": values, "openblas_tuning_vars_set": [n for n in SLOWING_VARS if values[n]]}
+
+
+KERNELS = ("dot", "project", "softmax", "log_softmax", "sample", "sample_logits")
+
+
+def tinyllm_build() -> dict:
+    """Which compiled module serves each kernel, and its upper-case build constants
+    (DEBUG_CHECKS, and whatever CPU-dispatch flags the modules export)."""
+    modules = {name: getattr(tinyllm, name).__module__ for name in KERNELS}
+    constants = {}
+    for module_name in sorted(set(modules.values())):
+        module = sys.modules.get(module_name)
+        constants[module_name] = {
+            k: v for k, v in vars(module).items()
+            if k.isupper() and isinstance(v, (bool, int, float, str, tuple))} if module else {}
+    debug = any(c.get("DEBUG_CHECKS") for c in constants.values())
+    return {"debug_checks": debug, "kernel_modules": modules, "module_constants": constants,
+            "path": str(Path(tinyllm.__file__).parent)}
+
+
+def describe(threads: int) -> dict:
+    """Everything the report's header and the JSON's "machine" entry need."""
+    torch_threads = None
+    if bl.torch is not None:
+        torch_threads = bl.torch.get_num_threads()
+    return {
+        "cpu": cpu(),
+        "platform": platform.platform(),
+        "versions": versions(),
+        "threads": {"tinyllm": threads, "torch": torch_threads,
+                    "numpy_blas": _blas_thread_count()},
+        "blas": blas(),
+        "env": environment(),
+        "tinyllm_build": tinyllm_build(),
+    }
+
+
+def _blas_thread_count():
+    threadpoolctl = bl.optional("threadpoolctl")
+    if threadpoolctl is None:
+        return None
+    counts = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+              if lib.get("user_api") == "blas" and "numpy" in lib.get("filepath", "")]
+    return counts[0] if counts else None
