@@ -7,6 +7,9 @@ the stubs, the tests, README and LICENSE) and nothing generated (.c, compiled
 modules). The wheel must carry one compiled module and one .pyi stub per
 src/*.pyx, py.typed, and no sources or tests. The compiled modules expected are
 read from this checkout's src/, so a new kernel is checked without editing this.
+An x86-64 wheel (not Windows) also carries each module's AVX2+FMA build,
+``tinyllm/<name>_avx2.*``, with its stub (setup.py makes both); the sdist does not
+carry those stubs.
 """
 
 import email.parser
@@ -42,7 +45,8 @@ def check_sdist(path):
         | {f"tests/{t}" for t in TESTS}
     )
     problems = [f"missing {n}" for n in sorted(expected - names)]
-    problems += [f"generated file {n}" for n in sorted(names) if n.endswith(GENERATED)]
+    problems += [f"generated file {n}" for n in sorted(names)
+                 if n.endswith(GENERATED) or (n.startswith("tinyllm/") and n.endswith("_avx2.pyi"))]
     problems += [f"build output {n}" for n in sorted(names) if n.startswith(("build/", "dist/"))]
     fail(problems, path.name)
     print(f"{path.name}: ok ({len(names)} entries; {len(KERNELS)} .pyx, {len(PXDS)} .pxd, "
@@ -55,7 +59,8 @@ def check_wheel(path):
         metadata_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
         metadata = email.parser.Parser().parsestr(whl.read(metadata_name).decode())
     problems = []
-    for kernel in KERNELS:
+    simd = "x86_64" in path.name and "win" not in path.name  # setup.py: x86-64 with gcc/clang
+    for kernel in KERNELS + ([f"{k}_avx2" for k in KERNELS] if simd else []):
         compiled = [n for n in names if n.startswith(f"tinyllm/{kernel}.")
                     and n.endswith((".so", ".pyd"))]
         if len(compiled) != 1:
@@ -75,7 +80,8 @@ def check_wheel(path):
         if not metadata.get_all(field):
             problems.append(f"metadata has no {field}")
     fail(problems, path.name)
-    print(f"{path.name}: ok ({len(KERNELS)} compiled modules with stubs, py.typed, "
+    print(f"{path.name}: ok ({len(KERNELS)} compiled modules with stubs"
+          f"{' and their AVX2 builds' if simd else ''}, py.typed, "
           f"no sources or tests; Requires-Python {metadata['Requires-Python']}, "
           f"License-Expression {metadata['License-Expression']})")
 

@@ -7,6 +7,7 @@ inputs), then the Python-facing entry points that validate, coerce and call them
 cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport isfinite
+from libc.stdlib cimport free, malloc
 
 from _common cimport (
     as_float_array,
@@ -18,6 +19,7 @@ from _common cimport (
     new_array,
     shape_of,
 )
+from _project cimport project_rows, project_tile
 
 cnp.import_array()
 
@@ -34,54 +36,57 @@ DEBUG_CHECKS = bool(TINYLLM_DEBUG_CHECKS)
 
 
 # ===========================================================================
-# Kernels
+# Kernels (raw pointers: the entry points pass PyArray_DATA, which costs nothing,
+# where a typed memoryview costs a buffer request per call)
 # ===========================================================================
 
-cdef double dot_kernel(const floating[::1] x, const floating[::1] w) noexcept nogil:
-    """sum_i x[i] * w[i], accumulated in double with four partial sums."""
-    cdef Py_ssize_t n = x.shape[0], i
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    # Four independent sums let the CPU overlap the additions (and vectorise).
-    for i in range(0, n - n % 4, 4):
-        s0 += <double>x[i] * w[i]
-        s1 += <double>x[i + 1] * w[i + 1]
-        s2 += <double>x[i + 2] * w[i + 2]
-        s3 += <double>x[i + 3] * w[i + 3]
-    for i in range(n - n % 4, n):
-        s0 += <double>x[i] * w[i]
-    return (s0 + s1) + (s2 + s3)
+cdef enum:
+    LANES = 16           # independent partial sums: a few vectors of FMAs in flight
+    SMALL = 4096         # below this many multiply-adds, keep the GIL (releasing it costs more)
 
 
-cdef void project_kernel(const floating[::1] h, const floating[:, ::1] W,
-                         floating[::1] out) noexcept nogil:
-    """out (V,) = h (k,) @ W (k, V), one row of W at a time (contiguous, vectorisable)."""
-    cdef Py_ssize_t k = W.shape[0], V = W.shape[1], i, j
-    cdef floating hi
-    for j in range(V):
-        out[j] = 0
-    for i in range(k):
-        hi = h[i]
-        # No shortcut for hi == 0: NaN/inf in W must still reach the result.
-        for j in range(V):
-            out[j] += hi * W[i, j]
+cdef double dot_kernel(const floating* x, const floating* w, Py_ssize_t n) noexcept nogil:
+    """sum_i x[i] * w[i], accumulated in double in LANES partial sums."""
+    cdef double s[LANES]
+    cdef Py_ssize_t i, j, body = n - n % LANES
+    for j in range(LANES):
+        s[j] = 0.0
+    # Independent lanes: the compiler turns each group into vector FMAs (no
+    # reassociation needed, so no -ffast-math).
+    for i in range(0, body, 16):   # 16 == LANES (range() needs a literal step)
+        for j in range(LANES):
+            s[j] += <double>x[i + j] * w[i + j]
+    for i in range(body, n):
+        s[i - body] += <double>x[i] * w[i]
+    j = LANES
+    while j > 1:       # pairwise: lane j folds into lane j - half
+        j //= 2
+        for i in range(j):
+            s[i] += s[i + j]
+    return s[0]
 
 
-cdef void project_batch_kernel(const floating[:, ::1] H, const floating[:, ::1] W,
-                               floating[:, ::1] out) noexcept nogil:
-    """out (B, V) = H (B, k) @ W (k, V), row by row."""
-    cdef Py_ssize_t b
-    for b in range(H.shape[0]):
-        project_kernel(H[b], W, out[b])
+cdef bint all_finite(const floating* a, Py_ssize_t n) noexcept nogil:
+    """True when no a[i] is NaN or infinite (v - v is 0 for finite v, NaN otherwise)."""
+    cdef floating z[LANES]
+    cdef Py_ssize_t i, j, body = n - n % LANES
+    for j in range(LANES):
+        z[j] = 0
+    for i in range(0, body, 16):   # 16 == LANES
+        for j in range(LANES):
+            z[j] += a[i + j] - a[i + j]
+    for i in range(body, n):
+        z[0] += a[i] - a[i]
+    for j in range(1, LANES):
+        z[0] += z[j]
+    return z[0] == 0
 
 
-cdef bint all_finite(const floating[:, ::1] a) noexcept nogil:
-    """True when no entry of ``a`` is NaN or infinite."""
-    cdef Py_ssize_t i, j
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            if not isfinite(a[i, j]):
-                return False
-    return True
+cdef bint project_checked(const floating* H, Py_ssize_t B, const floating* W, Py_ssize_t k,
+                          Py_ssize_t V, floating* out, double* acc) noexcept nogil:
+    """out (B, V) = H (B, k) @ W (k, V) (see _project.pxd); False if a result is not finite."""
+    project_rows(H, B, W, k, V, out, acc)
+    return all_finite(out, B * V)
 
 
 # ===========================================================================
@@ -95,6 +100,39 @@ cdef str _nonfinite_message(str func, list named_arrays):
         if found:
             return f"{func}: {found}; inputs must be finite"
     return f"{func}: the result overflows the float range (inputs are finite but too large)"
+
+
+cdef inline bint is_plain(object a, int typenum) noexcept:
+    """``a`` is an ndarray of ``typenum``, C-contiguous and aligned: the fast path's input."""
+    return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a))
+
+
+cdef inline int plain_pair_typenum(object a, object b) noexcept:
+    """NPY_FLOAT or NPY_DOUBLE when ``a`` and ``b`` are both plain arrays of it, else -1."""
+    if not cnp.PyArray_Check(a):
+        return -1
+    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    if (typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE) and is_plain(a, typenum) \
+            and is_plain(b, typenum):
+        return typenum
+    return -1
+
+
+cdef tuple coerced_dot_inputs(object x, object w):
+    """The general path of ``dot``: validate, then cast to a common dtype, contiguous."""
+    cdef cnp.ndarray xa = as_float_array(x, "dot: x")
+    cdef cnp.ndarray wa = as_float_array(w, "dot: w")
+    if xa.ndim != 1 or wa.ndim != 1 or xa.shape[0] != wa.shape[0]:
+        raise ValueError(
+            f"dot: shapes {shape_of(xa)} and {shape_of(wa)} are not aligned: "
+            f"need two 1-D vectors of the same length"
+        )
+    if xa.shape[0] == 0:
+        raise ValueError("dot: empty vectors (shape (0,))")
+    cdef int typenum = common_typenum(xa, wa)
+    return as_typed_rows(xa, typenum), as_typed_rows(wa, typenum)
 
 
 def dot(x, w):
@@ -121,33 +159,71 @@ def dot(x, w):
     TypeError
         A complex, object or otherwise non-real dtype.
     """
-    cdef cnp.ndarray xa = as_float_array(x, "dot: x")
-    cdef cnp.ndarray wa = as_float_array(w, "dot: w")
-    if xa.ndim != 1 or wa.ndim != 1 or xa.shape[0] != wa.shape[0]:
-        raise ValueError(
-            f"dot: shapes {shape_of(xa)} and {shape_of(wa)} are not aligned: "
-            f"need two 1-D vectors of the same length"
-        )
-    if xa.shape[0] == 0:
-        raise ValueError("dot: empty vectors (shape (0,))")
-    cdef int typenum = common_typenum(xa, wa)
-    xa = as_typed_rows(xa, typenum)
-    wa = as_typed_rows(wa, typenum)
-
-    cdef const float[::1] x32, w32
-    cdef const double[::1] x64, w64
+    cdef cnp.ndarray xa, wa
+    cdef int typenum = plain_pair_typenum(x, w)
+    if (typenum != -1 and cnp.PyArray_NDIM(<cnp.ndarray>x) == 1
+            and cnp.PyArray_NDIM(<cnp.ndarray>w) == 1
+            and cnp.PyArray_DIM(<cnp.ndarray>x, 0) == cnp.PyArray_DIM(<cnp.ndarray>w, 0)
+            and cnp.PyArray_DIM(<cnp.ndarray>x, 0) > 0):
+        xa, wa = <cnp.ndarray>x, <cnp.ndarray>w       # fast path: nothing to check or copy
+    else:
+        xa, wa = coerced_dot_inputs(x, w)
+        typenum = cnp.PyArray_TYPE(xa)
+    cdef Py_ssize_t n = cnp.PyArray_DIM(xa, 0)
+    cdef void* px = cnp.PyArray_DATA(xa)
+    cdef void* pw = cnp.PyArray_DATA(wa)
     cdef double result
     if typenum == cnp.NPY_FLOAT:
-        x32, w32 = xa, wa
-        with nogil:
-            result = dot_kernel(x32, w32)
+        if n < SMALL:
+            result = dot_kernel(<const float*>px, <const float*>pw, n)
+        else:
+            with nogil:
+                result = dot_kernel(<const float*>px, <const float*>pw, n)
     else:
-        x64, w64 = xa, wa
-        with nogil:
-            result = dot_kernel(x64, w64)
+        if n < SMALL:
+            result = dot_kernel(<const double*>px, <const double*>pw, n)
+        else:
+            with nogil:
+                result = dot_kernel(<const double*>px, <const double*>pw, n)
     if not isfinite(result):
         raise ValueError(_nonfinite_message("dot", [("x", xa), ("w", wa)]))
     return result
+
+
+cdef int run_project(cnp.ndarray ha, cnp.ndarray Wa, cnp.ndarray target) except -1:
+    """target = ha @ Wa on plain arrays of one dtype; 0 if a result is not finite, else 1.
+
+    The double accumulators live on the stack for small outputs, else on the heap.
+    """
+    cdef Py_ssize_t k = cnp.PyArray_DIM(Wa, 0), V = cnp.PyArray_DIM(Wa, 1)
+    cdef Py_ssize_t B = cnp.PyArray_DIM(ha, 0) if cnp.PyArray_NDIM(ha) == 2 else 1
+    cdef Py_ssize_t n_acc = B * project_tile(B, V)
+    cdef double stack_acc[1024]
+    cdef double* acc = &stack_acc[0]
+    if n_acc > 1024:
+        acc = <double*>malloc(n_acc * sizeof(double))
+    cdef void* H = cnp.PyArray_DATA(ha)
+    cdef void* W = cnp.PyArray_DATA(Wa)
+    cdef void* out = cnp.PyArray_DATA(target)
+    cdef bint finite, is_float = cnp.PyArray_TYPE(Wa) == cnp.NPY_FLOAT
+    if acc == NULL:
+        raise MemoryError()
+    if B * k * V < SMALL:
+        if is_float:
+            finite = project_checked(<const float*>H, B, <const float*>W, k, V, <float*>out, acc)
+        else:
+            finite = project_checked(<const double*>H, B, <const double*>W, k, V, <double*>out, acc)
+    else:
+        with nogil:
+            if is_float:
+                finite = project_checked(<const float*>H, B, <const float*>W, k, V,
+                                         <float*>out, acc)
+            else:
+                finite = project_checked(<const double*>H, B, <const double*>W, k, V,
+                                         <double*>out, acc)
+    if acc != &stack_acc[0]:
+        free(acc)
+    return finite
 
 
 def project(h, W, out=None):
@@ -177,6 +253,33 @@ def project(h, W, out=None):
     TypeError
         A complex, object or otherwise non-real dtype.
     """
+    cdef cnp.ndarray ha, Wa, result
+    cdef cnp.npy_intp dims[2]
+    cdef int typenum = plain_pair_typenum(h, W) if out is None else -1
+    cdef int nd
+    if (typenum != -1 and cnp.PyArray_NDIM(<cnp.ndarray>W) == 2
+            and 1 <= cnp.PyArray_NDIM(<cnp.ndarray>h) <= 2
+            and cnp.PyArray_SIZE(<cnp.ndarray>h) > 0 and cnp.PyArray_SIZE(<cnp.ndarray>W) > 0
+            and cnp.PyArray_DIM(<cnp.ndarray>h, cnp.PyArray_NDIM(<cnp.ndarray>h) - 1)
+                == cnp.PyArray_DIM(<cnp.ndarray>W, 0)):
+        # Fast path: plain arrays of one dtype, no out. Nothing to check or copy.
+        ha, Wa = <cnp.ndarray>h, <cnp.ndarray>W
+        nd = cnp.PyArray_NDIM(ha)
+        dims[0] = cnp.PyArray_DIM(ha, 0)
+        dims[nd - 1] = cnp.PyArray_DIM(Wa, 1)
+        result = cnp.PyArray_SimpleNew(nd, dims, typenum)
+        if not run_project(ha, Wa, result):
+            raise_not_finite(ha, Wa)
+        return result
+    return project_general(h, W, out)
+
+
+cdef raise_not_finite(cnp.ndarray ha, cnp.ndarray Wa):
+    raise ValueError(_nonfinite_message("project", [("h", ha), ("W", Wa)]))
+
+
+cdef project_general(h, W, out):
+    """The general path of ``project``: any dtype, layout or ``out``."""
     cdef cnp.ndarray ha = as_float_array(h, "project: h")
     cdef cnp.ndarray Wa = as_float_array(W, "project: W")
     if Wa.ndim != 2 or ha.ndim not in (1, 2) or ha.shape[ha.ndim - 1] != Wa.shape[0]:
@@ -205,26 +308,8 @@ def project(h, W, out=None):
         or may_share_memory(result, Wa)
     ):
         target = new_array(shape, typenum)
-
-    H2 = ha if batched else ha.reshape(1, -1)
-    O2 = target if batched else target.reshape(1, -1)
-    cdef const float[:, ::1] H32, W32
-    cdef float[:, ::1] O32
-    cdef const double[:, ::1] H64, W64
-    cdef double[:, ::1] O64
-    cdef bint finite
-    if typenum == cnp.NPY_FLOAT:
-        H32, W32, O32 = H2, Wa, O2
-        with nogil:
-            project_batch_kernel(H32, W32, O32)
-            finite = all_finite(O32)
-    else:
-        H64, W64, O64 = H2, Wa, O2
-        with nogil:
-            project_batch_kernel(H64, W64, O64)
-            finite = all_finite(O64)
-    if not finite:
-        raise ValueError(_nonfinite_message("project", [("h", ha), ("W", Wa)]))
+    if not run_project(ha, Wa, target):
+        raise_not_finite(ha, Wa)
     if target is not result:
         result[...] = target
     return result

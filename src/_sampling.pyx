@@ -17,9 +17,17 @@ top-p finds, with threshold passes, a prefix of the ranking that holds mass p,
 heapifies it and pops only the nucleus (O(V + c + m log c) for c candidates and
 a nucleus of m tokens; c = V at worst); min-p is a threshold pass. The nucleus is
 popped in rank order, so its cumulative sum is exactly the one of the documented
-walk (and of tinyllm.reference). Sampling builds a cumulative
-table once per row, in double also for float32, and binary-searches it once per
-draw: ``size`` draws cost O(V + size log V), not O(size V).
+walk (and of tinyllm.reference). One draw needs no table: the weights' sums
+per block of 256 tokens (vectorised), then a walk over the block sums and one
+block. ``size`` draws build a cumulative table once per row, in double also for
+float32, and binary-search it once per draw: O(V + size log V), not O(size V).
+Without filters, the weights exp((x - m) / T) come from _fastmath's vectorised
+exp; the filters use libm's exp, as tinyllm.reference does, so support sets are
+decided on the same numbers.
+
+Generation (:class:`Generation`) runs the model's whole step -- gather, x @ W1,
+@ W2 (the kernel of _project.pxd), filters and draw -- for many tokens in one
+nogil call under the Generator's lock, on scratch buffers allocated once.
 
 Random numbers come from a NumPy Generator: the kernels call its bit generator's
 ``next_double`` through the ``bitgen_t`` of its capsule, inside
@@ -29,21 +37,30 @@ a seed gives the same tokens in every run and process, and one Generator can be
 shared by threads.
 
 Layout: ``noexcept nogil`` kernels in data-flow order (input checks, ranking and
-heaps, the filters, the cumulative table and the draws, whole batches), then the
-Python-facing entry points that validate, coerce and call them.
+heaps, the filters, the cumulative table and the draws, single draws, whole
+batches, the generation loop), then the Python-facing entry points that validate,
+coerce and call them (a fast path for one draw from a plain vector first), and
+the Generation class.
 """
 
+cimport cython
 cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython cimport floating
-from libc.math cimport INFINITY, exp, isfinite, isinf, isnan
+from libc.math cimport INFINITY, exp, isfinite, isinf, isnan, tanh
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memmove
 from numpy.random cimport bitgen_t
+
+from _fastmath cimport fast_exp
+from _project cimport project_rows, project_tile
 
 from _common cimport (
     FOUND_NAN,
     FOUND_POSINF,
     NO_FINITE,
+    NOT_FINITE,
     OK,
     as_float_array,
     as_typed_rows,
@@ -350,6 +367,191 @@ cdef void draw(const double* cum, Py_ssize_t n, Py_ssize_t last, bitgen_t* rng,
 
 
 # ===========================================================================
+# Kernels: one draw without a table. A single draw needs no cumulative table: the
+# weights' sums per BLOCK of tokens (vectorised, several partial sums), then the
+# draw walks the block sums and a single block. The total is the sum of the block
+# sums in the order the walk adds them, so the walk always lands in a block.
+# ===========================================================================
+
+cdef enum:
+    BLOCK = 256          # tokens per block sum
+    LANES = 32           # independent partial sums: the compiler makes vectors of them
+                         # (a loop of 32, not 8: gcc vectorises the loop, not 8 statements)
+
+
+cdef inline Py_ssize_t n_blocks(Py_ssize_t n) noexcept nogil:
+    return (n + BLOCK - 1) // BLOCK
+
+
+cdef double lane_max(const floating* x, Py_ssize_t n) noexcept nogil:
+    """max_i x[i], NaN ignored (-inf if there is no other value)."""
+    cdef floating mx[LANES]
+    cdef Py_ssize_t b, i, j, body = n - n % LANES
+    if n < LANES:                 # a short row (the blog's V = 5): no lanes to set up
+        mx[0] = -INFINITY
+        for i in range(n):
+            mx[0] = x[i] if x[i] > mx[0] else mx[0]
+        return mx[0]
+    for j in range(LANES):
+        mx[j] = -INFINITY
+    for b in range(body // LANES):
+        i = b * LANES
+        for j in range(LANES):
+            mx[j] = x[i + j] if x[i + j] > mx[j] else mx[j]
+    for i in range(body, n):
+        mx[0] = x[i] if x[i] > mx[0] else mx[0]
+    for j in range(1, LANES):
+        mx[0] = mx[j] if mx[j] > mx[0] else mx[0]
+    return mx[0]
+
+
+cdef double lane_sum(const floating* w, Py_ssize_t n, double* smallest) noexcept nogil:
+    """sum_i w[i] in double (LANES partial sums); lowers ``smallest`` to min_i w[i]."""
+    cdef double s[LANES]
+    cdef double mn[LANES]
+    cdef double v
+    cdef Py_ssize_t b, i, j, body = n - n % LANES
+    if n < LANES:                 # a short row: no lanes to set up
+        s[0] = 0.0
+        for i in range(n):
+            v = w[i]
+            s[0] += v
+            smallest[0] = v if v < smallest[0] else smallest[0]
+        return s[0]
+    for j in range(LANES):
+        s[j] = 0.0
+        mn[j] = smallest[0]
+    for b in range(body // LANES):
+        i = b * LANES
+        for j in range(LANES):
+            v = w[i + j]
+            s[j] += v
+            mn[j] = v if v < mn[j] else mn[j]
+    for i in range(body, n):
+        v = w[i]
+        s[0] += v
+        mn[0] = v if v < mn[0] else mn[0]
+    for j in range(1, LANES):
+        s[0] += s[j]
+        mn[0] = mn[j] if mn[j] < mn[0] else mn[0]
+    smallest[0] = mn[0]
+    return s[0]
+
+
+cdef double block_sums(const floating* w, Py_ssize_t n, double* sums,
+                       double* smallest) noexcept nogil:
+    """sums[b] = sum of the weights of block b; returns the total (the sum of the
+    sums, in order), and min_i w[i] in ``smallest``. A NaN or +inf weight makes the
+    total NaN or inf, a negative one makes ``smallest`` < 0: the caller checks."""
+    cdef Py_ssize_t b, start
+    cdef double total = 0.0
+    smallest[0] = INFINITY
+    for b in range(n_blocks(n)):
+        start = b * BLOCK
+        sums[b] = lane_sum(w + start, min(BLOCK, n - start), smallest)
+        total += sums[b]
+    return total
+
+
+cdef double exp_block_sums(const floating* x, Py_ssize_t n, double m, double t,
+                           double* e, double* sums) noexcept nogil:
+    """e[i] = exp((x[i] - m) / t) (the vectorised exp of _fastmath, in double for
+    float32 too), and the block sums of e as in block_sums. A NaN logit makes the
+    total NaN.
+
+    Double also for float32 logits: a float exp returns subnormal numbers for
+    (x - m) / t below -87, which cost the CPU a microcode assist each (float32
+    sampling ran 2.4x slower than float64 on wide logits), and a float argument
+    would need a hi + lo split to stay exact, which eats the gain of 8 lanes.
+    """
+    cdef Py_ssize_t b, i, start, stop
+    cdef double total = 0.0, smallest, inv_t = 1.0 / t
+    for b in range(n_blocks(n)):
+        start = b * BLOCK
+        stop = min(start + BLOCK, n)
+        # A product by 1 / t, not a division: a vector division costs as much as the
+        # whole exp, and the two differ by an ulp of double.
+        for i in range(start, stop):
+            e[i] = fast_exp((x[i] - m) * inv_t)
+        smallest = 0.0
+        sums[b] = lane_sum(e + start, stop - start, &smallest)
+        total += sums[b]
+    return total
+
+
+cdef Py_ssize_t draw_one(const floating* w, Py_ssize_t n, const double* sums, double total,
+                         double u) noexcept nogil:
+    """The token whose share of [0, total) holds u * total (u in [0, 1)): walk the
+    block sums, then the one block. Never a token of weight 0: if rounding carries
+    u * total past the end, the last token of positive weight."""
+    cdef double r = u * total, running = 0.0, before = 0.0
+    cdef Py_ssize_t b, i, chosen = 0, last
+    for b in range(n_blocks(n)):
+        if sums[b] > 0.0:
+            chosen = b
+            before = running
+            running += sums[b]
+            if running > r:
+                break
+    last = chosen * BLOCK
+    for i in range(chosen * BLOCK, min(chosen * BLOCK + BLOCK, n)):
+        if w[i] > 0.0:
+            last = i
+            before += w[i]
+            if before > r:
+                return i
+    return last
+
+
+cdef bint finite_row(const floating* x, Py_ssize_t n) noexcept nogil:
+    """No x[i] is NaN or infinite (v - v is 0 for a finite v, NaN otherwise)."""
+    cdef floating z[LANES]
+    cdef Py_ssize_t b, i, j, body = n - n % LANES
+    if n < LANES:                 # a short row: no lanes to set up
+        z[0] = 0
+        for i in range(n):
+            z[0] += x[i] - x[i]
+        return z[0] == 0
+    for j in range(LANES):
+        z[j] = 0
+    for b in range(body // LANES):
+        i = b * LANES
+        for j in range(LANES):
+            z[j] += x[i + j] - x[i + j]
+    for i in range(body, n):
+        z[0] += x[i] - x[i]
+    for j in range(1, LANES):
+        z[0] += z[j]
+    return z[0] == 0
+
+
+cdef Py_ssize_t draw_from_logits(const floating* x, Py_ssize_t n, double temperature,
+                                 Py_ssize_t top_k, double top_p, double min_p,
+                                 double* ex, double* e, Py_ssize_t* heap, double* sums,
+                                 bitgen_t* rng) noexcept nogil:
+    """One token from a checked row of logits: the filters, then one draw (one double;
+    none for temperature 0). Scratch: ``ex`` and ``e`` of n, ``heap`` of n, ``sums``
+    of n_blocks(n).
+
+    Without filters the weights exp((x - m) / T) come from the vectorised exp; the
+    filters use libm's exp, as tinyllm.reference does, so that support sets are
+    decided on the same numbers.
+    """
+    cdef double total, smallest
+    cdef Py_ssize_t i, best
+    if temperature > 0.0 and top_k == 0 and top_p >= 1.0 and min_p <= 0.0:
+        total = exp_block_sums(x, n, lane_max(x, n), temperature, ex, sums)
+        return draw_one(ex, n, sums, total, rng.next_double(rng.state))
+    best = filter_row(x, n, temperature, top_k, top_p, min_p, e, heap)
+    if temperature == 0.0:
+        return best
+    for i in range(n):
+        e[i] = e[i] if e[i] > 0.0 else 0.0      # removed tokens (REMOVED < 0) weigh 0
+    total = block_sums(e, n, sums, &smallest)
+    return draw_one(e, n, sums, total, rng.next_double(rng.state))
+
+
+# ===========================================================================
 # Kernels: whole batches (rows of a C-contiguous matrix, one scratch row)
 # ===========================================================================
 
@@ -366,12 +568,17 @@ cdef void sample_rows(const floating[:, ::1] w, double* cum, bitgen_t* rng,
 
 cdef void sample_logits_rows(const floating[:, ::1] x, double temperature,
                              Py_ssize_t top_k, double top_p, double min_p,
-                             double* e, Py_ssize_t* heap, bitgen_t* rng,
-                             int64_t* out, Py_ssize_t n_draws) noexcept nogil:
+                             double* ex, double* e, Py_ssize_t* heap, double* sums,
+                             bitgen_t* rng, int64_t* out, Py_ssize_t n_draws) noexcept nogil:
     """n_draws filtered tokens per checked row of logits, into out (B, n_draws).
-    Temperature 0 draws nothing (``rng`` may be NULL): every token is the argmax."""
+    Temperature 0 draws nothing (``rng`` may be NULL): every token is the argmax.
+    One draw per row needs no table (draw_from_logits); more build it once."""
     cdef Py_ssize_t r, d, n = x.shape[1], best, last
     for r in range(x.shape[0]):
+        if n_draws == 1:
+            out[r] = draw_from_logits(&x[r, 0], n, temperature, top_k, top_p, min_p,
+                                      ex, e, heap, sums, rng)
+            continue
         best = filter_row(&x[r, 0], n, temperature, top_k, top_p, min_p, e, heap)
         if temperature == 0.0:
             for d in range(n_draws):
@@ -400,6 +607,55 @@ cdef int filter_logits_rows(const floating[:, ::1] x, double temperature,
                 bad_row[0] = r
                 return RESULT_OVERFLOW
             out[r, i] = v
+    return OK
+
+
+# ===========================================================================
+# Kernels: the generation loop. Every token of a generation in one nogil call:
+# no Python round trip, no array allocated per token (the scratch is the caller's).
+# ===========================================================================
+
+cdef struct Scratch:
+    double* acc              # project's double accumulators
+    double* e                # filtered weights (double)
+    Py_ssize_t* heap         # top-k / top-p candidates
+    double* sums             # block sums of the weights
+    double* ex               # exp weights without filters
+
+
+cdef int generate_loop(const floating* E, const floating* W1, const floating* W2,
+                       Py_ssize_t V, Py_ssize_t d, Py_ssize_t c, Py_ssize_t h, bint tanh_f1,
+                       double temperature, Py_ssize_t top_k, double top_p, double min_p,
+                       int64_t* context, floating* x, floating* f1, floating* logits,
+                       Scratch* scratch, bitgen_t* rng, int64_t* out, Py_ssize_t n,
+                       Py_ssize_t* done) noexcept nogil:
+    """out[0:n] = n tokens, each drawn from the model on the last c, then appended.
+
+        x (c*d,) = E[context[0]], ..., E[context[c-1]]      gather, row by row
+        f1 (h,)  = x @ W1          (tanh(x @ W1) with tanh_f1)
+        logits (V,) = f1 @ W2      -> draw_from_logits -> token; shift the context
+
+    ``context`` (c,) is updated in place; ``done`` counts the tokens written. The
+    weights are finite, but the logits may still overflow: NOT_FINITE then.
+    """
+    cdef Py_ssize_t step, j, token
+    for step in range(n):
+        done[0] = step
+        for j in range(c):
+            memcpy(x + j * d, E + context[j] * d, d * sizeof(floating))
+        project_rows(x, 1, W1, c * d, h, f1, scratch.acc)
+        if tanh_f1:
+            for j in range(h):
+                f1[j] = tanh(f1[j])
+        project_rows(f1, 1, W2, h, V, logits, scratch.acc)
+        if not finite_row(logits, V):
+            return NOT_FINITE
+        token = draw_from_logits(logits, V, temperature, top_k, top_p, min_p,
+                                 scratch.ex, scratch.e, scratch.heap, scratch.sums, rng)
+        out[step] = token
+        memmove(context, context + 1, (c - 1) * sizeof(int64_t))
+        context[c - 1] = token
+    done[0] = n
     return OK
 
 
@@ -563,6 +819,114 @@ cdef Py_ssize_t draws_per_row(object size):
 
 
 # ===========================================================================
+# Entry points: one draw from one plain vector (the common case, and the one where
+# the call's overhead shows): raw pointers, no temporary arrays, the GIL kept when
+# the work is too small to pay for releasing it.
+# ===========================================================================
+
+cdef enum:
+    NOGIL_FROM = 4096    # tokens: below this, keep the GIL (releasing it costs more)
+    STACK_TOKENS = 1024  # scratch for at most this many tokens lives on the stack
+    STACK_BLOCKS = 4     # STACK_TOKENS // BLOCK
+
+
+cdef inline bint is_plain_vector(object a) noexcept:
+    """A 1-D, non-empty, C-contiguous, aligned float32/float64 ndarray."""
+    if not cnp.PyArray_Check(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef int typenum = cnp.PyArray_TYPE(arr)
+    return ((typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE)
+            and cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIM(arr, 0) > 0
+            and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr))
+
+
+cdef double next_double(object gen) except? -1.0:
+    """One uniform double in [0, 1) from the Generator's bitgen_t, under its lock."""
+    bit_generator = gen.bit_generator
+    cdef bitgen_t* bitgen = <bitgen_t*>PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
+    with bit_generator.lock:
+        return bitgen.next_double(bitgen.state)
+
+
+cdef object sample_one(cnp.ndarray wa, object rng):
+    """``sample(weights, rng=rng)`` for plain 1-D weights: block sums, then one draw."""
+    gen = as_generator(rng, "sample")
+    cdef Py_ssize_t V = cnp.PyArray_DIM(wa, 0), token
+    cdef double stack_sums[STACK_BLOCKS]
+    cdef double* sums = &stack_sums[0]
+    if V > STACK_TOKENS:
+        sums = <double*>malloc(n_blocks(V) * sizeof(double))
+    cdef void* w = cnp.PyArray_DATA(wa)
+    cdef bint is_float = cnp.PyArray_TYPE(wa) == cnp.NPY_FLOAT
+    cdef double total, smallest, u
+    if sums == NULL:
+        raise MemoryError()
+    try:
+        if V < NOGIL_FROM:
+            total = (block_sums(<const float*>w, V, sums, &smallest) if is_float
+                     else block_sums(<const double*>w, V, sums, &smallest))
+        else:
+            with nogil:
+                total = (block_sums(<const float*>w, V, sums, &smallest) if is_float
+                         else block_sums(<const double*>w, V, sums, &smallest))
+        if not (smallest >= 0.0 and 0.0 < total < INFINITY):
+            return sample_general(wa, None, gen)   # raises, naming the bad weight
+        u = next_double(gen)
+        token = (draw_one(<const float*>w, V, sums, total, u) if is_float
+                 else draw_one(<const double*>w, V, sums, total, u))
+    finally:
+        if sums != &stack_sums[0]:
+            free(sums)
+    return token
+
+
+cdef object sample_logits_one(cnp.ndarray xa, double t, object rng):
+    """``sample_logits(logits, t, rng=rng)`` for plain 1-D logits, t > 0, no filter:
+    the max, then exp and block sums in one pass, then one draw."""
+    gen = as_generator(rng, "sample_logits")
+    cdef Py_ssize_t V = cnp.PyArray_DIM(xa, 0), token
+    cdef bint is_float = cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT
+    cdef double stack_sums[STACK_BLOCKS]
+    cdef double stack_e[STACK_TOKENS]
+    cdef double* sums = &stack_sums[0]
+    cdef double* e = &stack_e[0]
+    if V > STACK_TOKENS:
+        sums = <double*>malloc(n_blocks(V) * sizeof(double))
+        e = <double*>malloc(V * sizeof(double))
+    cdef void* x = cnp.PyArray_DATA(xa)
+    cdef double m, total, u
+    if sums == NULL or e == NULL:
+        raise MemoryError()
+    try:
+        if V < NOGIL_FROM:
+            total = exp_pass(x, V, t, e, sums, is_float, &m)
+        else:
+            with nogil:
+                total = exp_pass(x, V, t, e, sums, is_float, &m)
+        if not (isfinite(m) and isfinite(total)):
+            # NaN, +inf or all -inf: the general path raises, naming the bad logit.
+            return sample_logits_general(xa, t, None, None, None, None, gen)
+        u = next_double(gen)
+        token = draw_one(e, V, sums, total, u)
+    finally:
+        if sums != &stack_sums[0]:
+            free(sums)
+            free(e)
+    return token
+
+
+cdef double exp_pass(const void* x, Py_ssize_t V, double t, double* e, double* sums,
+                     bint is_float, double* m) noexcept nogil:
+    """m = max(x); e = exp((x - m) / t) with its block sums; returns the total."""
+    if is_float:
+        m[0] = lane_max(<const float*>x, V)
+        return exp_block_sums(<const float*>x, V, m[0], t, e, sums)
+    m[0] = lane_max(<const double*>x, V)
+    return exp_block_sums(<const double*>x, V, m[0], t, e, sums)
+
+
+# ===========================================================================
 # Entry points
 # ===========================================================================
 
@@ -610,6 +974,13 @@ def sample(weights, size=None, rng=None):
     >>> sample(probs, size=(2, 3), rng=0).shape
     (2, 3)
     """
+    if size is None and is_plain_vector(weights):
+        return sample_one(<cnp.ndarray>weights, rng)
+    return sample_general(weights, size, rng)
+
+
+cdef object sample_general(object weights, object size, object rng):
+    """``sample`` for any input: validate and coerce, check every row, then draw."""
     cdef cnp.ndarray wa = checked_rows(weights, "weights", "sample")
     shape = checked_size(size, "sample")
     gen = as_generator(rng, "sample")
@@ -702,6 +1073,17 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
     >>> sample_logits([2.0, 1.0, 0.5, -1.0], top_k=2, size=4, rng=0).shape
     (4,)
     """
+    if (size is None and top_k is None and top_p is None and min_p is None
+            and is_plain_vector(logits)):
+        t = checked_temperature(temperature, "sample_logits")
+        if t > 0.0:
+            return sample_logits_one(<cnp.ndarray>logits, t, rng)
+    return sample_logits_general(logits, temperature, top_k, top_p, min_p, size, rng)
+
+
+cdef object sample_logits_general(object logits, object temperature, object top_k,
+                                  object top_p, object min_p, object size, object rng):
+    """``sample_logits`` for any input and options: validate, check, filter, draw."""
     cdef cnp.ndarray xa = checked_rows(logits, "logits", "sample_logits")
     cdef double t = checked_temperature(temperature, "sample_logits")
     cdef Py_ssize_t k = checked_top_k(top_k, "sample_logits")
@@ -733,6 +1115,8 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
     cdef int64_t* out = <int64_t*>cnp.PyArray_DATA(tokens)
     cdef double[::1] e = np.empty(V, dtype=np.float64)
     cdef Py_ssize_t[::1] heap = np.empty(V, dtype=np.intp)
+    cdef double[::1] sums = np.empty(n_blocks(V), dtype=np.float64)
+    cdef double[::1] ex = np.empty(V, dtype=np.float64)
     cdef bitgen_t* bitgen = NULL
     if n_draws == 0:
         pass
@@ -740,19 +1124,23 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
         # Greedy: nothing random, no lock.
         if typenum == cnp.NPY_FLOAT:
             with nogil:
-                sample_logits_rows(x32, t, k, p, mp, &e[0], &heap[0], NULL, out, n_draws)
+                sample_logits_rows(x32, t, k, p, mp, &ex[0], &e[0], &heap[0], &sums[0],
+                                   NULL, out, n_draws)
         else:
             with nogil:
-                sample_logits_rows(x64, t, k, p, mp, &e[0], &heap[0], NULL, out, n_draws)
+                sample_logits_rows(x64, t, k, p, mp, &ex[0], &e[0], &heap[0], &sums[0],
+                                   NULL, out, n_draws)
     else:
         bit_generator = gen.bit_generator
         bitgen = <bitgen_t*>PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
         if typenum == cnp.NPY_FLOAT:
             with bit_generator.lock, nogil:
-                sample_logits_rows(x32, t, k, p, mp, &e[0], &heap[0], bitgen, out, n_draws)
+                sample_logits_rows(x32, t, k, p, mp, &ex[0], &e[0], &heap[0], &sums[0],
+                                   bitgen, out, n_draws)
         else:
             with bit_generator.lock, nogil:
-                sample_logits_rows(x64, t, k, p, mp, &e[0], &heap[0], bitgen, out, n_draws)
+                sample_logits_rows(x64, t, k, p, mp, &ex[0], &e[0], &heap[0], &sums[0],
+                                   bitgen, out, n_draws)
     return shaped_draws(tokens, xa.ndim == 2, shape)
 
 
@@ -844,3 +1232,152 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
     if target is not result:
         result[...] = target
     return result
+
+
+# ===========================================================================
+# Entry points: generation
+# ===========================================================================
+
+@cython.auto_pickle(False)     # holds raw pointers into its buffers: not picklable
+cdef class Generation:
+    """Autoregressive generation from a model's arrays, many tokens per nogil call.
+
+    Holds the weights, the context, the sampling options, the Generator and every
+    scratch buffer (allocated once, here): :meth:`take` then runs the whole loop of
+    gather, ``x @ W1`` (tanh), ``@ W2``, filters and draw in C, under the
+    Generator's lock, without allocating per token. The tokens are the ones that
+    calling :func:`sample_logits` on each step's logits with the same Generator
+    would give.
+
+    Parameters
+    ----------
+    embeddings : ndarray, shape (V, d)
+    W1 : ndarray, shape (c*d, h)
+    W2 : ndarray, shape (h, V)
+        C-contiguous arrays of one dtype, float32 or float64 (the model's).
+    context : sequence of int, length c
+        The positions the model reads first (the prompt's last c).
+    temperature, top_k, top_p, min_p
+        As in :func:`sample_logits`.
+    rng : None, int or numpy.random.Generator
+        As in :func:`sample_logits` (one double per token; none when greedy).
+    tanh : bool, default False
+        ``f1 = tanh(x @ W1)`` (a model with ``activation="tanh"``).
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not fit together, a position out of range, a bad option.
+    TypeError
+        Arrays of another dtype or layout, a bad option type or ``rng``.
+    """
+
+    cdef readonly object embeddings, W1, W2
+    cdef object gen, bit_generator, buffers
+    cdef bitgen_t* bitgen
+    cdef int64_t[::1] context
+    cdef Py_ssize_t V, d, c, h, top_k
+    cdef double temperature, top_p, min_p
+    cdef bint tanh_f1, is_float
+    cdef const void* E_data
+    cdef const void* W1_data
+    cdef const void* W2_data
+    cdef void* x
+    cdef void* f1
+    cdef void* logits
+    cdef Scratch scratch
+
+    def __init__(self, embeddings, W1, W2, context, temperature=1.0, top_k=None,
+                 top_p=None, min_p=None, rng=None, tanh=False):
+        cdef int typenum = cnp.NPY_FLOAT if cnp.PyArray_Check(embeddings) and \
+            cnp.PyArray_TYPE(<cnp.ndarray>embeddings) == cnp.NPY_FLOAT else cnp.NPY_DOUBLE
+        for name, arr in (("embeddings", embeddings), ("W1", W1), ("W2", W2)):
+            if not (cnp.PyArray_Check(arr) and cnp.PyArray_TYPE(<cnp.ndarray>arr) == typenum
+                    and cnp.PyArray_NDIM(<cnp.ndarray>arr) == 2
+                    and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)
+                    and cnp.PyArray_ISALIGNED(<cnp.ndarray>arr)):
+                raise TypeError(f"Generation: {name} must be a C-contiguous 2-D float32 or "
+                                f"float64 array of the embeddings' dtype")
+        self.V, self.d = embeddings.shape
+        self.h = W1.shape[1]
+        self.c = W1.shape[0] // self.d
+        if self.V == 0 or self.d == 0 or self.h == 0 or W1.shape[0] != self.c * self.d \
+                or self.c == 0 or W2.shape != (self.h, self.V):
+            raise ValueError(
+                f"Generation: shapes {embeddings.shape}, {W1.shape}, {W2.shape} do not fit "
+                f"embeddings (V, d), W1 (c*d, h), W2 (h, V)")
+        positions = np.asarray(context)
+        if positions.shape != (self.c,) or positions.dtype.kind not in "iu":
+            raise ValueError(f"Generation: context must be {self.c} integer positions, "
+                             f"got {context!r}")
+        if ((positions < 0) | (positions >= self.V)).any():
+            raise ValueError(f"Generation: a context position is out of range for {self.V} tokens")
+        self.context = positions.astype(np.int64)     # a copy: updated in place
+        self.temperature = checked_temperature(temperature, "generate")
+        self.top_k = checked_top_k(top_k, "generate")
+        self.top_p = checked_top_p(top_p, "generate")
+        self.min_p = checked_min_p(min_p, "generate")
+        self.gen = as_generator(rng, "generate")
+        self.bit_generator = self.gen.bit_generator
+        self.bitgen = <bitgen_t*>PyCapsule_GetPointer(self.bit_generator.capsule, "BitGenerator")
+        self.embeddings, self.W1, self.W2 = embeddings, W1, W2     # kept alive: read below
+        self.E_data = cnp.PyArray_DATA(<cnp.ndarray>embeddings)
+        self.W1_data = cnp.PyArray_DATA(<cnp.ndarray>W1)
+        self.W2_data = cnp.PyArray_DATA(<cnp.ndarray>W2)
+        self.tanh_f1 = bool(tanh)
+        self.is_float = typenum == cnp.NPY_FLOAT
+
+        # Every buffer the loop needs, once (kept alive by self.buffers).
+        dtype = cnp.PyArray_DescrFromType(typenum)
+        cdef Py_ssize_t widest = max(self.V, self.h)
+        x = np.empty(self.c * self.d, dtype=dtype)
+        f1 = np.empty(self.h, dtype=dtype)
+        logits = np.empty(self.V, dtype=dtype)
+        ex = np.empty(self.V, dtype=np.float64)
+        acc = np.empty(project_tile(1, widest), dtype=np.float64)
+        e = np.empty(self.V, dtype=np.float64)
+        heap = np.empty(self.V, dtype=np.intp)
+        sums = np.empty(n_blocks(self.V), dtype=np.float64)
+        self.buffers = (x, f1, logits, ex, acc, e, heap, sums)
+        self.x = cnp.PyArray_DATA(x)
+        self.f1 = cnp.PyArray_DATA(f1)
+        self.logits = cnp.PyArray_DATA(logits)
+        self.scratch.ex = <double*>cnp.PyArray_DATA(ex)
+        self.scratch.acc = <double*>cnp.PyArray_DATA(acc)
+        self.scratch.e = <double*>cnp.PyArray_DATA(e)
+        self.scratch.heap = <Py_ssize_t*>cnp.PyArray_DATA(heap)
+        self.scratch.sums = <double*>cnp.PyArray_DATA(sums)
+
+    def take(self, Py_ssize_t n):
+        """The next ``n`` tokens (vocabulary positions), as an int64 array of shape (n,).
+
+        Raises ValueError if the logits overflow (the tokens before are then lost;
+        the context stays at the last good token).
+        """
+        if n < 0:
+            raise ValueError(f"Generation.take: n must be >= 0, got {n}")
+        cdef cnp.ndarray tokens = np.empty(n, dtype=np.int64)
+        cdef int64_t* out = <int64_t*>cnp.PyArray_DATA(tokens)
+        cdef Py_ssize_t done = 0
+        cdef int status = OK
+        if n:
+            with self.bit_generator.lock, nogil:
+                status = self.run(out, n, &done)
+        if status != OK:
+            raise ValueError(
+                f"generate: the logits of token {done} are not finite: the model's "
+                f"weights overflow the float range")
+        return tokens
+
+    cdef int run(self, int64_t* out, Py_ssize_t n, Py_ssize_t* done) noexcept nogil:
+        if self.is_float:
+            return generate_loop(
+                <const float*>self.E_data, <const float*>self.W1_data, <const float*>self.W2_data, self.V, self.d, self.c, self.h,
+                self.tanh_f1, self.temperature, self.top_k, self.top_p, self.min_p,
+                &self.context[0], <float*>self.x, <float*>self.f1, <float*>self.logits,
+                &self.scratch, self.bitgen, out, n, done)
+        return generate_loop(
+            <const double*>self.E_data, <const double*>self.W1_data, <const double*>self.W2_data, self.V, self.d, self.c, self.h,
+            self.tanh_f1, self.temperature, self.top_k, self.top_p, self.min_p,
+            &self.context[0], <double*>self.x, <double*>self.f1, <double*>self.logits,
+            &self.scratch, self.bitgen, out, n, done)

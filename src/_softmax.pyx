@@ -7,12 +7,24 @@ Subtracting the max first keeps every exponent <= 0, so nothing overflows; the
 sum is accumulated in double for float32 too. -inf entries are masks
 (probability 0); NaN, +inf and slices without any finite entry are errors.
 
-Layout: ``noexcept nogil`` kernels first, then the Python-facing entry points.
+Three passes over a row, each a loop gcc/clang vectorise (no call, no branch):
+1. the max;
+2. a_i = (x_i - m) / T, exp(a_i) and its sum; out_i = exp(a_i) (softmax) or a_i
+   (log_softmax). exp is _fastmath's polynomial, not libm. float32 at T = 1 stays
+   in float arithmetic (8 numbers per AVX2 instruction), with x_i - m made exact
+   by TwoSum; everything else is computed in double;
+3. out_i *= 1 / sum (softmax) or out_i -= log(sum) (log_softmax).
+A NaN is not looked for in pass 1: exp(NaN) makes the sum NaN, checked once.
+
+Layout: ``noexcept nogil`` kernels first, then the Python-facing entry points (a
+fast path for the common case of a contiguous 1-D or 2-D array along its last
+axis, which goes straight to the kernel through the NumPy C-API, and the general
+path for everything else), then hooks for the tests.
 """
 
 cimport numpy as cnp
 from cython cimport floating
-from libc.math cimport INFINITY, exp, isfinite, isnan, log
+from libc.math cimport INFINITY, isfinite, isnan, log
 
 from _common cimport (
     FOUND_NAN,
@@ -26,16 +38,133 @@ from _common cimport (
     new_array,
     shape_of,
 )
+from _fastmath cimport fast_exp, fast_exp_nonpos, fast_expf, fast_expf_sum_nonpos
 
 import numpy as np
 from operator import index as operator_index
 
 cnp.import_array()
 
+cdef enum:
+    # Independent partial results per reduction (max, sum): the compiler maps them
+    # onto vector registers, and a chain of dependent adds no longer limits the loop.
+    # (At 16 or fewer, gcc unrolls the lane loop completely and then fails to
+    # vectorise the max.)
+    LANES = 32
+    # float32 partial sums of softmax take CHUNK numbers each before they are added
+    # into double: the float additions (8 per vector) stay cheap, and their rounding
+    # error below CHUNK * 2^-24 relative.
+    CHUNK = 8
+    # Below this many numbers the kernel runs without releasing the GIL: releasing
+    # and taking it back costs more than the work.
+    NOGIL_MIN = 8192
+
 
 # ===========================================================================
-# Kernels
+# Kernels: one row
 # ===========================================================================
+
+cdef inline floating row_max(const floating* x, Py_ssize_t n) noexcept nogil:
+    """max_i x_i, skipping NaN (a NaN is caught later: it makes the sum NaN)."""
+    cdef floating lanes[LANES]
+    cdef floating m = -INFINITY
+    cdef Py_ssize_t b, i, j, body = n - n % LANES
+    for j in range(LANES):
+        lanes[j] = -INFINITY
+    for b in range(body // LANES):
+        i = b * LANES
+        for j in range(LANES):
+            lanes[j] = x[i + j] if x[i + j] > lanes[j] else lanes[j]
+    for j in range(LANES):
+        m = lanes[j] if lanes[j] > m else m
+    for i in range(body, n):
+        m = x[i] if x[i] > m else m
+    return m
+
+
+# Pass 2's arithmetic, chosen once per row and resolved at compile time: the kernels
+# take a NULL pointer to one of these empty structs, whose type picks the
+# specialisation. (With a run-time flag inside the loop gcc computes every variant
+# and blends the results.)
+cdef struct FloatShift:     # float32 input, T == 1: float arithmetic, x - m exact (TwoSum)
+    char unused
+cdef struct DoubleShift:    # double arithmetic, T == 1: no division
+    char unused
+cdef struct DoubleScaled:   # double arithmetic, divided by T
+    char unused
+
+ctypedef fused pass2:
+    FloatShift
+    DoubleShift
+    DoubleScaled
+
+
+cdef inline floating shifted_exp(floating v, double m, double t, floating* arg,
+                                 pass2* how) noexcept nogil:
+    """exp(a) with a = (v - m) / t; also stores a in ``arg``."""
+    cdef float s, v_part, m_part, err, mf
+    if floating is float and pass2 is FloatShift:
+        # float32 logits leave v - m inexact in float, and its rounding error alone
+        # would cost up to |v - m| * 2^-24 relative accuracy in exp: TwoSum gives the
+        # rounded difference and its exact error.
+        mf = <float>m
+        s = v - mf
+        v_part = s + mf
+        m_part = s - v_part
+        err = (v - v_part) - (mf + m_part)
+        arg[0] = s   # == fl(s + err): err is s's own rounding error
+        # For a -inf mask err is NaN (inf - inf): fast_expf_sum_nonpos ignores it there.
+        return fast_expf_sum_nonpos(s, err)
+    cdef double a = v - m
+    if pass2 is DoubleScaled:
+        a = a / t
+    arg[0] = <floating>a
+    return <floating>fast_exp_nonpos(a)
+
+
+cdef double exp_sum(const floating* x, floating* out, Py_ssize_t n, double m, double t,
+                    bint keep_arg, pass2* how) noexcept nogil:
+    """sum_i exp(a_i), a_i = (x_i - m) / t, in double; out_i = a_i if keep_arg else exp(a_i)."""
+    cdef floating part[LANES]   # partial sums, flushed into ``lanes`` every ``chunk`` blocks
+    cdef double lanes[LANES]
+    cdef double total = 0.0
+    cdef Py_ssize_t b, i, j, blocks = n // LANES
+    # log_softmax needs the sum to double precision: log(sum) ~ sum - 1 is the whole
+    # result of a dominant entry, and 1 + 1e-12 is 1 in float.
+    cdef Py_ssize_t chunk = 1 if keep_arg else CHUNK
+    cdef floating a, e
+    for j in range(LANES):
+        part[j] = 0.0
+        lanes[j] = 0.0
+    for b in range(blocks):
+        i = b * LANES
+        for j in range(LANES):
+            e = shifted_exp(x[i + j], m, t, &a, how)
+            out[i + j] = a if keep_arg else e
+            part[j] += e
+        if b % chunk == chunk - 1 or b == blocks - 1:
+            for j in range(LANES):
+                lanes[j] += part[j]
+                part[j] = 0.0
+    for i in range(blocks * LANES, n):
+        e = shifted_exp(x[i], m, t, &a, how)
+        out[i] = a if keep_arg else e
+        total += e
+    for j in range(LANES):
+        total += lanes[j]
+    return total
+
+
+cdef int bad_row_status(const floating* x, Py_ssize_t n) noexcept nogil:
+    """Why a row has no finite max: NaN first (as the reference), else +inf or all -inf."""
+    cdef Py_ssize_t i
+    cdef floating m = -INFINITY
+    for i in range(n):
+        if isnan(x[i]):
+            return FOUND_NAN
+        m = x[i] if x[i] > m else m
+    return FOUND_POSINF if m == INFINITY else NO_FINITE
+
 
 cdef int softmax_row(const floating* x, floating* out, Py_ssize_t n,
                      double temperature, bint take_log) noexcept nogil:
@@ -45,44 +174,43 @@ cdef int softmax_row(const floating* x, floating* out, Py_ssize_t n,
     Returns OK, or FOUND_NAN / FOUND_POSINF / NO_FINITE (``out`` is then undefined).
     """
     cdef Py_ssize_t i
-    cdef double m = -INFINITY, v, z, total = 0.0, log_total
-    # Pass 1: the max, checking the entries on the way.
-    for i in range(n):
-        v = x[i]
-        if isnan(v):
-            return FOUND_NAN
-        if v > m:
-            m = v
-    if m == INFINITY:
-        return FOUND_POSINF
-    if m == -INFINITY:
-        return NO_FINITE
-    # Pass 2: shifted, scaled exponents and their sum. (x - m) <= 0: no overflow.
+    cdef double total
+    cdef floating scale
+    # Pass 1: the max (NaN skipped here, caught through the sum).
+    cdef double m = row_max(x, n)
+    if not (-INFINITY < m < INFINITY):
+        return bad_row_status(x, n)
+    # Pass 2: the sum of the shifted, scaled exponents; out_i = the exponent for
+    # softmax, its argument for log_softmax. (x - m) <= 0: no overflow.
+    if floating is float and temperature == 1.0:
+        total = exp_sum(x, out, n, m, temperature, take_log, <FloatShift*>NULL)
+    elif temperature == 1.0:
+        total = exp_sum(x, out, n, m, temperature, take_log, <DoubleShift*>NULL)
+    else:
+        total = exp_sum(x, out, n, m, temperature, take_log, <DoubleScaled*>NULL)
+    if isnan(total):
+        return FOUND_NAN
+    # Pass 3: normalise (out only: in place is fine).
+    cdef floating shift
     if take_log:
+        shift = <floating>log(total)
         for i in range(n):
-            total += exp((x[i] - m) / temperature)
-        log_total = log(total)
-        for i in range(n):
-            out[i] = <floating>((x[i] - m) / temperature - log_total)
+            out[i] = out[i] - shift
         return OK
+    scale = <floating>(1.0 / total)
     for i in range(n):
-        z = exp((x[i] - m) / temperature)
-        out[i] = <floating>z
-        total += z
-    # Pass 3: normalise.
-    z = 1.0 / total
-    for i in range(n):
-        out[i] = <floating>(out[i] * z)
+        out[i] = out[i] * scale
     return OK
 
 
-cdef int softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, double temperature,
-                      bint take_log, Py_ssize_t* bad_row) noexcept nogil:
-    """Apply softmax_row to every row; on failure report the row in ``bad_row``."""
+cdef int softmax_rows(const floating* x, floating* out, Py_ssize_t rows, Py_ssize_t n,
+                      double temperature, bint take_log, Py_ssize_t* bad_row) noexcept nogil:
+    """Apply softmax_row to each of ``rows`` contiguous rows of length ``n``;
+    on failure report the row in ``bad_row``."""
     cdef Py_ssize_t r
     cdef int status
-    for r in range(x.shape[0]):
-        status = softmax_row(&x[r, 0], &out[r, 0], x.shape[1], temperature, take_log)
+    for r in range(rows):
+        status = softmax_row(x + r * n, out + r * n, n, temperature, take_log)
         if status != OK:
             bad_row[0] = r
             return status
@@ -119,6 +247,87 @@ cdef Py_ssize_t checked_axis(object axis, int ndim, str func) except -1:
     return ax % ndim
 
 
+cdef int run_rows(const floating* x, floating* out, Py_ssize_t rows, Py_ssize_t n,
+                  double t, bint take_log, Py_ssize_t* bad_row) noexcept:
+    """softmax_rows, without the GIL when the work is large enough to pay for it."""
+    if rows * n < NOGIL_MIN:
+        return softmax_rows(x, out, rows, n, t, take_log, bad_row)
+    with nogil:
+        return softmax_rows(x, out, rows, n, t, take_log, bad_row)
+
+
+# ---------------------------------------------------------------------------
+# The fast path: a 1-D or 2-D float32/float64 C-contiguous array, the last axis, a
+# float temperature, no ``out`` or a C-contiguous one. Everything through the C-API
+# (no Python-level call, no memoryview); per call it costs a fraction of a
+# microsecond, which is what softmax of the blog's 5 logits takes. Anything else
+# returns None and goes the general way (which also raises every error).
+# ---------------------------------------------------------------------------
+
+cdef inline bint is_plain_array(object a, int ndim, int typenum):
+    """An ndarray of exactly this type: ``ndim`` dims, ``typenum``, C-contiguous, aligned, native."""
+    if not cnp.PyArray_CheckExact(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    return (cnp.PyArray_NDIM(arr) == ndim and cnp.PyArray_TYPE(arr) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISBEHAVED_RO(arr))
+
+
+cdef object _softmax_fast(object x, object axis, object temperature, object out,
+                          bint take_log, str func):
+    if not cnp.PyArray_CheckExact(x):
+        return None
+    cdef cnp.ndarray xa = <cnp.ndarray>x
+    cdef int ndim = cnp.PyArray_NDIM(xa)
+    cdef int typenum = cnp.PyArray_TYPE(xa)
+    if not ((ndim == 1 or ndim == 2) and (typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE)
+            and is_plain_array(xa, ndim, typenum)):
+        return None
+    cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(xa)
+    cdef Py_ssize_t n = dims[ndim - 1]
+    cdef Py_ssize_t rows = 1 if ndim == 1 else dims[0]
+    if n == 0 or rows == 0 or type(axis) is not int or type(temperature) is not float:
+        return None
+    if not (axis == -1 or axis == ndim - 1):
+        return None
+    cdef double t = temperature
+    if not (t > 0.0 and isfinite(t)):
+        return None
+
+    cdef cnp.ndarray result
+    cdef char* x_start = <char*>cnp.PyArray_DATA(xa)
+    cdef char* o_start
+    cdef Py_ssize_t nbytes = cnp.PyArray_NBYTES(xa)
+    if out is None:
+        result = cnp.PyArray_EMPTY(ndim, dims, typenum, 0)
+    else:
+        if not (is_plain_array(out, ndim, typenum) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out)):
+            return None
+        result = <cnp.ndarray>out
+        if not cnp.PyArray_SAMESHAPE(result, xa):
+            return None
+        o_start = <char*>cnp.PyArray_DATA(result)
+        # Writing over the input is fine element for element; a shifted overlap is not.
+        if o_start != x_start and o_start < x_start + nbytes and x_start < o_start + nbytes:
+            return None
+
+    cdef Py_ssize_t bad_row = 0
+    cdef int status
+    if typenum == cnp.NPY_FLOAT:
+        status = run_rows(<const float*>x_start, <float*>cnp.PyArray_DATA(result),
+                          rows, n, t, take_log, &bad_row)
+    else:
+        status = run_rows(<const double*>x_start, <double*>cnp.PyArray_DATA(result),
+                          rows, n, t, take_log, &bad_row)
+    if status != OK:
+        raise ValueError(_status_message(func, status, xa, ndim - 1, bad_row))
+    return result
+
+
+# ---------------------------------------------------------------------------
+# The general path: any real dtype, layout, ndim and axis.
+# ---------------------------------------------------------------------------
+
 cdef object _softmax_along(object x, object axis, object temperature, object out,
                            bint take_log, str func):
     cdef cnp.ndarray xa = as_float_array(x, f"{func}: x")
@@ -149,6 +358,7 @@ cdef object _softmax_along(object x, object axis, object temperature, object out
         target = new_array(_moved_shape(shape, ax), typenum)
     target_rows = target.reshape(-1, n)
 
+    # The memoryviews check the row layout (in a checked build, also the bounds).
     cdef const float[:, ::1] x32
     cdef float[:, ::1] o32
     cdef const double[:, ::1] x64
@@ -157,12 +367,10 @@ cdef object _softmax_along(object x, object axis, object temperature, object out
     cdef int status
     if typenum == cnp.NPY_FLOAT:
         x32, o32 = rows, target_rows
-        with nogil:
-            status = softmax_rows(x32, o32, t, take_log, &bad_row)
+        status = run_rows(&x32[0, 0], &o32[0, 0], x32.shape[0], n, t, take_log, &bad_row)
     else:
         x64, o64 = rows, target_rows
-        with nogil:
-            status = softmax_rows(x64, o64, t, take_log, &bad_row)
+        status = run_rows(&x64[0, 0], &o64[0, 0], x64.shape[0], n, t, take_log, &bad_row)
     if status != OK:
         raise ValueError(_status_message(func, status, xa, ax, bad_row))
     if target is not result:
@@ -228,7 +436,10 @@ def softmax(x, axis=-1, temperature=1.0, out=None):
     TypeError
         A complex, object or otherwise non-real dtype.
     """
-    return _softmax_along(x, axis, temperature, out, False, "softmax")
+    result = _softmax_fast(x, axis, temperature, out, False, "softmax")
+    if result is None:
+        result = _softmax_along(x, axis, temperature, out, False, "softmax")
+    return result
 
 
 def log_softmax(x, axis=-1, temperature=1.0, out=None):
@@ -258,4 +469,63 @@ def log_softmax(x, axis=-1, temperature=1.0, out=None):
     ValueError, TypeError
         As :func:`softmax`.
     """
-    return _softmax_along(x, axis, temperature, out, True, "log_softmax")
+    result = _softmax_fast(x, axis, temperature, out, True, "log_softmax")
+    if result is None:
+        result = _softmax_along(x, axis, temperature, out, True, "log_softmax")
+    return result
+
+
+# ===========================================================================
+# Hooks for the tests and benchmarks (not part of the API)
+# ===========================================================================
+
+def _exp(x, bint nonpos=False):
+    """_fastmath's exp of every entry of a 1-D float32 or float64 array, as a new array.
+
+    float64: fast_exp (fast_exp_nonpos if ``nonpos``); float32: fast_expf
+    (fast_expf_sum_nonpos(x, 0) if ``nonpos``). The ``nonpos`` ones need x <= 0.
+    """
+    cdef cnp.ndarray xa = as_typed_rows(np.asarray(x), cnp.PyArray_TYPE(np.asarray(x)))
+    if xa.ndim != 1 or cnp.PyArray_TYPE(xa) not in (cnp.NPY_FLOAT, cnp.NPY_DOUBLE):
+        raise ValueError("_exp: x must be a 1-D float32 or float64 array")
+    cdef cnp.ndarray result = np.empty_like(xa)
+    cdef Py_ssize_t i, n = xa.shape[0]
+    cdef float* f_in = <float*>cnp.PyArray_DATA(xa)
+    cdef float* f_out = <float*>cnp.PyArray_DATA(result)
+    cdef double* d_in = <double*>cnp.PyArray_DATA(xa)
+    cdef double* d_out = <double*>cnp.PyArray_DATA(result)
+    with nogil:
+        if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT:
+            if nonpos:
+                for i in range(n):
+                    f_out[i] = fast_expf_sum_nonpos(f_in[i], 0.0)
+            else:
+                for i in range(n):
+                    f_out[i] = fast_expf(f_in[i])
+        elif nonpos:
+            for i in range(n):
+                d_out[i] = fast_exp_nonpos(d_in[i])
+        else:
+            for i in range(n):
+                d_out[i] = fast_exp(d_in[i])
+    return result
+
+
+cdef extern from *:
+    """
+    /* Whether the CPU (and the OS, which must save the YMM registers) runs AVX2 and FMA. */
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    static int tinyllm_cpu_has_avx2_fma(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    #else  /* MSVC or not x86: no AVX2 build is made there */
+    static int tinyllm_cpu_has_avx2_fma(void) { return 0; }
+    #endif
+    """
+    int tinyllm_cpu_has_avx2_fma() nogil
+
+
+def _cpu_has_avx2_fma():
+    """Whether this CPU can run the AVX2+FMA builds (tinyllm/_compiled.py asks the baseline)."""
+    return bool(tinyllm_cpu_has_avx2_fma())

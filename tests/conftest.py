@@ -7,10 +7,22 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from tinyllm import _compiled
+
 DTYPES = [np.float32, np.float64]
 
 #: Relative tolerance of a compiled kernel against tinyllm.reference, per dtype.
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+#: Every build of each compiled module that runs on this machine: the baseline, and
+#: the AVX2+FMA build when it was made and the CPU has AVX2 and FMA. Kernel tests run
+#: each of them against the reference (tinyllm.softmax is only the one in use).
+BUILDS = {stem: _compiled.builds(stem) for stem in _compiled.COMPILED_MODULES}
+
+
+def build_id(module) -> str:
+    return module.__name__.rpartition(".")[2]
+
 
 #: Memory layouts an input may come in; ``with_layout`` makes each of them.
 LAYOUTS = ["C", "F", "strided", "sliced", "row-steps", "reversed", "transposed", "readonly", "unaligned"]

@@ -5,6 +5,7 @@ this test-suite imports (a checkout or an installed wheel), so nothing here
 depends on where the tests themselves live.
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -104,12 +105,30 @@ def _assert_install_message(output, module):
 # ===========================================================================
 
 def test_exports_are_the_compiled_functions():
-    import importlib
-
     assert set(EXPORTS) <= set(_compiled.__all__)
     for name, stem in EXPORTS.items():
-        module = importlib.import_module(f"tinyllm.{stem}")
+        module = _compiled.module(stem)
+        assert module.__name__ in (f"tinyllm.{stem}", f"tinyllm.{stem}_avx2")
         assert getattr(_compiled, name) is getattr(module, name)
+
+
+def test_simd_build_follows_the_cpu_and_the_environment():
+    import tinyllm._softmax as baseline
+
+    avx2 = baseline._cpu_has_avx2_fma()
+    builds = [m.__name__ for m in _compiled.builds("_softmax")]
+    assert builds[0] == "tinyllm._softmax" and set(builds) <= {"tinyllm._softmax", "tinyllm._softmax_avx2"}
+    if not avx2:
+        assert builds == ["tinyllm._softmax"]
+    auto = "avx2" if avx2 and len(builds) == 2 else "baseline"
+    forced = os.environ.get("TINYLLM_SIMD", "").strip().lower() == "baseline"
+    assert _compiled.SIMD == ("baseline" if forced else auto)
+    assert _compiled.module("_softmax").__name__ == f"tinyllm._softmax{'_avx2' if _compiled.SIMD == 'avx2' else ''}"
+    code = "import tinyllm, tinyllm._compiled as c; print(c.SIMD, tinyllm.softmax is c.module('_softmax').softmax)"
+    for env, want in (({"TINYLLM_SIMD": "baseline"}, "baseline"), ({"TINYLLM_SIMD": ""}, auto)):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                cwd=PACKAGE_DIR.parent, env={**os.environ, **env}, timeout=120)
+        assert result.stdout.split() == [want, "True"], result.stderr
 
 
 def test_package_exports_the_kernels():

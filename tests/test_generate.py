@@ -155,3 +155,105 @@ def test_cli_bad_input_one_line_exit_2(capsys, argv, message):
     status, out, err = run(capsys, *argv)
     assert status == 2 and out == "" and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------
+# The compiled generation loop (tinyllm._sampling.Generation)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", [None, "tanh"])
+@pytest.mark.parametrize("options", [
+    dict(), dict(temperature=0.7), dict(top_k=3), dict(top_p=0.8), dict(min_p=0.2),
+    dict(temperature=1.3, top_k=6, top_p=0.9, min_p=0.05), dict(temperature=0),
+], ids=["plain", "T", "top_k", "top_p", "min_p", "all", "greedy"])
+def test_loop_replays_as_sample_logits_on_each_step(dtype, activation, options):
+    # Each token is the one sample_logits draws from that step's logits with the
+    # same Generator: the loop in C computes the same logits and the same draw.
+    from tinyllm import sample_logits
+
+    cfg = TinyLMConfig(vocab_size=300, dim=4, context=3, hidden=16, dtype=dtype,
+                       activation=activation)
+    m = TinyLM.random(cfg, seed=2)
+    got = m.generate_positions([5, 6, 7], 40, rng=np.random.default_rng(9), **options)
+    rng, context = np.random.default_rng(9), [5, 6, 7]
+    for p in got:
+        # (with tanh: the loop's is libm's, the model's np.tanh; equal on these seeds)
+        assert p == sample_logits(m.logits(context), rng=rng, **options)
+        context = context[1:] + [p]
+    assert got == list(m.stream_positions([5, 6, 7], 40, rng=np.random.default_rng(9), **options))
+
+
+def test_generation_draws_one_double_per_token():
+    m = TinyLM.from_blog()
+    g, h = np.random.default_rng(4), np.random.default_rng(4)
+    m.generate_positions("el cielo es", 37, rng=g, top_p=0.9)
+    h.random(37)
+    assert g.bit_generator.state == h.bit_generator.state
+    g = np.random.default_rng(4)
+    before = g.bit_generator.state
+    m.generate_positions("el cielo es", 10, rng=g, temperature=0)
+    assert g.bit_generator.state == before   # greedy: nothing drawn
+
+
+def test_stream_stopped_early_draws_no_more():
+    m = TinyLM.from_blog()
+    g = np.random.default_rng(1)
+    stream = m.stream("el cielo es", 100, rng=g)
+    [next(stream) for _ in range(3)]
+    stream.close()
+    h = np.random.default_rng(1)
+    h.random(3)
+    assert g.bit_generator.state == h.bit_generator.state
+
+
+def _traced_peak(fn):
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_generating_allocates_nothing_per_token(dtype):
+    from tinyllm._compiled import Generation
+
+    m = TinyLM.random(TinyLMConfig(vocab_size=2000, dim=8, context=4, hidden=32, dtype=dtype),
+                      seed=0)
+    args = (m.embedding.table, m.W1, m.W2, [1, 2, 3, 4])
+    small = _traced_peak(lambda: Generation(*args, top_p=0.9, rng=0).take(100))
+    large = _traced_peak(lambda: Generation(*args, top_p=0.9, rng=0).take(10_000))
+    # The only thing that grows is the int64 result (8 bytes a token).
+    assert large - small <= 8 * (10_000 - 100) + 1024
+    stream_small = _traced_peak(lambda: list(m.stream_positions([1, 2, 3, 4], 100, rng=0)))
+    stream_large = _traced_peak(lambda: sum(m.stream_positions([1, 2, 3, 4], 3_000, rng=0)))
+    assert stream_large <= stream_small + 1024
+
+
+def test_generation_arguments_are_checked():
+    from tinyllm._compiled import Generation
+
+    m = TinyLM.from_blog()
+    E, W1, W2 = m.embedding.table, m.W1, m.W2
+    with pytest.raises(TypeError, match="W1"):
+        Generation(E, W1.astype(np.float32), W2, [0, 1, 2])
+    with pytest.raises(ValueError, match="do not fit"):
+        Generation(E, W1[:5], W2, [0, 1, 2])
+    with pytest.raises(ValueError, match="out of range"):
+        Generation(E, W1, W2, [0, 1, 5])
+    with pytest.raises(ValueError, match="3 integer positions"):
+        Generation(E, W1, W2, [0, 1])
+    with pytest.raises(ValueError, match="top_p"):
+        Generation(E, W1, W2, [0, 1, 2], top_p=0)
+    with pytest.raises(TypeError, match="rng"):
+        Generation(E, W1, W2, [0, 1, 2], rng="seed")
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        Generation(E, W1, W2, [0, 1, 2], rng=0).take(-1)
+    assert Generation(E, W1, W2, [0, 1, 2], rng=0).take(0).shape == (0,)

@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 import tinyllm
 from tinyllm import reference as ref
 
-from conftest import DTYPES, LAYOUTS, RTOL, arrays, with_layout
+from conftest import BUILDS, DTYPES, LAYOUTS, RTOL, arrays, build_id, with_layout
 
 INF, NAN = math.inf, math.nan
 F64_EPS = np.finfo(np.float64).eps
@@ -45,13 +45,14 @@ def test_dot_matches_reference(data, dtype, n, lx, lw):
     x = with_layout(data.draw(arrays(dtype, n), label="x"), lx)
     w = with_layout(data.draw(arrays(dtype, n), label="w"), lw)
     before = (x.copy(), w.copy())
-    got = tinyllm.dot(x, w)
-    assert type(got) is float
     expected = ref.dot(x.tolist(), w.tolist())
     # Summation order differs (cancellation is legitimate): bound by sum |x_i w_i|.
     scale = sum(abs(a * b) for a, b in zip(x.tolist(), w.tolist()))
-    assert abs(got - expected) <= RTOL[dtype] * scale
-    assert got == tinyllm.dot(np.ascontiguousarray(x), np.ascontiguousarray(w))
+    for build in BUILDS["_linalg"]:
+        got = build.dot(x, w)
+        assert type(got) is float
+        assert abs(got - expected) <= RTOL[dtype] * scale, build_id(build)
+        assert got == build.dot(np.ascontiguousarray(x), np.ascontiguousarray(w))
     unchanged(before[0], x), unchanged(before[1], w)
 
 
@@ -63,16 +64,17 @@ def test_project_matches_reference(data, dtype, k, V, B, lh, lW):
     h = with_layout(data.draw(arrays(dtype, h_shape), label="h"), lh)
     W = with_layout(data.draw(arrays(dtype, (k, V)), label="W"), lW)
     before = (h.copy(), W.copy())
-    got = tinyllm.project(h, W)
-    assert got.dtype == dtype
-    assert got.shape == ((V,) if B is None else (B, V))
     expected = np.array(ref.project(h.tolist(), W.tolist()))
     # float32 accumulates in float32: bound by rtol * sum_i |h_i W_ij|, plus what
     # products below the smallest normal number may lose.
     scale = np.abs(h.astype(np.float64)) @ np.abs(W.astype(np.float64))
     bound = RTOL[dtype] * scale + k * np.finfo(dtype).tiny
-    assert np.all(np.abs(got.astype(np.float64) - expected) <= bound)
-    np.testing.assert_array_equal(got, tinyllm.project(np.ascontiguousarray(h), np.ascontiguousarray(W)))
+    for build in BUILDS["_linalg"]:
+        got = build.project(h, W)
+        assert got.dtype == dtype
+        assert got.shape == ((V,) if B is None else (B, V))
+        assert np.all(np.abs(got.astype(np.float64) - expected) <= bound), build_id(build)
+        np.testing.assert_array_equal(got, build.project(np.ascontiguousarray(h), np.ascontiguousarray(W)))
     unchanged(before[0], h), unchanged(before[1], W)
 
 
@@ -123,19 +125,25 @@ def softmax_inputs(draw):
 def test_softmax_and_log_softmax_match_reference(case):
     x, axis, temperature = case
     before = x.copy()
-    n = x.shape[axis]
-    p = tinyllm.softmax(x, axis=axis, temperature=temperature)
-    logp = tinyllm.log_softmax(x, axis=axis, temperature=temperature)
-    for got in (p, logp):
-        assert got.dtype == x.dtype and got.shape == x.shape
-    unchanged(before, x)
-
     ref_p = np.array(ref.softmax(x.tolist(), axis=axis, temperature=temperature))
     ref_logp = np.array(ref.log_softmax(x.tolist(), axis=axis, temperature=temperature))
+    for build in BUILDS["_softmax"]:
+        _check_softmax_case(build, x, axis, temperature, ref_p, ref_logp)
+    unchanged(before, x)
+
+
+def _check_softmax_case(build, x, axis, temperature, ref_p, ref_logp):
+    n = x.shape[axis]
+    p = build.softmax(x, axis=axis, temperature=temperature)
+    logp = build.log_softmax(x, axis=axis, temperature=temperature)
+    for got in (p, logp):
+        assert got.dtype == x.dtype and got.shape == x.shape
+
     tiny = np.finfo(x.dtype).tiny  # below it, float results keep no relative precision
-    np.testing.assert_allclose(p, ref_p, rtol=RTOL[x.dtype.type], atol=tiny)
+    np.testing.assert_allclose(p, ref_p, rtol=RTOL[x.dtype.type], atol=tiny, err_msg=build_id(build))
     # log_softmax = s - log(sum): sums in another order may move log(sum) by ~n eps.
-    np.testing.assert_allclose(logp, ref_logp, rtol=RTOL[x.dtype.type], atol=4 * n * F64_EPS)
+    np.testing.assert_allclose(logp, ref_logp, rtol=RTOL[x.dtype.type], atol=4 * n * F64_EPS,
+                               err_msg=build_id(build))
 
     masked = np.isneginf(x)
     assert np.all(p[masked] == 0) and np.all(np.isneginf(logp[masked]))
@@ -146,8 +154,8 @@ def test_softmax_and_log_softmax_match_reference(case):
 
     # every layout gives the bits of the contiguous input
     xc = np.ascontiguousarray(x)
-    np.testing.assert_array_equal(p, tinyllm.softmax(xc, axis=axis, temperature=temperature))
-    np.testing.assert_array_equal(logp, tinyllm.log_softmax(xc, axis=axis, temperature=temperature))
+    np.testing.assert_array_equal(p, build.softmax(xc, axis=axis, temperature=temperature))
+    np.testing.assert_array_equal(logp, build.log_softmax(xc, axis=axis, temperature=temperature))
 
 
 def test_blog_softmax(dtype):
@@ -517,3 +525,147 @@ def test_softmax_axis_not_an_integer(f, axis):
 def test_softmax_numpy_integer_axis():
     x = np.array([[0.0, 1.0], [1.0, 0.0]])
     np.testing.assert_array_equal(tinyllm.softmax(x, axis=np.int64(0)), tinyllm.softmax(x, axis=0))
+
+
+# ===========================================================================
+# softmax: the accuracy targets of issue 4, the fast path, both SIMD builds
+# ===========================================================================
+
+softmax_builds = pytest.mark.parametrize("build", BUILDS["_softmax"], ids=build_id)
+
+#: Relative accuracy against a float64 reference (issue 4): float32 results are compared
+#: with softmax in float64 of the same (float32) logits.
+TARGET_RTOL = {np.float32: 2e-6, np.float64: 1e-13}
+
+
+def _long_double_softmax(x, temperature=1.0):
+    """Rows of softmax and log_softmax in long double (the oracle for many long rows)."""
+    z = (x.astype(np.longdouble) - x.max(axis=-1, keepdims=True).astype(np.longdouble)) / np.longdouble(temperature)
+    total = np.exp(z).sum(axis=-1, keepdims=True)
+    return np.exp(z) / total, z - np.log(total)
+
+
+@softmax_builds
+@pytest.mark.parametrize("n", [1, 5, 31, 32, 33, 1000, 32_000, 100_003])
+@pytest.mark.parametrize("temperature", [1.0, 0.7, 3.0])
+def test_softmax_accuracy_targets(build, n, temperature, dtype):
+    rng = np.random.default_rng(n)
+    x = np.concatenate([rng.normal(scale=3, size=n - n // 2), rng.uniform(-120, 40, size=n // 2)]).astype(dtype)
+    x[rng.random(n) < 0.1] = -np.inf
+    x[0] = 1.5  # at least one finite entry
+    p_ref, logp_ref = _long_double_softmax(x, temperature)
+    tiny = np.finfo(dtype).tiny
+    p = build.softmax(x, temperature=temperature)
+    np.testing.assert_allclose(p, p_ref.astype(np.float64), rtol=TARGET_RTOL[dtype], atol=tiny)
+    logp = build.log_softmax(x, temperature=temperature)
+    finite = np.isfinite(x)
+    np.testing.assert_allclose(logp[finite], logp_ref[finite].astype(np.float64),
+                               rtol=TARGET_RTOL[dtype], atol=4 * np.finfo(dtype).eps)
+    assert np.all(p[~finite] == 0) and np.all(np.isneginf(logp[~finite]))
+
+
+@softmax_builds
+def test_softmax_large_and_tiny_logits(build, dtype):
+    big = np.finfo(dtype).max
+    x = np.array([big, -big, big / 2, -np.inf, 0.0], dtype)
+    np.testing.assert_array_equal(build.softmax(x), [1, 0, 0, 0, 0])
+    # exp(x - m) between the smallest normal number and 0: subnormal probabilities.
+    low = -740.0 if dtype == np.float64 else -100.0
+    x = np.array([0.0, low, low - 5, 2 * low], dtype)
+    p_ref, _ = _long_double_softmax(x)
+    np.testing.assert_allclose(build.softmax(x), p_ref.astype(np.float64), rtol=0,
+                               atol=np.finfo(dtype).smallest_subnormal)
+    assert build.softmax(x)[1] > 0
+
+
+@softmax_builds
+@pytest.mark.parametrize("n", [64, 5000])
+def test_log_softmax_of_a_dominant_entry(build, n, dtype):
+    """log_softmax = -log(1 + tiny): the sum must be kept to double precision."""
+    x = np.full(n, -30.0, dtype)
+    x[0] = 0.0
+    expected = -math.log1p((n - 1) * math.exp(-30.0))
+    rel = 1e-6 if dtype == np.float32 else 1e-13
+    assert build.log_softmax(x)[0] == pytest.approx(expected, rel=rel)
+    assert build.log_softmax(x[::-1].copy())[-1] == pytest.approx(expected, rel=rel)
+
+
+@softmax_builds
+@pytest.mark.parametrize("where", [0, 7, 31, 32, 64, 1000, 1026])  # blocks of 32, and the tail
+@pytest.mark.parametrize("bad, message", [(np.nan, "NaN"), (np.inf, r"\+inf")], ids=["nan", "posinf"])
+def test_softmax_bad_entry_anywhere_of_a_long_row(build, where, bad, message, dtype):
+    x = np.random.default_rng(where).normal(size=1027).astype(dtype)
+    x[where] = bad
+    for f in (build.softmax, build.log_softmax):
+        with pytest.raises(ValueError, match=message):
+            f(x)
+        with pytest.raises(ValueError, match=rf"{message}.*slice 1 along axis 1"):
+            f(np.stack([np.zeros(1027, dtype), x]))
+    x[(where + 1) % x.size] = np.nan if bad == np.inf else np.inf  # both: NaN is reported, as the reference
+    with pytest.raises(ValueError, match="NaN"):
+        build.softmax(x)
+
+
+@softmax_builds
+def test_softmax_all_masked_row_of_a_batch(build, dtype):
+    x = np.zeros((3, 40), dtype)
+    x[2] = -np.inf
+    for f in (build.softmax, build.log_softmax):
+        with pytest.raises(ValueError, match="every entry of a slice is -inf.*slice 2"):
+            f(x)
+
+
+@softmax_builds
+@pytest.mark.parametrize("shape", [(5,), (64, 5), (3, 1000), (1, 40_000)], ids=str)
+def test_fast_path_matches_the_general_path(build, shape, dtype):
+    """C-contiguous 1-D/2-D input along the last axis takes the C-API fast path; any
+    other spelling of the same call (strides, axis as a NumPy integer, int temperature,
+    a subclass) goes the general way: both must give the same bits."""
+    x = np.random.default_rng(3).normal(scale=4, size=shape).astype(dtype)
+    for f in (build.softmax, build.log_softmax):
+        fast = f(x)
+        assert fast.flags.c_contiguous and fast.dtype == dtype and fast.shape == shape
+        strided = np.zeros(shape[:-1] + (2 * shape[-1],), dtype)[..., ::2]
+        strided[...] = x
+        for general in (f(strided), f(x, axis=np.int64(-1)), f(x, axis=x.ndim - 1),
+                        f(x.view(np.ndarray).view(type("Sub", (np.ndarray,), {}))),
+                        f(x, temperature=1)):
+            np.testing.assert_array_equal(np.asarray(general), fast)
+        out = np.empty_like(x)
+        assert f(x, out=out) is out
+        np.testing.assert_array_equal(out, fast)
+        y = x.copy()
+        assert f(y, out=y) is y
+        np.testing.assert_array_equal(y, fast)
+
+
+@softmax_builds
+def test_fast_path_out_overlapping_the_input(build):
+    buf = np.arange(9.0)
+    x, out = buf[:-1], buf[1:]
+    expected = build.softmax(x.copy())
+    assert build.softmax(x, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+
+
+@softmax_builds
+def test_fast_path_rejects_what_the_general_path_rejects(build):
+    x = np.ones((2, 3))
+    for kwargs, exc in [({"temperature": 0.0}, ValueError), ({"temperature": float("nan")}, ValueError),
+                        ({"temperature": -1.0}, ValueError), ({"axis": 2}, ValueError),
+                        ({"axis": True}, TypeError), ({"out": np.ones((2, 3), np.float32)}, ValueError),
+                        ({"out": np.ones((3, 2))}, ValueError)]:
+        with pytest.raises(exc):
+            build.softmax(x, **kwargs)
+    with pytest.raises(ValueError, match="empty"):
+        build.softmax(np.ones((2, 0)))
+
+
+def test_simd_builds_agree(dtype):
+    """Both builds compute the same function (FMA contractions may move the last bits)."""
+    if len(BUILDS["_softmax"]) < 2:
+        pytest.skip("only the baseline build runs here")
+    x = np.random.default_rng(8).normal(scale=5, size=(4, 2000)).astype(dtype)
+    base, avx2 = BUILDS["_softmax"]
+    for name in ("softmax", "log_softmax"):
+        np.testing.assert_allclose(getattr(avx2, name)(x), getattr(base, name)(x), rtol=TARGET_RTOL[dtype])

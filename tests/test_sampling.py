@@ -224,6 +224,35 @@ def test_sample_blog_distribution_one_draw_at_a_time(dtype):
     assert chi_square_pvalue(tokens, BLOG_PROBS) > P_THRESHOLD
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_single_draws_across_blocks(dtype):
+    # One draw per call takes the path without a cumulative table (block sums of
+    # 256 tokens, then one block): a vocabulary of several blocks, whole blocks of
+    # zero weight and masked logits, one draw at a time.
+    r = np.random.default_rng(8)
+    V = 1_100
+    w = r.random(V) ** 4
+    w[256:512] = 0.0           # a whole block without mass
+    w[r.random(V) < 0.2] = 0.0
+    w[-1] = 3.0                # the last token of the last (partial) block
+    weights = w.astype(dtype)
+    g = np.random.default_rng(3)
+    tokens = [sample(weights, rng=g) for _ in range(100_000)]
+    assert chi_square_pvalue(tokens, weights.astype(np.float64)) > P_THRESHOLD
+    logits = np.where(w > 0, np.log(np.where(w > 0, w, 1.0)) * 0.8, -INF).astype(dtype)
+    tokens = [sample_logits(logits, temperature=0.8, rng=g) for _ in range(100_000)]
+    assert chi_square_pvalue(tokens, softmax64(logits.astype(np.float64) / 0.8)) > P_THRESHOLD
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_single_draw_far_below_the_max(dtype):
+    # (x - max) / T beyond the float range: weight 0, never an error or a NaN.
+    big = 3e38 if dtype == np.float32 else 1e308
+    x = np.array([-big, 0.0, -big, -INF, -1.0], dtype=dtype)
+    draws = {sample_logits(x, temperature=0.01, rng=s) for s in range(50)}
+    assert draws == {1}
+
+
 def test_unnormalised_weights():
     weights = np.array(BLOG_PROBS) * 37.5
     assert chi_square_pvalue(sample(weights, size=N_DRAWS, rng=4), BLOG_PROBS) > P_THRESHOLD

@@ -5,14 +5,24 @@ tinyllm's numerical kernels are Cython extension modules (``src/*.pyx`` built as
 the package imports them from here, so a missing build, or one made for another
 Python, fails at ``import tinyllm`` with one message that says how to install
 instead of a bare ImportError from deep inside the package.
+
+On x86-64 each module is also built with AVX2 and FMA (``tinyllm._softmax_avx2``
+beside ``tinyllm._softmax``, from the same source; see setup.py). The functions
+exported here come from that build when the CPU has AVX2 and FMA, and from the
+baseline (SSE2) build otherwise, or when the environment variable
+``TINYLLM_SIMD=baseline`` is set before tinyllm is imported. ``SIMD`` tells which.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import platform
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 
 __all__ = [
@@ -24,10 +34,16 @@ __all__ = [
     "sample_logits",
     "filter_logits",
     "as_generator",
+    "Generation",
+    "TrainState",
+    "cross_entropy_grad",
 ]
 
 #: The compiled modules of the package, by file stem.
-COMPILED_MODULES = ("_linalg", "_softmax", "_sampling")
+COMPILED_MODULES = ("_linalg", "_softmax", "_sampling", "_train")
+
+#: The SIMD builds made beside the baseline on x86-64, best first: name -> module suffix.
+SIMD_VARIANTS = {"avx2": "_avx2"}
 
 # Files that may hold an extension module, for whatever Python they were built.
 _EXTENSION_ENDINGS = (".so", ".pyd", ".dylib")
@@ -87,12 +103,66 @@ def install_message(error: ImportError, package_dir: Path | None = None) -> str:
 
 
 # ===========================================================================
+# The SIMD build
+# ===========================================================================
+
+def _simd_choice(baseline_softmax: ModuleType) -> str:
+    """"avx2" when the CPU has AVX2 and FMA and TINYLLM_SIMD is not "baseline", else "baseline".
+
+    The CPU is asked by the baseline build (gcc/clang's __builtin_cpu_supports,
+    which also checks that the operating system saves the AVX registers).
+    """
+    if os.environ.get("TINYLLM_SIMD", "").strip().lower() == "baseline":
+        return "baseline"
+    return "avx2" if baseline_softmax._cpu_has_avx2_fma() else "baseline"
+
+
+def builds(stem: str) -> list[ModuleType]:
+    """Every build of the compiled module ``stem`` that was made and runs on this CPU,
+    the baseline first (the tests check each of them against the reference)."""
+    found = [importlib.import_module(f"tinyllm.{stem}")]
+    if _BASELINES["_softmax"]._cpu_has_avx2_fma():
+        try:
+            found.append(importlib.import_module(f"tinyllm.{stem}{SIMD_VARIANTS['avx2']}"))
+        except ImportError:  # not built here (arm64, MSVC)
+            pass
+    return found
+
+
+def module(stem: str) -> ModuleType:
+    """The build of the compiled module ``stem`` that tinyllm uses: see ``SIMD``."""
+    if SIMD != "baseline":
+        try:
+            return importlib.import_module(f"tinyllm.{stem}{SIMD_VARIANTS[SIMD]}")
+        except ImportError:  # not built, or unusable: the baseline always works
+            pass
+    return importlib.import_module(f"tinyllm.{stem}")
+
+
+# ===========================================================================
 # The imports
 # ===========================================================================
 
 try:
-    from tinyllm._linalg import dot, project
-    from tinyllm._sampling import as_generator, filter_logits, sample, sample_logits
-    from tinyllm._softmax import log_softmax, softmax
+    # The baseline builds first: they must all be there, and the message names
+    # the first that is not.
+    _BASELINES = {stem: importlib.import_module(f"tinyllm.{stem}") for stem in COMPILED_MODULES}
 except ImportError as exc:
     raise ImportError(install_message(exc), name=exc.name, path=exc.path) from exc
+
+#: "avx2" or "baseline": which build of the kernels the functions below come from.
+SIMD = _simd_choice(_BASELINES["_softmax"])
+
+if TYPE_CHECKING:  # the same functions for type checkers, whose stubs are the baseline's
+    from tinyllm._linalg import dot, project
+    from tinyllm._sampling import Generation, as_generator, filter_logits, sample, sample_logits
+    from tinyllm._softmax import log_softmax, softmax
+    from tinyllm._train import TrainState, cross_entropy_grad
+else:
+    dot, project = module("_linalg").dot, module("_linalg").project
+    softmax, log_softmax = module("_softmax").softmax, module("_softmax").log_softmax
+    Generation, as_generator, filter_logits, sample, sample_logits = (
+        getattr(module("_sampling"), name)
+        for name in ("Generation", "as_generator", "filter_logits", "sample", "sample_logits")
+    )
+    TrainState, cross_entropy_grad = module("_train").TrainState, module("_train").cross_entropy_grad

@@ -9,6 +9,7 @@ from typing import Any, SupportsFloat, SupportsIndex, TypeAlias, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from typing_extensions import disjoint_base
 
 # None: fresh entropy; an int >= 0: numpy.random.default_rng(seed); a Generator:
 # its bit generator's bitgen_t, used under its lock.
@@ -72,3 +73,24 @@ def as_generator(
     rng: int | np.integer[Any] | np.random.Generator | None,  # object
     func: str = ...,  # str
 ) -> np.random.Generator: ...
+
+@disjoint_base  # a Cython extension type: cannot share a subclass with another base
+class Generation:
+    # The model's arrays, one dtype, C-contiguous: const floating* inside the loop.
+    embeddings: np.ndarray  # shape (V, d)
+    W1: np.ndarray  # shape (c*d, h)
+    W2: np.ndarray  # shape (h, V)
+    def __init__(
+        self,
+        embeddings: np.ndarray,  # const floating*, shape (V, d)
+        W1: np.ndarray,  # const floating*, shape (c*d, h)
+        W2: np.ndarray,  # const floating*, shape (h, V)
+        context: ArrayLike,  # int64_t[::1], c positions (copied; updated in place)
+        temperature: SupportsFloat = 1.0,  # double, >= 0 (0: greedy argmax)
+        top_k: SupportsIndex | None = None,  # Py_ssize_t, >= 1
+        top_p: SupportsFloat | None = None,  # double, in (0, 1]
+        min_p: SupportsFloat | None = None,  # double, in [0, 1]
+        rng: _RNG = None,  # bitgen_t*, used under the Generator's lock
+        tanh: bool = False,  # bint: f1 = tanh(x @ W1)
+    ) -> None: ...
+    def take(self, n: int) -> NDArray[np.int64]: ...  # Py_ssize_t -> int64_t, shape (n,)

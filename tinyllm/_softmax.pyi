@@ -36,3 +36,7 @@ def log_softmax(
     temperature: SupportsFloat = 1.0,  # double, finite and > 0
     out: NDArray[np.float64] | None = None,  # double[:, ::1], shape of x
 ) -> NDArray[np.float64]: ...
+
+# Hooks for the tests and benchmarks (not part of the API).
+def _exp(x: NDArray[np.floating], nonpos: bool = False) -> NDArray[np.floating]: ...  # const float/double[::1]
+def _cpu_has_avx2_fma() -> bool: ...
