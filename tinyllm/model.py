@@ -1,7 +1,7 @@
 """TinyLM: the blog's next-token model.
 
     words --vocab--> positions --embedding--> (c, d) --flatten--> x (c*d,)
-    f1: x @ W1 -> (h,)       one dot product per hidden unit
+    f1: x @ W1 -> (h,)       one dot product per hidden unit (tanh(x @ W1) with activation="tanh")
     f2: f1 @ W2 -> (V,)      one score (logit) per vocabulary token
     softmax(logits / T) -> next-token probabilities
 """
@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from tinyllm._arrays import as_weight_matrix
-from tinyllm._compiled import as_generator, filter_logits, project, sample_logits, softmax
+from tinyllm._compiled import (
+    Generation,
+    as_generator,
+    filter_logits,
+    project,
+    sample_logits,
+    softmax,
+)
 from tinyllm.config import TinyLMConfig
 from tinyllm.embedding import Embedding
 from tinyllm.vocab import Vocab
@@ -152,8 +159,34 @@ class TinyLM:
 
     def __repr__(self) -> str:
         c = self.config
+        act = f", activation={c.activation!r}" if c.activation else ""
         return (f"TinyLM(vocab_size={c.vocab_size}, dim={c.dim}, context={c.context}, "
-                f"hidden={c.hidden}, dtype={c.dtype})")
+                f"hidden={c.hidden}, dtype={c.dtype}{act})")
+
+    # -- saving and loading -------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the model to ``path`` (one ``.npz`` file; see :mod:`tinyllm.io`).
+
+        Atomic: the file is written under a temporary name in the same folder and
+        then renamed over ``path``, so an interrupted save leaves the old file intact.
+        """
+        from tinyllm.io import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path) -> TinyLM:
+        """The model saved in ``path`` by :meth:`save`, bit for bit.
+
+        Raises
+        ------
+        ValueError
+            The file is not a tinyllm model: corrupt, truncated, another format
+            version, or arrays that do not match the configuration.
+        """
+        from tinyllm.io import load_model
+
+        return load_model(path)
 
     # -- the forward pass ---------------------------------------------------------
     def encode_prompt(self, prompt: str | list[int]) -> list[int]:
@@ -187,6 +220,8 @@ class TinyLM:
         embeddings = self.embedding.lookup(positions)      # (c, d)
         x = embeddings.reshape(-1)                         # (c*d,) row by row, as the blog flattens
         f1 = project(x, self.W1)                           # (h,)
+        if self.config.activation == "tanh":
+            f1 = np.tanh(f1)                               # (h,) the optional non-linearity
         logits = project(f1, self.W2)                      # (V,)
         return embeddings, x, f1, logits
 
@@ -247,21 +282,23 @@ class TinyLM:
                          top_p: float | None = None, min_p: float | None = None,
                          rng=None) -> Iterator[int]:
         """As :meth:`stream`, yielding vocabulary positions instead of tokens."""
+        generation, n = self._generation(prompt, max_new_tokens, temperature, top_k, top_p,
+                                         min_p, rng)
+        return _one_at_a_time(generation, n)
+
+    def _generation(self, prompt, max_new_tokens, temperature, top_k, top_p, min_p,
+                    rng) -> tuple[Generation, int]:
+        """Check every argument now, once, and set up the compiled generation loop."""
         positions = self.encode_prompt(prompt)
         n = _non_negative_int("max_new_tokens", max_new_tokens)
         self._check_sampling(positions, temperature, top_k, top_p, min_p)
         generator = as_generator(rng, "generate")
-        return self._generate(positions, n, temperature, top_k, top_p, min_p, generator)
-
-    def _generate(self, positions, n, temperature, top_k, top_p, min_p, generator) -> Iterator[int]:
-        c = self.config.context
-        context = positions[-c:]
-        for _ in range(n):
-            logits = self._forward(context)[3]
-            token = sample_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p,
-                                  min_p=min_p, rng=generator)
-            context = context[1:] + [token]
-            yield token
+        generation = Generation(
+            self.embedding.table, self.W1, self.W2, positions[-self.config.context:],
+            temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, rng=generator,
+            tanh=self.config.activation == "tanh",
+        )
+        return generation, n
 
     def generate(self, prompt: str | list[int], max_new_tokens: int = 20,
                  temperature: float = 1.0, top_k: int | None = None,
@@ -299,9 +336,14 @@ class TinyLM:
                            temperature: float = 1.0, top_k: int | None = None,
                            top_p: float | None = None, min_p: float | None = None,
                            rng=None) -> list[int]:
-        """As :meth:`generate`, returning the vocabulary positions of the new tokens."""
-        return list(self.stream_positions(prompt, max_new_tokens, temperature, top_k, top_p,
-                                          min_p, rng))
+        """As :meth:`generate`, returning the vocabulary positions of the new tokens.
+
+        All the tokens come from one call of the compiled loop (one nogil call, no
+        array allocated per token).
+        """
+        generation, n = self._generation(prompt, max_new_tokens, temperature, top_k, top_p,
+                                         min_p, rng)
+        return generation.take(n).tolist()
 
     def draw_next(self, prompt: str | list[int], draws: int = 20, temperature: float = 1.0,
                   rng=None) -> Draws:
@@ -320,6 +362,12 @@ class TinyLM:
             probs[int(np.argmax(logits))] = 1.0
         text = prompt if isinstance(prompt, str) else self.vocab.decode(prompt)
         return Draws(text, [self.vocab[int(p)] for p in drawn], probs, self.vocab.tokens)
+
+
+def _one_at_a_time(generation: Generation, n: int) -> Iterator[int]:
+    """Lazily, one token per step: a stream stopped early draws nothing more."""
+    for _ in range(n):
+        yield int(generation.take(1)[0])
 
 
 def _non_negative_int(name: str, value) -> int:

@@ -4,15 +4,42 @@ A *position* is the row of a token in the embedding table and its index in the
 logits; an *id* is the number the blog gives it (azul -> 227). Words are matched
 after Unicode NFC and case folding, and an unaccented spelling matches an
 accented token when that is unambiguous ("frio" -> "frío", as part 3 writes it).
+
+Two ways to cut text into tokens (the vocabulary's ``tokenizer``):
+
+- ``"whitespace"`` (the blog's vocabulary, and the default): split on whitespace,
+  so "es azul." is the two words ``es`` and ``azul.``;
+- ``"words"`` (a vocabulary built by :meth:`Vocab.from_text`): runs of letters and
+  digits are words and every other visible character is a token of its own, so
+  "¿es azul?" is ``¿ es azul ?``. ``decode`` then writes no space before closing
+  punctuation (``. , ; : ! ? ) ] } » …``) nor after opening punctuation
+  (``¿ ¡ ( [ { «``).
+
+A vocabulary that holds the token ``<unk>`` maps every unknown word to it (a
+vocabulary built from text has it for the words seen fewer than ``min_count``
+times); one without it raises :class:`UnknownTokenError`.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
-__all__ = ["UnknownTokenError", "Vocab"]
+__all__ = ["UNK", "TOKENIZERS", "UnknownTokenError", "Vocab", "tokenize"]
+
+#: The token that stands for every word the vocabulary does not know.
+UNK = "<unk>"
+
+#: How a vocabulary cuts text into tokens (see the module docstring).
+TOKENIZERS = ("whitespace", "words")
+
+# A word (letters, digits, underscore) or any single other visible character.
+_WORD_OR_MARK = re.compile(r"\w+|[^\w\s]")
+_NO_SPACE_BEFORE = frozenset(".,;:!?)]}»…%")
+_NO_SPACE_AFTER = frozenset("¿¡([{«")
 
 
 class UnknownTokenError(ValueError):
@@ -30,6 +57,22 @@ class UnknownTokenError(ValueError):
 def _fold(word: str) -> str:
     """NFC, then case folding (which may un-normalise, hence NFC again)."""
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", word).casefold())
+
+
+def tokenize(text: str, tokenizer: str = "words") -> list[str]:
+    """Cut ``text`` into tokens, as a vocabulary with this ``tokenizer`` does.
+
+    ``"words"`` lowercases (NFC, then case folding) and splits words from
+    punctuation: ``tokenize("El cielo es azul.") == ["el", "cielo", "es", "azul", "."]``.
+    ``"whitespace"`` only splits on whitespace and keeps the case.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    if tokenizer == "whitespace":
+        return text.split()
+    if tokenizer == "words":
+        return _WORD_OR_MARK.findall(_fold(text))
+    raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}")
 
 
 def _strip_accents(word: str) -> str:
@@ -50,6 +93,10 @@ class Vocab:
     ids : sequence of int, optional
         One distinct id per token (the blog's 227, 350, ...). Defaults to the
         positions 0, 1, 2, ...
+    tokenizer : {"whitespace", "words"}, default "whitespace"
+        How :meth:`encode` cuts text into words (see the module docstring).
+        With ``"words"`` every token must be one word or one punctuation mark
+        (or ``<unk>``).
 
     Examples
     --------
@@ -60,7 +107,10 @@ class Vocab:
     'el cielo es frío'
     """
 
-    def __init__(self, tokens: Iterable[str], ids: Iterable[int] | None = None):
+    def __init__(self, tokens: Iterable[str], ids: Iterable[int] | None = None,
+                 tokenizer: str = "whitespace"):
+        if tokenizer not in TOKENIZERS:
+            raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}")
         tokens = tuple(tokens)
         if not tokens:
             raise ValueError("a vocabulary needs at least one token")
@@ -69,6 +119,10 @@ class Vocab:
                 raise TypeError(f"tokens must be strings, got {token!r}")
             if not token or token != token.strip() or len(token.split()) != 1:
                 raise ValueError(f"a token must be a non-empty word without spaces, got {token!r}")
+            if tokenizer == "words" and token != UNK and tokenize(token) != [_fold(token)]:
+                raise ValueError(
+                    f"with tokenizer='words' a token must be one word or one punctuation mark, "
+                    f"got {token!r}")
         ids = tuple(range(len(tokens))) if ids is None else tuple(ids)
         if len(ids) != len(tokens):
             raise ValueError(f"{len(ids)} ids for {len(tokens)} tokens: need one id per token")
@@ -80,6 +134,7 @@ class Vocab:
 
         self._tokens = tokens
         self._ids = ids
+        self._tokenizer = tokenizer
         self._position_of_id = {id_: pos for pos, id_ in enumerate(ids)}
         self._by_folded: dict[str, int] = {}
         for pos, token in enumerate(tokens):
@@ -93,6 +148,57 @@ class Vocab:
         for folded, pos in self._by_folded.items():
             unaccented.setdefault(_strip_accents(folded), set()).add(pos)
         self._by_unaccented = {k: next(iter(v)) for k, v in unaccented.items() if len(v) == 1}
+        self._unk = self._by_folded.get(UNK)
+
+    @classmethod
+    def from_text(cls, text: str, min_count: int = 1, unk: bool = True) -> Vocab:
+        """The vocabulary of ``text``, with the ``"words"`` tokenizer.
+
+        Parameters
+        ----------
+        text : str
+            Any text: it is lowercased (NFC, then case folding) and cut into words
+            and punctuation marks (:func:`tokenize`).
+        min_count : int, default 1
+            Words seen fewer times are left out (and become ``<unk>`` when encoded).
+        unk : bool, default True
+            Put ``<unk>`` at position 0, so that unknown words encode to it. Without
+            it, unknown words (and words below ``min_count``) raise
+            :class:`UnknownTokenError`.
+
+        Returns
+        -------
+        Vocab
+            The tokens by decreasing count (ties: first seen first), after ``<unk>``;
+            ids equal positions.
+
+        Raises
+        ------
+        ValueError
+            ``text`` has no token, or every token is below ``min_count``.
+
+        Examples
+        --------
+        >>> v = Vocab.from_text("El cielo es azul. El mar es azul.")
+        >>> v.tokens
+        ('<unk>', 'el', 'es', 'azul', '.', 'cielo', 'mar')
+        >>> v.encode("el sol es azul.")
+        [1, 0, 2, 3, 4]
+        """
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
+        words = tokenize(text, "words")
+        if not words:
+            raise ValueError("the text has no words: cannot build a vocabulary from it")
+        counts = Counter(words)
+        first_seen: dict[str, int] = {}
+        for i, word in enumerate(words):
+            first_seen.setdefault(word, i)
+        kept = sorted((w for w, n in counts.items() if n >= min_count and w != UNK),
+                      key=lambda w: (-counts[w], first_seen[w]))
+        if not kept:
+            raise ValueError(f"no word of the text appears at least min_count={min_count} times")
+        return cls(([UNK] if unk else []) + kept, tokenizer="words")
 
     # -- container protocol ---------------------------------------------------
     def __len__(self) -> int:
@@ -110,10 +216,11 @@ class Vocab:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Vocab):
             return NotImplemented
-        return self._tokens == other._tokens and self._ids == other._ids
+        return (self._tokens == other._tokens and self._ids == other._ids
+                and self._tokenizer == other._tokenizer)
 
     def __hash__(self) -> int:
-        return hash((self._tokens, self._ids))
+        return hash((self._tokens, self._ids, self._tokenizer))
 
     def __repr__(self) -> str:
         pairs = ", ".join(f"{t}={i}" for t, i in zip(self._tokens[:8], self._ids[:8]))
@@ -130,6 +237,16 @@ class Vocab:
         """The id of each token, in position order."""
         return self._ids
 
+    @property
+    def tokenizer(self) -> str:
+        """``"whitespace"`` or ``"words"``: how :meth:`split` cuts text."""
+        return self._tokenizer
+
+    @property
+    def unk_position(self) -> int | None:
+        """The position of ``<unk>``, or None if the vocabulary has no such token."""
+        return self._unk
+
     # -- lookups --------------------------------------------------------------
     def _lookup(self, word: str) -> int | None:
         folded = _fold(word)
@@ -139,9 +256,12 @@ class Vocab:
         return pos
 
     def position(self, word: str) -> int:
-        """The position of ``word``; raises :class:`UnknownTokenError` if unknown."""
+        """The position of ``word``: ``<unk>``'s if unknown and the vocabulary has it,
+        else :class:`UnknownTokenError`."""
         pos = self._lookup(word)
         if pos is None:
+            if self._unk is not None:
+                return self._unk
             raise UnknownTokenError(word, self.suggest(word))
         return pos
 
@@ -175,10 +295,8 @@ class Vocab:
 
     # -- text -----------------------------------------------------------------
     def split(self, text: str) -> list[str]:
-        """The words of ``text``: split on whitespace."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a string, got {type(text).__name__}")
-        return text.split()
+        """The words of ``text``, cut by this vocabulary's tokenizer (see :func:`tokenize`)."""
+        return tokenize(text, self._tokenizer)
 
     def encode(self, text: str) -> list[int]:
         """The positions of the words of ``text``.
@@ -192,5 +310,17 @@ class Vocab:
         return [self.position(word) for word in self.split(text)]
 
     def decode(self, positions: Iterable[int]) -> str:
-        """The tokens at ``positions``, joined by spaces."""
-        return " ".join(self._tokens[self._checked_position(p)] for p in positions)
+        """The tokens at ``positions``, joined by spaces.
+
+        With the ``"words"`` tokenizer, closing punctuation sticks to the word before
+        it and opening punctuation to the word after it: ``"¿es azul?"``.
+        """
+        tokens = [self._tokens[self._checked_position(p)] for p in positions]
+        if self._tokenizer == "whitespace":
+            return " ".join(tokens)
+        parts: list[str] = []
+        for i, token in enumerate(tokens):
+            if i and token not in _NO_SPACE_BEFORE and tokens[i - 1] not in _NO_SPACE_AFTER:
+                parts.append(" ")
+            parts.append(token)
+        return "".join(parts)

@@ -1,0 +1,114 @@
+"""Figures (optional: ``pip install 'tinyllm[plot]'`` installs matplotlib).
+
+- :func:`embeddings`: every token's embedding as a labelled point, like the figure of
+  part 3 of the blog. For the blog's model the axes are "Sustantivo" and "Adjetivo"
+  from -1 to 1; for another 2-D model, its two dimensions; for d > 2 the first two
+  principal components of the embedding table (centred; the axis labels say how much
+  of the variance each one explains); for d = 1 the single dimension.
+- :func:`loss_curve`: training and validation loss per epoch.
+
+Both draw on a matplotlib ``Figure`` with the Agg canvas (no pyplot state, no window)
+and write a PNG.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["PLOT_MISSING", "require_matplotlib", "embeddings", "embedding_coordinates", "loss_curve"]
+
+PLOT_MISSING = ("plotting needs matplotlib, which is not installed: "
+                "pip install 'tinyllm[plot]' (or pip install matplotlib)")
+
+
+def require_matplotlib():
+    """Import matplotlib's Figure and Agg canvas, or raise ImportError with the install command."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError(PLOT_MISSING) from None
+    return Figure, FigureCanvasAgg
+
+
+def _is_blog_model(model) -> bool:
+    from tinyllm import blog
+
+    return model.vocab.tokens == blog.TOKENS and model.config.dim == 2
+
+
+def embedding_coordinates(model) -> tuple[np.ndarray, str, str]:
+    """The 2-D points to draw, one row per token, and the two axis labels."""
+    table = np.asarray(model.embedding.table, dtype=np.float64)
+    d = table.shape[1]
+    if _is_blog_model(model):
+        return table, "Sustantivo", "Adjetivo"
+    if d == 1:
+        return np.column_stack([table[:, 0], np.zeros(len(table))]), "dimensión 1", ""
+    if d == 2:
+        return table, "dimensión 1", "dimensión 2"
+    centred = table - table.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    share = s ** 2 / max(float((s ** 2).sum()), 1e-300)
+    # Fix each component's sign (the largest loading positive): the same figure every time.
+    signs = np.sign(vt[:2][np.arange(2), np.abs(vt[:2]).argmax(axis=1)])
+    signs[signs == 0] = 1
+    points = centred @ (vt[:2].T * signs)
+    return (points, f"componente principal 1 ({share[0]:.0%} de la varianza)",
+            f"componente principal 2 ({share[1]:.0%} de la varianza)")
+
+
+def embeddings(model, path: str | os.PathLike, max_labels: int = 60, title: str | None = None) -> None:
+    """Draw ``model``'s embeddings as labelled points and save a PNG at ``path``.
+
+    Parameters
+    ----------
+    model : TinyLM
+    path : str or path-like
+        The PNG to write.
+    max_labels : int, default 60
+        Only the first ``max_labels`` tokens are drawn (a trained vocabulary is
+        ordered by frequency, so these are the most common words).
+    title : str, optional
+    """
+    Figure, Canvas = require_matplotlib()
+    points, xlabel, ylabel = embedding_coordinates(model)
+    n = min(len(points), max_labels)
+    fig = Figure(figsize=(7, 6) if n > 10 else (5, 5))
+    Canvas(fig)
+    ax = fig.add_subplot()
+    ax.scatter(points[:n, 0], points[:n, 1], s=18, color="tab:blue")
+    for token, (x, y) in zip(model.vocab.tokens[:n], points[:n]):
+        ax.annotate(token, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if _is_blog_model(model):
+        ax.set_xlim(-1, 1)
+        ax.set_ylim(-1, 1)
+    ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
+    ax.axvline(0, color="0.8", linewidth=0.8, zorder=0)
+    shown = "" if n == len(points) else f" ({n} of {len(points)} tokens)"
+    ax.set_title((title or "Embeddings") + shown)
+    fig.tight_layout()
+    fig.savefig(os.fspath(path), format="png", dpi=120)
+
+
+def loss_curve(history, path: str | os.PathLike, title: str = "Training") -> None:
+    """Plot training (and validation) loss per epoch from a list of :class:`EpochStats`."""
+    Figure, Canvas = require_matplotlib()
+    fig = Figure(figsize=(6, 4))
+    Canvas(fig)
+    ax = fig.add_subplot()
+    epochs = [h.epoch for h in history]
+    ax.plot(epochs, [h.train_loss for h in history], marker="o", markersize=3, label="training")
+    if any(h.val_loss is not None for h in history):
+        ax.plot(epochs, [h.val_loss for h in history], marker="o", markersize=3, label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy (nats per token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.fspath(path), format="png", dpi=120)

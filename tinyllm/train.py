@@ -1,0 +1,367 @@
+"""Training: learn the embeddings and weights from text by gradient descent.
+
+The model predicts the token that follows each window of ``c`` tokens; training
+lowers the mean cross-entropy ``-log p(next token)`` over the corpus:
+
+- the text is cut into tokens (:meth:`Vocab.from_text`: lowercase, words and
+  punctuation), its lines are put in one stream, and every run of ``c`` tokens is an
+  example whose target is the token after it;
+- a seeded share of the lines (``val_fraction``) is held out for validation;
+- each epoch shuffles the training examples (from ``seed``) and walks through them in
+  minibatches; per batch the compiled kernels (:class:`tinyllm._train.TrainState`) run
+  forward, loss, backward and the optimizer update (SGD with momentum, or Adam)
+  without the GIL; Python only orchestrates the epochs;
+- the learning rate of step ``s`` (1-based) of ``S`` follows ``schedule``, after an
+  optional linear warm-up over the first ``warmup`` steps (``lr * s / warmup``)::
+
+      constant   lr
+      linear     lr * (1 - p)                 p = (s - 1 - warmup) / (S - warmup)
+      cosine     lr * (1 + cos(pi * p)) / 2   (from lr down towards 0)
+
+- after each epoch: the training loss (the mean of that epoch's batch losses), the
+  validation loss, and their perplexities ``exp(loss)``.
+
+If a step's loss, a gradient or an updated weight is not finite, training stops with
+:class:`TrainingDiverged`, which names the step and carries the model with the
+weights from before that step.
+
+Progress bar: ``progress=None`` shows a tqdm bar when tqdm is installed and stderr is
+a terminal, and nothing otherwise (no bar in logs, pipes and tests); ``True`` asks for
+one and raises ImportError with the install command if tqdm is missing; ``False``
+never shows one. ``pip install 'tinyllm[progress]'`` installs tqdm.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tinyllm._compiled import TrainState
+from tinyllm.config import TinyLMConfig
+from tinyllm.corpus import builtin_text, corpus_lines, encode_lines, windows
+from tinyllm.model import TinyLM
+from tinyllm.vocab import Vocab
+
+__all__ = ["SCHEDULES", "OPTIMIZERS", "TrainOptions", "EpochStats", "TrainResult",
+           "TrainingDiverged", "learning_rate", "fit", "train", "progress_bar"]
+
+SCHEDULES = ("constant", "linear", "cosine")
+OPTIMIZERS = ("adam", "sgd")
+
+PROGRESS_MISSING = ("the progress bar needs tqdm, which is not installed: "
+                    "pip install 'tinyllm[progress]' (or pip install tqdm)")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to train (validated on creation).
+
+    Parameters
+    ----------
+    epochs : int, default 30
+        Passes over the training examples (>= 1).
+    batch_size : int, default 32
+        Examples per step (>= 1); the last batch of an epoch may be smaller.
+    lr : float, default 0.01
+        The (peak) learning rate: finite and > 0.
+    optimizer : {"adam", "sgd"}, default "adam"
+        Adam, or SGD with ``momentum``.
+    momentum : float, default 0.9
+        SGD's momentum, in [0, 1).
+    schedule : {"constant", "linear", "cosine"}, default "constant"
+        How the learning rate changes over the steps (see the module docstring).
+    warmup : int, default 0
+        Steps of linear warm-up from 0 to ``lr`` before the schedule.
+    val_fraction : float, default 0.1
+        Share of the corpus lines held out for validation, in [0, 1). 0, or a corpus
+        of one line, means no validation.
+    seed : int, default 0
+        Seeds the initial weights, the validation split and the shuffling: the same
+        seed gives the same model.
+    """
+
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 0.01
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    schedule: str = "constant"
+    warmup: int = 0
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        for name, low in (("epochs", 1), ("batch_size", 1), ("warmup", 0), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name} must be an integer, got {value!r}")
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"the learning rate must be finite and > 0, got {self.lr!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """What one epoch did."""
+
+    epoch: int                        # 1-based
+    steps: int                        # steps so far, all epochs
+    train_loss: float                 # mean batch loss over the epoch
+    train_perplexity: float           # exp(train_loss)
+    val_loss: float | None            # mean loss on the held-out lines (None: no validation)
+    val_perplexity: float | None
+    lr: float                         # the learning rate of the epoch's last step
+    seconds: float                    # wall time of the epoch (validation included)
+    tokens_per_second: float          # training examples per second of stepping
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """A trained model and how it got there."""
+
+    model: TinyLM
+    history: list[EpochStats]
+    options: TrainOptions
+    train_examples: int
+    val_examples: int
+    steps: int
+    corpus: str = ""                  # a name for the corpus (for the saved file)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final_loss(self) -> float:
+        return self.history[-1].train_loss
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready facts (saved with the model by ``tinyllm train``)."""
+        return {"corpus": self.corpus, "options": asdict(self.options),
+                "train_examples": self.train_examples, "val_examples": self.val_examples,
+                "steps": self.steps, "history": [h.to_dict() for h in self.history]}
+
+
+class TrainingDiverged(ValueError):
+    """The loss or an update became NaN or infinite at ``step``; training stopped.
+
+    ``result`` holds the model with the weights from before that step (the last
+    good ones) and the history of the finished epochs.
+    """
+
+    def __init__(self, message: str, step: int, epoch: int, result: TrainResult):
+        super().__init__(message)
+        self.step = step
+        self.epoch = epoch
+        self.result = result
+
+
+def learning_rate(options: TrainOptions, step: int, total_steps: int) -> float:
+    """The learning rate of ``step`` (1-based) out of ``total_steps`` (always > 0)."""
+    lr = float(options.lr)
+    if options.warmup and step <= options.warmup:
+        return lr * step / options.warmup
+    if options.schedule == "constant":
+        return lr
+    p = (step - 1 - options.warmup) / max(total_steps - options.warmup, 1)
+    p = min(max(p, 0.0), 1.0 - 1e-12)
+    if options.schedule == "linear":
+        return lr * (1.0 - p)
+    return lr * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def progress_bar(total: int, progress: bool | None, desc: str = "training"):
+    """A tqdm bar of ``total`` steps, or None (see the module docstring for ``progress``)."""
+    if progress is False:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        if progress:
+            raise ImportError(PROGRESS_MISSING) from None
+        return None
+    if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return None
+    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=False)
+
+
+def _split_lines(lines: list[str], val_fraction: float, rng: np.random.Generator):
+    if val_fraction <= 0 or len(lines) < 2:
+        return lines, []
+    n_val = min(max(1, round(val_fraction * len(lines))), len(lines) - 1)
+    held = set(rng.permutation(len(lines))[:n_val].tolist())
+    return ([l for i, l in enumerate(lines) if i not in held],
+            [l for i, l in enumerate(lines) if i in held])
+
+
+def fit(model: TinyLM, text: str, options: TrainOptions | None = None,
+        progress: bool | None = None,
+        on_epoch: Callable[[EpochStats], None] | None = None,
+        corpus: str = "") -> TrainResult:
+    """Train ``model``'s weights on ``text`` (encoded with ``model.vocab``).
+
+    Parameters
+    ----------
+    model : TinyLM
+        The starting point; it is not changed (its weights are read-only): the
+        trained model is returned.
+    text : str
+        The corpus (see :mod:`tinyllm.corpus`: one sentence or paragraph per line,
+        ``#`` comments).
+    options : TrainOptions, optional
+    progress : bool or None
+        The progress bar (see the module docstring).
+    on_epoch : callable, optional
+        Called with each epoch's :class:`EpochStats` as soon as it is done.
+    corpus : str
+        A name for the corpus, kept in the result.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ValueError
+        An empty corpus, or one with no more tokens than the context.
+    UnknownTokenError
+        A word of the corpus is not in the vocabulary (and it has no ``<unk>``).
+    TrainingDiverged
+        The loss or an update stopped being finite (a ``ValueError``).
+    """
+    options = TrainOptions() if options is None else options
+    cfg = model.config
+    c = cfg.context
+    lines = corpus_lines(text)
+    stream = encode_lines(model.vocab, lines)
+    if len(stream) == 0:
+        raise ValueError("the corpus is empty: it has no words to learn from")
+    if len(stream) <= c:
+        raise ValueError(f"the corpus has {len(stream)} token{'s' if len(stream) != 1 else ''}; "
+                         f"a context of {c} needs at least {c + 1}")
+    rng = np.random.default_rng(options.seed)
+    train_lines, val_lines = _split_lines(lines, options.val_fraction, rng)
+    train_w, train_t = windows(encode_lines(model.vocab, train_lines), c)
+    val_w, val_t = windows(encode_lines(model.vocab, val_lines), c)
+    if len(train_w) == 0:                  # the held-out lines took too much: use everything
+        train_w, train_t = windows(stream, c)
+        val_w, val_t = val_w[:0], val_t[:0]
+
+    state = TrainState(model.embedding.table, model.W1, model.W2,
+                       tanh=cfg.activation == "tanh", optimizer=options.optimizer,
+                       batch_size=options.batch_size, momentum=options.momentum)
+    n = len(train_w)
+    B = options.batch_size
+    per_epoch = -(-n // B)
+    total = per_epoch * options.epochs
+    history: list[EpochStats] = []
+    bar = progress_bar(total, progress)
+
+    def result() -> TrainResult:
+        trained = TinyLM(cfg, model.vocab, state.E, state.W1, state.W2)
+        return TrainResult(trained, list(history), options, n, len(val_w), state.steps, corpus)
+
+    step = 0
+    lr = learning_rate(options, 1, total)
+    try:
+        for epoch in range(1, options.epochs + 1):
+            start = time.perf_counter()
+            order = rng.permutation(n)
+            losses = np.empty(per_epoch)
+            for i in range(per_epoch):
+                idx = order[i * B:(i + 1) * B]
+                step += 1
+                lr = learning_rate(options, step, total)
+                try:
+                    losses[i] = state.step(train_w[idx], train_t[idx], lr)
+                except FloatingPointError as exc:
+                    raise TrainingDiverged(
+                        f"training stopped at step {step} (epoch {epoch}): {exc}; the weights "
+                        f"from before that step are kept (try a smaller learning rate than {options.lr:g})",
+                        step, epoch, result()) from None
+                if bar is not None:
+                    bar.update(1)
+            stepping = time.perf_counter() - start
+            train_loss = float(losses.mean())
+            val_loss = state.loss(val_w, val_t) if len(val_w) else None
+            stats = EpochStats(
+                epoch=epoch, steps=step, train_loss=train_loss,
+                train_perplexity=_perplexity(train_loss),
+                val_loss=val_loss, val_perplexity=None if val_loss is None else _perplexity(val_loss),
+                lr=lr, seconds=time.perf_counter() - start,
+                tokens_per_second=n / stepping if stepping > 0 else float("inf"),
+            )
+            history.append(stats)
+            if bar is not None:
+                bar.set_postfix(loss=f"{train_loss:.3f}")
+            if on_epoch is not None:
+                on_epoch(stats)
+    finally:
+        if bar is not None:
+            bar.close()
+    return result()
+
+
+def _perplexity(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else float("inf")
+
+
+def train(text: str | None = None, *, dim: int = 16, context: int = 3, hidden: int = 32,
+          activation: str | None = None, dtype: str = "float64", min_count: int = 1,
+          options: TrainOptions | None = None, progress: bool | None = None,
+          on_epoch: Callable[[EpochStats], None] | None = None,
+          corpus: str | None = None) -> TrainResult:
+    """Build a vocabulary from ``text``, start from random weights and train.
+
+    Parameters
+    ----------
+    text : str, optional
+        The corpus; the built-in Spanish corpus when None.
+    dim, context, hidden : int
+        d, c and h of the new model.
+    activation : {None, "tanh"}
+        The hidden layer's activation (:class:`TinyLMConfig`).
+    dtype : {"float64", "float32"}
+    min_count : int, default 1
+        Words seen fewer times become ``<unk>`` (:meth:`Vocab.from_text`).
+    options, progress, on_epoch
+        As in :func:`fit`; ``options.seed`` also seeds the initial weights.
+    corpus : str, optional
+        A name for the corpus, kept in the result.
+
+    Returns
+    -------
+    TrainResult
+
+    Examples
+    --------
+    >>> result = train(options=TrainOptions(epochs=30, seed=0))      # doctest: +SKIP
+    >>> result.model.vocab[int(result.model.logits("el cielo es").argmax())]  # doctest: +SKIP
+    'azul'
+    """
+    options = TrainOptions() if options is None else options
+    if text is None:
+        text = builtin_text()
+        corpus = "built-in corpus_es.txt" if corpus is None else corpus
+    if not corpus_lines(text):
+        raise ValueError("the corpus is empty: it has no words to learn from")
+    vocab = Vocab.from_text("\n".join(corpus_lines(text)), min_count=min_count)
+    config = TinyLMConfig(vocab_size=len(vocab), dim=dim, context=context, hidden=hidden,
+                          dtype=dtype, activation=activation)
+    model = TinyLM.random(config, vocab, seed=options.seed)
+    return fit(model, text, options, progress=progress, on_epoch=on_epoch, corpus=corpus or "")
