@@ -14,36 +14,83 @@ One training step on a batch of B windows of c tokens (V tokens, d dims, h hidde
     dE  (V, d) += dX rows, scattered back to the rows they came from
     then SGD with momentum or Adam on E, W1, W2.
 
+Who does what. The matrix products (three of them B x h x V: nearly all the
+arithmetic) go to NumPy's BLAS: ``np.matmul(..., out=...)`` into scratch arrays
+allocated once per TrainState, the transposes being views (BLAS reads them
+transposed; nothing is copied). Everything else is a ``noexcept nogil`` kernel here,
+each one pass over its data: the gather and scatter of embedding rows, tanh, the
+softmax + cross-entropy + gradient of a row (_fastmath's vectorised exp), and the
+optimizer update of each weight array (momentum/moments, bias correction and the
+new weight in one pass, no temporaries).
+
+Finiteness. A step whose loss, gradients or new weights would not be finite must
+change nothing. The loss is checked first. The update pass itself records the
+largest magnitude of every weight, moment and velocity it writes (an integer max of
+the bit patterns: it vectorises, and a NaN is larger than any number), and the
+gradients' largest magnitudes are known cheaply (dE and dW1 are small; |dW2| <=
+max|H|, since every entry of dZ is at most 1/B in magnitude). From these a few lines of arithmetic bound every number the next
+update can produce; only when that bound does not prove the update finite is the
+exact check made: a pass that computes every new value without storing it.
+
 Layout: the kernels (``noexcept nogil``, fused float/double, trusting their inputs) in
-the order data flows -- matrix products, forward, loss, backward, optimizers, the whole
-step -- then the Python-facing entry points that validate and call them.
-All matrices are row-major and C-contiguous; the products take leading dimensions so
-that they can work on column blocks of a wider matrix.
+the order data flows -- forward, loss, backward, optimizers -- then the
+Python-facing entry points that validate, call BLAS and the kernels.
 """
 
 cimport cython
 cimport numpy as cnp
 from cython cimport floating
-from libc.math cimport INFINITY, NAN, isfinite, log, sqrt, tanh
-from libc.string cimport memset
+from libc.math cimport INFINITY, NAN, isfinite, log, tanh
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcpy, memset
 
 from _common cimport as_float_array
 from _fastmath cimport fast_exp, fast_expf
 
 import numpy as np
+from time import perf_counter
 
 cnp.import_array()
 
 ctypedef cnp.intp_t intp_t
 
-# Status codes of a step, beyond _common's OK.
-cdef enum StepStatus:
-    LOSS_NOT_FINITE = 10      # the batch's loss is NaN or infinite
-    UPDATE_NOT_FINITE = 11    # a gradient, or the weights after the update, would not be finite
+cdef extern from *:
+    """
+    /* sqrt of each number of a short buffer, in place, with SIMD instructions. The
+       optimizer loops cannot call libm's sqrt: without -fno-math-errno gcc keeps it a
+       scalar call (it may set errno), and the whole loop stays scalar. */
+    #include <math.h>
+    #if defined(__AVX__)
+    #include <immintrin.h>
+    #define TINYLLM_AVX 1
+    #elif defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
+    #include <emmintrin.h>
+    #define TINYLLM_SSE2 1
+    #endif
+    static inline void tinyllm_sqrt_f32(float* x, Py_ssize_t n) {
+        Py_ssize_t i = 0;
+    #if defined(TINYLLM_AVX)
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
+    #elif defined(TINYLLM_SSE2)
+        for (; i + 4 <= n; i += 4) _mm_storeu_ps(x + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
+    #endif
+        for (; i < n; i++) x[i] = sqrtf(x[i]);
+    }
+    static inline void tinyllm_sqrt_f64(double* x, Py_ssize_t n) {
+        Py_ssize_t i = 0;
+    #if defined(TINYLLM_AVX)
+        for (; i + 4 <= n; i += 4) _mm256_storeu_pd(x + i, _mm256_sqrt_pd(_mm256_loadu_pd(x + i)));
+    #elif defined(TINYLLM_SSE2)
+        for (; i + 2 <= n; i += 2) _mm_storeu_pd(x + i, _mm_sqrt_pd(_mm_loadu_pd(x + i)));
+    #endif
+        for (; i < n; i++) x[i] = sqrt(x[i]);
+    }
+    """
+    void tinyllm_sqrt_f32(float* x, Py_ssize_t n) noexcept nogil
+    void tinyllm_sqrt_f64(double* x, Py_ssize_t n) noexcept nogil
 
 cdef enum:
-    NB = 256      # column block of the products: K x NB numbers of the right-hand matrix stay in L2
-    TB = 128      # rows of W2^T transposed at a time for dZ @ W2^T: TB x h numbers stay in L2
+    OB = 256      # numbers per block of the Adam update (its buffers stay in L1)
 
 cdef enum Optim:
     SGD = 0
@@ -51,112 +98,56 @@ cdef enum Optim:
 
 
 # ===========================================================================
-# Matrix products (the hot part: three of them are B x h x V)
+# Small helpers: |x| as bits (for max reductions that vectorise), sqrt of a buffer
 # ===========================================================================
 
-cdef void gemm(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
-               const floating* A, Py_ssize_t lda, const floating* Bm, Py_ssize_t ldb,
-               floating* C, Py_ssize_t ldc, bint accumulate) noexcept nogil:
-    """C (M, N) = [C +] A (M, K) @ B (K, N).
-
-    Blocked for the cache: a block of NB columns of B is reused by every row of A;
-    two rows of C and four rows of B at a time, so each C entry is loaded and stored
-    once per four products and each B entry once per two rows (the j loops vectorise).
-    """
-    cdef Py_ssize_t j0, nb, i, k, j
-    cdef floating a0, a1, a2, a3, e0, e1, e2, e3
-    cdef floating* c0
-    cdef floating* c1
-    cdef const floating* b0
-    cdef const floating* b1
-    cdef const floating* b2
-    cdef const floating* b3
-    j0 = 0
-    while j0 < N:
-        nb = N - j0 if N - j0 < NB else NB
-        i = 0
-        while i + 1 < M:                              # two rows of C
-            c0 = C + i * ldc + j0
-            c1 = c0 + ldc
-            if not accumulate:
-                memset(c0, 0, nb * sizeof(floating))
-                memset(c1, 0, nb * sizeof(floating))
-            k = 0
-            while k + 3 < K:
-                a0 = A[i * lda + k]; a1 = A[i * lda + k + 1]
-                a2 = A[i * lda + k + 2]; a3 = A[i * lda + k + 3]
-                e0 = A[(i + 1) * lda + k]; e1 = A[(i + 1) * lda + k + 1]
-                e2 = A[(i + 1) * lda + k + 2]; e3 = A[(i + 1) * lda + k + 3]
-                b0 = Bm + k * ldb + j0
-                b1 = b0 + ldb
-                b2 = b1 + ldb
-                b3 = b2 + ldb
-                for j in range(nb):
-                    c0[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
-                    c1[j] += e0 * b0[j] + e1 * b1[j] + e2 * b2[j] + e3 * b3[j]
-                k += 4
-            while k < K:
-                a0 = A[i * lda + k]
-                e0 = A[(i + 1) * lda + k]
-                b0 = Bm + k * ldb + j0
-                for j in range(nb):
-                    c0[j] += a0 * b0[j]
-                    c1[j] += e0 * b0[j]
-                k += 1
-            i += 2
-        if i < M:                                     # the last row when M is odd
-            c0 = C + i * ldc + j0
-            if not accumulate:
-                memset(c0, 0, nb * sizeof(floating))
-            k = 0
-            while k + 3 < K:
-                a0 = A[i * lda + k]; a1 = A[i * lda + k + 1]
-                a2 = A[i * lda + k + 2]; a3 = A[i * lda + k + 3]
-                b0 = Bm + k * ldb + j0
-                b1 = b0 + ldb
-                b2 = b1 + ldb
-                b3 = b2 + ldb
-                for j in range(nb):
-                    c0[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
-                k += 4
-            while k < K:
-                a0 = A[i * lda + k]
-                b0 = Bm + k * ldb + j0
-                for j in range(nb):
-                    c0[j] += a0 * b0[j]
-                k += 1
-        j0 += NB
+cdef inline uint32_t abs_bits32(float x) noexcept nogil:
+    """The bits of |x|: ordered as |x| is, with inf above every number and NaN above inf."""
+    cdef uint32_t u
+    memcpy(&u, &x, sizeof(u))
+    return u & <uint32_t>0x7FFFFFFF
 
 
-cdef void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* A, Py_ssize_t lda,
-                    floating* out, Py_ssize_t ldo) noexcept nogil:
-    """out (cols, rows) = A (rows, cols)^T, in 16 x 16 tiles."""
-    cdef Py_ssize_t i0, j0, i, j, i1, j1
-    for i0 in range(0, rows, 16):
-        i1 = rows if i0 + 16 > rows else i0 + 16
-        for j0 in range(0, cols, 16):
-            j1 = cols if j0 + 16 > cols else j0 + 16
-            for i in range(i0, i1):
-                for j in range(j0, j1):
-                    out[j * ldo + i] = A[i * lda + j]
+cdef inline uint64_t abs_bits64(double x) noexcept nogil:
+    cdef uint64_t u
+    memcpy(&u, &x, sizeof(u))
+    return u & <uint64_t>0x7FFFFFFFFFFFFFFF
 
 
-cdef void gemm_tn(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, const floating* A,
-                  const floating* G, floating* C, floating* scratch) noexcept nogil:
-    """C (K, N) = A (M, K)^T @ G (M, N). ``scratch`` holds K*M numbers (A transposed)."""
-    transpose(M, K, A, K, scratch, M)
-    gemm(K, M, N, scratch, M, G, N, C, N, False)
+cdef inline double from_bits32(uint32_t u) noexcept nogil:
+    cdef float x
+    memcpy(&x, &u, sizeof(x))
+    return x
 
 
-cdef void gemm_nt(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* G,
-                  const floating* W, floating* C, floating* scratch) noexcept nogil:
-    """C (M, K) = G (M, N) @ W (K, N)^T, N in blocks of TB (``scratch``: TB*K numbers)."""
-    cdef Py_ssize_t n0 = 0, nb
-    while n0 < N:
-        nb = N - n0 if N - n0 < TB else TB
-        transpose(K, nb, W + n0, N, scratch, K)       # W[:, n0:n0+nb]^T -> (nb, K)
-        gemm(M, nb, K, G + n0, N, scratch, K, C, K, n0 > 0)
-        n0 += TB
+cdef inline double from_bits64(uint64_t u) noexcept nogil:
+    cdef double x
+    memcpy(&x, &u, sizeof(x))
+    return x
+
+
+cdef inline void vsqrt(floating* x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        tinyllm_sqrt_f32(x, n)
+    else:
+        tinyllm_sqrt_f64(x, n)
+
+
+cdef double absmax(const floating* x, Py_ssize_t n) noexcept nogil:
+    """max |x_i| (0 for n = 0); NaN if some x_i is NaN, inf if one is infinite."""
+    cdef Py_ssize_t i
+    cdef uint32_t m32 = 0, u32
+    cdef uint64_t m64 = 0, u64
+    if floating is float:
+        for i in range(n):
+            u32 = abs_bits32(x[i])
+            m32 = u32 if u32 > m32 else m32
+        return from_bits32(m32)
+    else:
+        for i in range(n):
+            u64 = abs_bits64(x[i])
+            m64 = u64 if u64 > m64 else m64
+        return from_bits64(m64)
 
 
 # ===========================================================================
@@ -166,27 +157,17 @@ cdef void gemm_nt(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* G,
 cdef void gather(const floating[:, ::1] E, const intp_t[:, ::1] windows,
                  floating[:, ::1] X) noexcept nogil:
     """X[b] = E[windows[b, 0]], E[windows[b, 1]], ... side by side (the blog's flatten)."""
-    cdef Py_ssize_t b, t, k, d = E.shape[1], row
+    cdef Py_ssize_t b, t, d = E.shape[1]
     for b in range(windows.shape[0]):
         for t in range(windows.shape[1]):
-            row = windows[b, t]
-            for k in range(d):
-                X[b, t * d + k] = E[row, k]
+            memcpy(&X[b, t * d], &E[windows[b, t], 0], d * sizeof(floating))
 
 
-cdef void forward(const floating[:, ::1] E, const floating[:, ::1] W1, const floating[:, ::1] W2,
-                  const intp_t[:, ::1] windows, bint use_tanh,
-                  floating[:, ::1] X, floating[:, ::1] H, floating[:, ::1] Z) noexcept nogil:
-    """X, H and the logits Z of a batch: Z = [tanh](X @ W1) @ W2."""
-    cdef Py_ssize_t B = windows.shape[0], D = W1.shape[0], h = W1.shape[1], V = W2.shape[1]
+cdef void tanh_rows(floating[:, ::1] H) noexcept nogil:
     cdef Py_ssize_t b, j
-    gather(E, windows, X)
-    gemm(B, D, h, &X[0, 0], D, &W1[0, 0], h, &H[0, 0], h, False)
-    if use_tanh:
-        for b in range(B):
-            for j in range(h):
-                H[b, j] = tanh(H[b, j])
-    gemm(B, h, V, &H[0, 0], h, &W2[0, 0], V, &Z[0, 0], V, False)
+    for b in range(H.shape[0]):
+        for j in range(H.shape[1]):
+            H[b, j] = tanh(H[b, j])
 
 
 # ===========================================================================
@@ -200,33 +181,81 @@ cdef inline floating exp_of(floating x) noexcept nogil:
         return fast_exp(x)
 
 
+cdef enum:
+    # Independent partial results of a row's reductions (max, sum): the compiler maps
+    # them onto vector registers (as in _softmax.pyx: at 16 or fewer gcc unrolls the
+    # lane loop completely and then fails to vectorise the max).
+    LANES = 32
+    # The float32 partial sums take CHUNK blocks each before they are added into
+    # double: cheap float additions, their rounding error below CHUNK * 2^-24 relative.
+    CHUNK = 8
+
+
+cdef inline floating row_max(const floating* x, Py_ssize_t n) noexcept nogil:
+    """max_i x_i, skipping NaN (a NaN is caught later: it makes the sum NaN)."""
+    cdef floating lanes[LANES]
+    cdef floating m = -INFINITY
+    cdef Py_ssize_t b, i, j, body = n - n % LANES
+    for j in range(LANES):
+        lanes[j] = -INFINITY
+    for b in range(body // LANES):
+        i = b * LANES
+        for j in range(LANES):
+            lanes[j] = x[i + j] if x[i + j] > lanes[j] else lanes[j]
+    for j in range(LANES):
+        m = lanes[j] if lanes[j] > m else m
+    for i in range(body, n):
+        m = x[i] if x[i] > m else m
+    return m
+
+
 cdef double xent_row(floating* z, Py_ssize_t V, intp_t target, double scale,
                      bint grad) noexcept nogil:
     """-log softmax(z)[target]; with ``grad``, z becomes (softmax(z) - onehot) * scale.
 
-    Stable: max subtracted first, so every exponent is <= 0; the sum is in double
-    (four partial sums, so the loop vectorises). NaN or +inf in z gives a NaN loss.
+    Stable: max subtracted first, so every exponent is <= 0; the sum ends in double.
+    NaN or +inf in z gives a NaN loss. Three passes over the row (it stays in L2),
+    each in LANES independent lanes so that it vectorises: the max; the
+    exponentials, summed (and, with ``grad``, stored over z); the scaling.
     """
-    cdef Py_ssize_t j
-    cdef floating m = -INFINITY, e
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, total, loss
-    for j in range(V):
-        m = z[j] if z[j] > m else m
+    cdef floating part[LANES]
+    cdef double lanes[LANES]
+    cdef Py_ssize_t b, i, j, blocks = V // LANES
+    cdef floating m, e
+    cdef double total = 0.0, loss
+    m = row_max(z, V)
     if not isfinite(m):                  # +inf (or all -inf): not a distribution
         return NAN
-    for j in range(0, V - V % 4, 4):
-        s0 += exp_of(<floating>(z[j] - m))
-        s1 += exp_of(<floating>(z[j + 1] - m))
-        s2 += exp_of(<floating>(z[j + 2] - m))
-        s3 += exp_of(<floating>(z[j + 3] - m))
-    for j in range(V - V % 4, V):
-        s0 += exp_of(<floating>(z[j] - m))
-    total = (s0 + s1) + (s2 + s3)
-    loss = log(total) - (<double>z[target] - m)      # NaN if z held a NaN
+    loss = -(<double>z[target] - m)      # NaN if z held a NaN (then so is the sum)
+    for j in range(LANES):
+        part[j] = 0
+        lanes[j] = 0.0
+    for b in range(blocks):
+        i = b * LANES
+        if grad:
+            for j in range(LANES):
+                e = exp_of(<floating>(z[i + j] - m))
+                z[i + j] = e
+                part[j] += e
+        else:
+            for j in range(LANES):
+                part[j] += exp_of(<floating>(z[i + j] - m))
+        if b % CHUNK == CHUNK - 1 or b == blocks - 1:
+            for j in range(LANES):
+                lanes[j] += part[j]
+                part[j] = 0
+    for i in range(blocks * LANES, V):
+        e = exp_of(<floating>(z[i] - m))
+        if grad:
+            z[i] = e
+        total += e
+    for j in range(LANES):
+        total += lanes[j]
+    loss += log(total)
     if grad:
         e = <floating>(scale / total)
         for j in range(V):
-            z[j] = exp_of(<floating>(z[j] - m)) * e
+            z[j] = z[j] * e
         z[target] -= <floating>scale
     return loss
 
@@ -245,95 +274,155 @@ cdef double xent(floating[:, ::1] Z, const intp_t[::1] targets, double scale, bi
 
 
 # ===========================================================================
-# Backward
+# Backward (the products are BLAS's; these are the steps between them)
 # ===========================================================================
 
+cdef void tanh_backward(floating[:, ::1] dHt, const floating[:, ::1] H) noexcept nogil:
+    """dH *= 1 - H*H (H holds tanh's output: tanh' = 1 - tanh^2); dHt is dH transposed."""
+    cdef Py_ssize_t b, j
+    for j in range(dHt.shape[0]):
+        for b in range(dHt.shape[1]):
+            dHt[j, b] = dHt[j, b] * (1 - H[b, j] * H[b, j])
+
+
 cdef void scatter_rows(const floating[:, ::1] dX, const intp_t[:, ::1] windows,
-                       floating[:, ::1] dE, unsigned char* touched) noexcept nogil:
+                       floating[:, ::1] dE) noexcept nogil:
     """dE[windows[b, t]] += dX[b, t*d:(t+1)*d] (a token repeated in a window adds up)."""
     cdef Py_ssize_t b, t, k, d = dE.shape[1], row
     for b in range(windows.shape[0]):
         for t in range(windows.shape[1]):
             row = windows[b, t]
-            touched[row] = 1
             for k in range(d):
                 dE[row, k] += dX[b, t * d + k]
 
 
-cdef void backward(const floating[:, ::1] W1, const floating[:, ::1] W2,
-                   const intp_t[:, ::1] windows, bint use_tanh,
-                   const floating[:, ::1] X, const floating[:, ::1] H, const floating[:, ::1] dZ,
-                   floating[:, ::1] dH, floating[:, ::1] dX, floating* scratch,
-                   floating[:, ::1] dE, floating[:, ::1] dW1, floating[:, ::1] dW2,
-                   unsigned char* touched) noexcept nogil:
-    """The gradients of the batch loss given dZ = its gradient w.r.t. the logits.
+cdef double rows_absmax(const floating[:, ::1] dE, const intp_t[:, ::1] windows) noexcept nogil:
+    """max |dE| over the rows the windows name (the only rows a batch writes)."""
+    cdef Py_ssize_t b, t
+    cdef double m = 0.0, r
+    for b in range(windows.shape[0]):
+        for t in range(windows.shape[1]):
+            r = absmax(&dE[windows[b, t], 0], dE.shape[1])
+            if not (r <= m):             # NaN sticks
+                m = r
+    return m
 
-    dW1 and dW2 are overwritten; dE is added to (the caller keeps it zero between
-    steps) and ``touched`` marks its rows that received something.
-    """
-    cdef Py_ssize_t B = dZ.shape[0], V = dZ.shape[1], D = W1.shape[0], h = W1.shape[1]
-    cdef Py_ssize_t b, j
-    gemm_tn(B, h, V, &H[0, 0], &dZ[0, 0], &dW2[0, 0], scratch)      # dW2 = H^T dZ
-    gemm_nt(B, V, h, &dZ[0, 0], &W2[0, 0], &dH[0, 0], scratch)      # dH = dZ W2^T
-    if use_tanh:                                                     # tanh' = 1 - tanh^2
-        for b in range(B):
-            for j in range(h):
-                dH[b, j] = dH[b, j] * (1 - H[b, j] * H[b, j])
-    gemm_tn(B, D, h, &X[0, 0], &dH[0, 0], &dW1[0, 0], scratch)      # dW1 = X^T dH
-    gemm_nt(B, h, D, &dH[0, 0], &W1[0, 0], &dX[0, 0], scratch)      # dX = dH W1^T
-    scatter_rows(dX, windows, dE, touched)
+
+cdef void clear_rows(floating[:, ::1] dE, const intp_t[:, ::1] windows) noexcept nogil:
+    """dE[windows[b, t]] = 0: dE is zero again between steps."""
+    cdef Py_ssize_t b, t
+    for b in range(windows.shape[0]):
+        for t in range(windows.shape[1]):
+            memset(&dE[windows[b, t], 0], 0, dE.shape[1] * sizeof(floating))
 
 
 # ===========================================================================
-# Optimizers
+# Optimizers: one pass over each weight array
 #
 # SGD with momentum (PyTorch's form):  v = mu v + g;   p -= lr v
 # Adam (Kingma & Ba 2015):  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
 #                           p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
-# Each runs twice over the numbers: ``apply=False`` only checks that every new value
-# would be finite (a NaN or inf gradient fails too), so a bad step changes nothing.
+# With ``apply`` the new values are stored; without, only computed (the exact check).
+# Either way ``maxes`` receives the largest magnitudes of what was (or would be)
+# written: [new p, new velocity or m, new v], NaN or inf if any of them is not finite.
+# The float32 arithmetic stays in float32 (8 numbers per AVX2 instruction).
 # ===========================================================================
 
-cdef bint sgd(floating* p, const floating* g, floating* vel, Py_ssize_t n,
-              floating lr, floating mu, bint apply) noexcept nogil:
+cdef void sgd(floating* p, const floating* g, floating* vel, Py_ssize_t n,
+              floating lr, floating mu, bint apply, double* maxes) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating v, q
-    cdef bint ok = True
-    if apply:
-        for i in range(n):
-            v = mu * vel[i] + g[i]
-            vel[i] = v
-            p[i] = p[i] - lr * v
-        return True
+    cdef uint32_t pm32 = 0, vm32 = 0, u32
+    cdef uint64_t pm64 = 0, vm64 = 0, u64
     for i in range(n):
         v = mu * vel[i] + g[i]
         q = p[i] - lr * v
-        ok = ok & (isfinite(q) != 0)
-    return ok
+        if apply:
+            vel[i] = v
+            p[i] = q
+        if floating is float:
+            u32 = abs_bits32(q)
+            pm32 = u32 if u32 > pm32 else pm32
+            u32 = abs_bits32(v)
+            vm32 = u32 if u32 > vm32 else vm32
+        else:
+            u64 = abs_bits64(q)
+            pm64 = u64 if u64 > pm64 else pm64
+            u64 = abs_bits64(v)
+            vm64 = u64 if u64 > vm64 else vm64
+    if floating is float:
+        maxes[0] = from_bits32(pm32)
+        maxes[1] = from_bits32(vm32)
+    else:
+        maxes[0] = from_bits64(pm64)
+        maxes[1] = from_bits64(vm64)
+    maxes[2] = 0.0
 
 
-cdef bint adam(floating* p, const floating* g, floating* m1, floating* m2, Py_ssize_t n,
+cdef void adam(floating* p, const floating* g, floating* m1, floating* m2, Py_ssize_t n,
                floating lr, floating b1, floating b2, floating eps, floating c1, floating c2,
-               bint apply) noexcept nogil:
-    """``c1 = 1 / (1 - b1^t)`` and ``c2 = 1 / (1 - b2^t)`` are the bias corrections."""
-    cdef Py_ssize_t i
-    cdef floating a, b, q
-    cdef floating one = 1
-    cdef bint ok = True
-    if apply:
-        for i in range(n):
-            a = b1 * m1[i] + (one - b1) * g[i]
-            b = b2 * m2[i] + (one - b2) * g[i] * g[i]
-            m1[i] = a
-            m2[i] = b
-            p[i] = p[i] - lr * (a * c1) / (sqrt(b * c2) + eps)
-        return True
-    for i in range(n):
-        a = b1 * m1[i] + (one - b1) * g[i]
-        b = b2 * m2[i] + (one - b2) * g[i] * g[i]
-        q = p[i] - lr * (a * c1) / (sqrt(b * c2) + eps)
-        ok = ok & (isfinite(q) != 0) & (isfinite(b) != 0)
-    return ok
+               bint apply, double* maxes) noexcept nogil:
+    """``c1 = 1 / (1 - b1^t)`` and ``c2 = 1 / (1 - b2^t)`` are the bias corrections.
+
+    In blocks of OB numbers: the new moments into two small buffers (and m1, m2),
+    sqrt of the second with SIMD instructions, then the new weights.
+    """
+    cdef floating abuf[OB]
+    cdef floating sbuf[OB]
+    cdef Py_ssize_t i0, i, nb
+    cdef floating a, b, gi, q, one = 1
+    cdef uint32_t pm32 = 0, am32 = 0, bm32 = 0, u32
+    cdef uint64_t pm64 = 0, am64 = 0, bm64 = 0, u64
+    cdef floating* pp
+    cdef const floating* gp
+    cdef floating* ap
+    cdef floating* bp
+    i0 = 0
+    while i0 < n:
+        nb = n - i0 if n - i0 < OB else OB
+        pp = p + i0
+        gp = g + i0
+        ap = m1 + i0
+        bp = m2 + i0
+        for i in range(nb):
+            gi = gp[i]
+            a = b1 * ap[i] + (one - b1) * gi
+            b = b2 * bp[i] + (one - b2) * gi * gi
+            abuf[i] = a
+            sbuf[i] = b * c2
+            if floating is float:
+                u32 = abs_bits32(a)
+                am32 = u32 if u32 > am32 else am32
+                u32 = abs_bits32(b)
+                bm32 = u32 if u32 > bm32 else bm32
+            else:
+                u64 = abs_bits64(a)
+                am64 = u64 if u64 > am64 else am64
+                u64 = abs_bits64(b)
+                bm64 = u64 if u64 > bm64 else bm64
+            if apply:
+                ap[i] = a
+                bp[i] = b
+        vsqrt(sbuf, nb)
+        for i in range(nb):
+            q = pp[i] - lr * (abuf[i] * c1) / (sbuf[i] + eps)
+            if apply:
+                pp[i] = q
+            if floating is float:
+                u32 = abs_bits32(q)
+                pm32 = u32 if u32 > pm32 else pm32
+            else:
+                u64 = abs_bits64(q)
+                pm64 = u64 if u64 > pm64 else pm64
+        i0 += OB
+    if floating is float:
+        maxes[0] = from_bits32(pm32)
+        maxes[1] = from_bits32(am32)
+        maxes[2] = from_bits32(bm32)
+    else:
+        maxes[0] = from_bits64(pm64)
+        maxes[1] = from_bits64(am64)
+        maxes[2] = from_bits64(bm64)
 
 
 # ===========================================================================
@@ -406,6 +495,16 @@ cdef object _positions(object values, str name, Py_ssize_t limit):
     return np.ascontiguousarray(arr, dtype=np.intp)
 
 
+#: The phases of TrainState.step, in the order they run (see TrainState._phase_seconds).
+_PHASES = ("gather + f1", "f2 = H W2", "softmax + xent + dZ", "dW2 = H^T dZ", "dH^T = W2 dZ^T",
+           "dW1, dX, scatter", "finiteness check", "optimizer update")
+cdef enum:
+    N_PHASES = 8
+
+# Overflow in a product is reported as a non-finite loss or update, not as a warning.
+_QUIET = dict(over="ignore", invalid="ignore", divide="ignore")
+
+
 @cython.auto_pickle(False)
 cdef class TrainState:
     """The weights being trained, the optimizer's moments and the step's scratch space.
@@ -426,9 +525,13 @@ cdef class TrainState:
 
     Notes
     -----
-    :meth:`step` runs forward, loss, backward and the update in one call without
-    the GIL. A step whose loss, gradients or updated weights would not be finite
-    raises ``FloatingPointError`` and leaves the weights and moments as they were.
+    :meth:`step` runs forward, loss, backward and the update: the matrix products on
+    NumPy's BLAS (with as many threads as NumPy's BLAS is allowed), everything else
+    in kernels on one thread without the GIL. A step whose loss, gradients or updated
+    weights would not be finite raises ``FloatingPointError`` and leaves the weights
+    and moments as they were. (The weights are the state's own: ``E``, ``W1`` and
+    ``W2`` are meant to be read; the finiteness check relies on the largest weight
+    the state itself wrote.)
     """
 
     cdef readonly object E, W1, W2          # the weights (writable copies, C order)
@@ -438,11 +541,14 @@ cdef class TrainState:
     cdef readonly long steps                 # updates applied so far (Adam's t)
     cdef readonly double momentum, beta1, beta2, eps
     cdef object dE, dW1, dW2                 # gradients (dE kept zero between steps)
-    cdef object s1, s2                       # SGD velocity / Adam m, one list per weight
-    cdef object X, H, Z, dH, dX, scratch     # per-batch scratch
-    cdef object touched                      # (V,) uint8: rows of dE written this step
+    cdef object s1, s2                       # SGD velocity / Adam m, v: one list per weight
+    cdef object X, H, Z, dH, dX              # per-batch scratch
     cdef bint f32
     cdef Py_ssize_t V, d, c, h
+    # Per weight k (E, W1, W2): the largest |p|, |velocity or m| and v as last written,
+    # at 3k, 3k+1, 3k+2. They bound what the next update can produce.
+    cdef double tracked[9]
+    cdef double seconds[N_PHASES]            # the last step's phases
 
     def __init__(self, E, W1, W2, *, tanh=False, optimizer="adam", batch_size=32,
                  momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -487,15 +593,25 @@ cdef class TrainState:
         self.X = np.empty((B, D), dtype=dt)
         self.H = np.empty((B, h), dtype=dt)
         self.Z = np.empty((B, V), dtype=dt)
-        self.dH = np.empty((B, h), dtype=dt)
+        # dH is made transposed, dH^T (h, n) = W2 dZ^T: BLAS is faster that way round
+        # than dZ W2^T (both read W2 as it is stored). Flat: (h, n) for any n <= B.
+        self.dH = np.empty(h * B, dtype=dt)
         self.dX = np.empty((B, D), dtype=dt)
-        self.scratch = np.empty(max(B * max(D, h), TB * max(D, h)), dtype=dt)
-        self.touched = np.zeros(V, dtype=np.uint8)
+        for k, p in enumerate((self.E, self.W1, self.W2)):
+            self.tracked[3 * k] = float(np.abs(p).max())
+            self.tracked[3 * k + 1] = 0.0
+            self.tracked[3 * k + 2] = 0.0
+        for k in range(N_PHASES):
+            self.seconds[k] = 0.0
 
     @property
     def dtype(self):
         """float32 or float64: the precision of the weights and of every computation."""
         return self.E.dtype
+
+    def _phase_seconds(self):
+        """The seconds each phase of the last :meth:`step` took, by name (for profiling)."""
+        return {name: self.seconds[k] for k, name in enumerate(_PHASES)}
 
     def _batch(self, windows, targets, str func):
         w = _positions(windows, f"TrainState.{func}: windows", self.V)
@@ -507,42 +623,178 @@ cdef class TrainState:
             raise ValueError(f"TrainState.{func}: targets have shape {t.shape}, expected ({w.shape[0]},)")
         return w, t
 
-    cdef double _run(self, const intp_t[:, ::1] w, const intp_t[::1] t, Py_ssize_t lo,
-                     Py_ssize_t hi, bint grad, double scale) except? -1.0:
-        """Forward (and, with ``grad``, backward into dE/dW1/dW2) on rows lo:hi; the loss sum."""
-        cdef Py_ssize_t n = hi - lo
-        cdef double total
-        cdef float[:, ::1] E32, W132, W232, X32, H32, Z32, dH32, dX32, dE32, dW132, dW232
-        cdef double[:, ::1] E64, W164, W264, X64, H64, Z64, dH64, dX64, dE64, dW164, dW264
-        cdef float[::1] s32
-        cdef double[::1] s64
-        cdef unsigned char[::1] touched = self.touched
+    # -- the phases ---------------------------------------------------------------
+
+    cdef int _gather_f1(self, const intp_t[:, ::1] w, Py_ssize_t n) except -1:
+        """X = the windows' embeddings side by side, H = [tanh](X @ W1), on rows :n."""
+        cdef float[:, ::1] E32, X32, H32
+        cdef double[:, ::1] E64, X64, H64
+        X, H = self.X[:n], self.H[:n]
         if self.f32:
-            E32, W132, W232 = self.E, self.W1, self.W2
-            X32, H32, Z32, dH32, dX32 = self.X, self.H, self.Z, self.dH, self.dX
-            dE32, dW132, dW232, s32 = self.dE, self.dW1, self.dW2, self.scratch
+            E32, X32 = self.E, X
             with nogil:
-                forward(E32, W132, W232, w[lo:hi], self.tanh, X32[:n], H32[:n], Z32[:n])
-                total = xent(Z32[:n], t[lo:hi], scale, grad, NULL)
-                if grad and isfinite(total):
-                    backward(W132, W232, w[lo:hi], self.tanh, X32[:n], H32[:n], Z32[:n],
-                             dH32[:n], dX32[:n], &s32[0], dE32, dW132, dW232, &touched[0])
+                gather(E32, w, X32)
         else:
-            E64, W164, W264 = self.E, self.W1, self.W2
-            X64, H64, Z64, dH64, dX64 = self.X, self.H, self.Z, self.dH, self.dX
-            dE64, dW164, dW264, s64 = self.dE, self.dW1, self.dW2, self.scratch
+            E64, X64 = self.E, X
             with nogil:
-                forward(E64, W164, W264, w[lo:hi], self.tanh, X64[:n], H64[:n], Z64[:n])
-                total = xent(Z64[:n], t[lo:hi], scale, grad, NULL)
-                if grad and isfinite(total):
-                    backward(W164, W264, w[lo:hi], self.tanh, X64[:n], H64[:n], Z64[:n],
-                             dH64[:n], dX64[:n], &s64[0], dE64, dW164, dW264, &touched[0])
+                gather(E64, w, X64)
+        np.matmul(X, self.W1, out=H)
+        if self.tanh:
+            if self.f32:
+                H32 = H
+                with nogil:
+                    tanh_rows(H32)
+            else:
+                H64 = H
+                with nogil:
+                    tanh_rows(H64)
+        return 0
+
+    cdef double _xent(self, const intp_t[::1] t, Py_ssize_t n, bint grad, double scale) except? -1.0:
+        """Sum of the cross-entropies of rows :n of Z; with ``grad``, Z becomes dZ."""
+        cdef float[:, ::1] Z32
+        cdef double[:, ::1] Z64
+        cdef double total
+        if self.f32:
+            Z32 = self.Z
+            with nogil:
+                total = xent(Z32[:n], t, scale, grad, NULL)
+        else:
+            Z64 = self.Z
+            with nogil:
+                total = xent(Z64[:n], t, scale, grad, NULL)
         return total
 
-    def _clear_dE(self):
-        rows = np.flatnonzero(self.touched)
-        self.dE[rows] = 0
-        self.touched[rows] = 0
+    cdef int _dW1_dX_scatter(self, const intp_t[:, ::1] w, Py_ssize_t n) except -1:
+        """[dH *= tanh'], dW1 = X^T dH, dX = dH W1^T, dE += dX's rows (dH^T already made)."""
+        cdef float[:, ::1] dH32, H32, dX32, dE32
+        cdef double[:, ::1] dH64, H64, dX64, dE64
+        H, X, dX = self.H[:n], self.X[:n], self.dX[:n]
+        dH = self.dH[:self.h * n].reshape(self.h, n)          # dH^T, C order
+        if self.tanh:
+            if self.f32:
+                dH32, H32 = dH, H
+                with nogil:
+                    tanh_backward(dH32, H32)
+            else:
+                dH64, H64 = dH, H
+                with nogil:
+                    tanh_backward(dH64, H64)
+        np.matmul(X.T, dH.T, out=self.dW1)
+        np.matmul(dH.T, self.W1.T, out=dX)
+        if self.f32:
+            dX32, dE32 = dX, self.dE
+            with nogil:
+                scatter_rows(dX32, w, dE32)
+        else:
+            dX64, dE64 = dX, self.dE
+            with nogil:
+                scatter_rows(dX64, w, dE64)
+        return 0
+
+    cdef int _clear_dE(self, const intp_t[:, ::1] w) except -1:
+        cdef float[:, ::1] dE32
+        cdef double[:, ::1] dE64
+        if self.f32:
+            dE32 = self.dE
+            with nogil:
+                clear_rows(dE32, w)
+        else:
+            dE64 = self.dE
+            with nogil:
+                clear_rows(dE64, w)
+        return 0
+
+    cdef int _gradient_bounds(self, const intp_t[:, ::1] w, Py_ssize_t n, double* gmax) except -1:
+        """gmax[k] >= max |gradient of weight k| (NaN if a gradient is not finite).
+
+        dE and dW1 exactly (a batch writes only B*c rows of dE; dW1 is small). dW2 =
+        H^T dZ is not read: every entry of dZ is at most 1/n in magnitude (a softmax
+        probability, or it minus one, over n), so |dW2| <= max|H| up to the rounding
+        of a sum of n products.
+        """
+        cdef float[:, ::1] dE32, dW132, H32
+        cdef double[:, ::1] dE64, dW164, H64
+        cdef double hmax
+        if self.f32:
+            dE32, dW132, H32 = self.dE, self.dW1, self.H
+            with nogil:
+                gmax[0] = rows_absmax(dE32, w)
+                gmax[1] = absmax(&dW132[0, 0], dW132.shape[0] * dW132.shape[1])
+                hmax = absmax(&H32[0, 0], n * H32.shape[1])
+            gmax[2] = hmax * (1.01 + n * 2.4e-7)
+        else:
+            dE64, dW164, H64 = self.dE, self.dW1, self.H
+            with nogil:
+                gmax[0] = rows_absmax(dE64, w)
+                gmax[1] = absmax(&dW164[0, 0], dW164.shape[0] * dW164.shape[1])
+                hmax = absmax(&H64[0, 0], n * H64.shape[1])
+            gmax[2] = hmax * (1.01 + n * 4.5e-16)
+        return 0
+
+    cdef bint _proven_finite(self, double lr, double c1, double c2, const double* gmax):
+        """Whether the tracked maxima and ``gmax`` prove every number of the update finite.
+
+        Bounds on the magnitude of each intermediate of the kernels' formulas, computed in
+        double with a margin of 3x below float32's largest number (16x for float64).
+        False (then the exact check runs) when a bound is too large or is NaN.
+        """
+        cdef double limit = 1e38 if self.f32 else 1e307
+        cdef double eps = <float>self.eps if self.f32 else self.eps
+        cdef double b1 = self.beta1, b2 = self.beta2, mu = self.momentum
+        cdef double p, s, v, g, a, b, num
+        cdef int k
+        if not (lr < limit and c1 < limit and c2 < limit and eps > 0.0):
+            return False
+        for k in range(3):
+            p, s, v, g = self.tracked[3 * k], self.tracked[3 * k + 1], self.tracked[3 * k + 2], gmax[k]
+            if not (g < limit and p < limit):
+                return False
+            if self.optimizer == "adam":
+                a = b1 * s + (1.0 - b1) * g                      # >= |new m|
+                b = b2 * v + (1.0 - b2) * g * g                  # >= new v
+                num = lr * (a * c1)                              # >= |lr m c1|
+                if not (g * g < limit and a * c1 < limit and b * c2 < limit and num < limit
+                        and p + num / eps < limit):              # the denominator is >= eps
+                    return False
+            else:
+                a = mu * s + g                                   # >= |new velocity|
+                if not (a < limit and p + lr * a < limit):
+                    return False
+        return True
+
+    cdef int _update(self, double lr, double c1, double c2, bint apply, double* maxes) except -1:
+        """The optimizer on E, W1 and W2 (``apply``: stored; else only computed); see adam/sgd."""
+        cdef int k
+        cdef bint adam_ = self.optimizer == "adam"
+        cdef float[::1] p32, g32, a32, b32
+        cdef double[::1] p64, g64, a64, b64
+        cdef Py_ssize_t n
+        for k, (p, g) in enumerate(((self.E, self.dE), (self.W1, self.dW1), (self.W2, self.dW2))):
+            m1 = self.s1[k]
+            m2 = self.s2[k] if adam_ else m1
+            n = p.size
+            if self.f32:
+                p32, g32, a32, b32 = p.reshape(-1), g.reshape(-1), m1.reshape(-1), m2.reshape(-1)
+                with nogil:
+                    if adam_:
+                        adam(&p32[0], &g32[0], &a32[0], &b32[0], n, <float>lr, <float>self.beta1,
+                             <float>self.beta2, <float>self.eps, <float>c1, <float>c2, apply,
+                             maxes + 3 * k)
+                    else:
+                        sgd(&p32[0], &g32[0], &a32[0], n, <float>lr, <float>self.momentum, apply,
+                            maxes + 3 * k)
+            else:
+                p64, g64, a64, b64 = p.reshape(-1), g.reshape(-1), m1.reshape(-1), m2.reshape(-1)
+                with nogil:
+                    if adam_:
+                        adam(&p64[0], &g64[0], &a64[0], &b64[0], n, lr, self.beta1, self.beta2,
+                             self.eps, c1, c2, apply, maxes + 3 * k)
+                    else:
+                        sgd(&p64[0], &g64[0], &a64[0], n, lr, self.momentum, apply, maxes + 3 * k)
+        return 0
+
+    # -- the API ------------------------------------------------------------------
 
     def loss(self, windows, targets):
         """Mean cross-entropy of predicting ``targets`` from ``windows`` (no update).
@@ -561,10 +813,16 @@ cdef class TrainState:
             logits are not finite).
         """
         w, t = self._batch(windows, targets, "loss")
-        cdef Py_ssize_t N = w.shape[0], lo
+        cdef const intp_t[:, ::1] wv = w
+        cdef const intp_t[::1] tv = t
+        cdef Py_ssize_t N = w.shape[0], lo, hi
         cdef double total = 0.0
-        for lo in range(0, N, self.batch_size):
-            total += self._run(w, t, lo, min(lo + self.batch_size, N), False, 1.0)
+        with np.errstate(**_QUIET):
+            for lo in range(0, N, self.batch_size):
+                hi = min(lo + self.batch_size, N)
+                self._gather_f1(wv[lo:hi], hi - lo)
+                np.matmul(self.H[:hi - lo], self.W2, out=self.Z[:hi - lo])
+                total += self._xent(tv[lo:hi], hi - lo, False, 1.0)
         return total / N
 
     def gradients(self, windows, targets):
@@ -579,9 +837,23 @@ cdef class TrainState:
         w, t = self._batch(windows, targets, "gradients")
         if w.shape[0] > self.batch_size:
             raise ValueError(f"TrainState.gradients: batch of {w.shape[0]} > batch_size {self.batch_size}")
-        loss = self._run(w, t, 0, w.shape[0], True, 1.0 / w.shape[0]) / w.shape[0]
-        result = (loss, self.dE.copy(), self.dW1.copy(), self.dW2.copy())
-        self._clear_dE()
+        cdef const intp_t[:, ::1] wv = w
+        cdef const intp_t[::1] tv = t
+        cdef Py_ssize_t n = w.shape[0]
+        saved = np.seterr(**_QUIET)
+        try:
+            self._gather_f1(wv, n)
+            H, Z = self.H[:n], self.Z[:n]
+            np.matmul(H, self.W2, out=Z)
+            loss = self._xent(tv, n, True, 1.0 / n) / n
+            if isfinite(loss):
+                np.matmul(H.T, Z, out=self.dW2)
+                np.matmul(self.W2, Z.T, out=self.dH[:self.h * n].reshape(self.h, n))
+                self._dW1_dX_scatter(wv, n)
+            result = (loss, self.dE.copy(), self.dW1.copy(), self.dW2.copy())
+        finally:
+            self._clear_dE(wv)
+            np.seterr(**saved)
         return result
 
     def step(self, windows, targets, lr):
@@ -606,67 +878,53 @@ cdef class TrainState:
             was changed (the message says which).
         """
         w, t = self._batch(windows, targets, "step")
-        cdef Py_ssize_t B = w.shape[0]
-        if B > self.batch_size:
-            raise ValueError(f"TrainState.step: batch of {B} > batch_size {self.batch_size}")
+        cdef Py_ssize_t n = w.shape[0]
+        if n > self.batch_size:
+            raise ValueError(f"TrainState.step: batch of {n} > batch_size {self.batch_size}")
         lr = float(lr)
         if not (lr > 0.0 and isfinite(lr)):
             raise ValueError(f"TrainState.step: lr must be finite and > 0, got {lr!r}")
+        cdef const intp_t[:, ::1] wv = w
+        cdef const intp_t[::1] tv = t
+        cdef double gmax[3]
+        cdef double trial[9]
+        cdef double clock[N_PHASES + 1]
+        cdef long tnext = self.steps + 1
+        cdef double c1 = 1.0 / (1.0 - self.beta1 ** tnext), c2 = 1.0 / (1.0 - self.beta2 ** tnext)
+        cdef int k
+        H, Z = self.H[:n], self.Z[:n]
+        for k in range(N_PHASES):
+            self.seconds[k] = 0.0
+        saved = np.seterr(**_QUIET)
         try:
-            loss = self._run(w, t, 0, B, True, 1.0 / B) / B
+            clock[0] = perf_counter()
+            self._gather_f1(wv, n)
+            clock[1] = perf_counter()
+            np.matmul(H, self.W2, out=Z)                      # the logits
+            clock[2] = perf_counter()
+            loss = self._xent(tv, n, True, 1.0 / n) / n       # Z becomes dZ
+            clock[3] = perf_counter()
             if not isfinite(loss):
                 raise FloatingPointError(f"the loss is {loss}")
-            if not self._update(lr, False):
-                raise FloatingPointError("a gradient or an updated weight is not finite")
-            self._update(lr, True)
+            np.matmul(H.T, Z, out=self.dW2)                   # dW2 = H^T dZ
+            clock[4] = perf_counter()
+            np.matmul(self.W2, Z.T, out=self.dH[:self.h * n].reshape(self.h, n))   # dH^T = W2 dZ^T
+            clock[5] = perf_counter()
+            self._dW1_dX_scatter(wv, n)
+            clock[6] = perf_counter()
+            self._gradient_bounds(wv, n, gmax)
+            if not self._proven_finite(lr, c1, c2, gmax):
+                self._update(lr, c1, c2, False, trial)        # the exact check: nothing stored
+                for k in range(9):
+                    if not isfinite(trial[k]):
+                        raise FloatingPointError("a gradient or an updated weight is not finite")
+            clock[7] = perf_counter()
+            self._update(lr, c1, c2, True, &self.tracked[0])
+            clock[8] = perf_counter()
             self.steps += 1
+            for k in range(N_PHASES):
+                self.seconds[k] = clock[k + 1] - clock[k]
         finally:
-            self._clear_dE()
+            self._clear_dE(wv)
+            np.seterr(**saved)
         return loss
-
-    cdef bint _update(self, double lr, bint apply) except -1:
-        cdef bint ok = True
-        cdef long t = self.steps + 1
-        cdef double c1 = 1.0 / (1.0 - self.beta1 ** t), c2 = 1.0 / (1.0 - self.beta2 ** t)
-        for i, (p, g) in enumerate(((self.E, self.dE), (self.W1, self.dW1), (self.W2, self.dW2))):
-            if self.optimizer == "adam":
-                ok = ok and _adam(p, g, self.s1[i], self.s2[i], lr, self.beta1, self.beta2,
-                                  self.eps, c1, c2, apply, self.f32)
-            else:
-                ok = ok and _sgd(p, g, self.s1[i], lr, self.momentum, apply, self.f32)
-        return ok
-
-
-cdef bint _sgd(object p, object g, object v, double lr, double mu, bint apply, bint f32):
-    cdef float[:, ::1] p32, g32, v32
-    cdef double[:, ::1] p64, g64, v64
-    cdef bint ok
-    cdef Py_ssize_t n = p.size
-    if f32:
-        p32, g32, v32 = p, g, v
-        with nogil:
-            ok = sgd(&p32[0, 0], &g32[0, 0], &v32[0, 0], n, <float>lr, <float>mu, apply)
-    else:
-        p64, g64, v64 = p, g, v
-        with nogil:
-            ok = sgd(&p64[0, 0], &g64[0, 0], &v64[0, 0], n, lr, mu, apply)
-    return ok
-
-
-cdef bint _adam(object p, object g, object m1, object m2, double lr, double b1, double b2,
-                double eps, double c1, double c2, bint apply, bint f32):
-    cdef float[:, ::1] p32, g32, a32, b32
-    cdef double[:, ::1] p64, g64, a64, b64
-    cdef bint ok
-    cdef Py_ssize_t n = p.size
-    if f32:
-        p32, g32, a32, b32 = p, g, m1, m2
-        with nogil:
-            ok = adam(&p32[0, 0], &g32[0, 0], &a32[0, 0], &b32[0, 0], n, <float>lr, <float>b1,
-                      <float>b2, <float>eps, <float>c1, <float>c2, apply)
-    else:
-        p64, g64, a64, b64 = p, g, m1, m2
-        with nogil:
-            ok = adam(&p64[0, 0], &g64[0, 0], &a64[0, 0], &b64[0, 0], n, lr, b1, b2, eps,
-                      c1, c2, apply)
-    return ok

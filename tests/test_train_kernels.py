@@ -214,3 +214,35 @@ def test_train_state_bad_shapes_and_batches():
     for lr in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="lr"):
             state.step(windows, targets, lr)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_updates_over_many_blocks_match_numpy(optimizer, dtype):
+    """Weights larger than the update's blocks (and not a multiple of them), both dtypes."""
+    rng = np.random.default_rng(7)
+    V, d, c, h, B = 301, 5, 3, 17, 11
+    params = [rng.standard_normal((V, d)).astype(dtype),
+              (rng.standard_normal((c * d, h)) / 4).astype(dtype),
+              (rng.standard_normal((h, V)) / 4).astype(dtype)]
+    windows = rng.integers(0, V, (B, c))
+    targets = rng.integers(0, V, B)
+    state = TrainState(*params, optimizer=optimizer, batch_size=B)
+    m = [np.zeros_like(p, dtype=np.float64) for p in params]
+    v = [np.zeros_like(p, dtype=np.float64) for p in params]
+    ref = [p.astype(np.float64) for p in params]
+    for t in (1, 2, 3):
+        _, *grads = TrainState(*[p.astype(dtype) for p in ref], batch_size=B).gradients(windows, targets)
+        state.step(windows, targets, 0.01)
+        for i, g in enumerate(grads):
+            g = g.astype(np.float64)
+            if optimizer == "sgd":
+                m[i] = 0.9 * m[i] + g
+                ref[i] = ref[i] - 0.01 * m[i]
+            else:
+                m[i] = 0.9 * m[i] + 0.1 * g
+                v[i] = 0.999 * v[i] + 0.001 * g * g
+                ref[i] = ref[i] - 0.01 * (m[i] / (1 - 0.9 ** t)) / (np.sqrt(v[i] / (1 - 0.999 ** t)) + 1e-8)
+    for got, want in zip((state.E, state.W1, state.W2), ref):
+        np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=1e-5 if dtype == np.float32 else 1e-12)
+    assert set(state._phase_seconds()) and all(s >= 0 for s in state._phase_seconds().values())
