@@ -1,4 +1,5 @@
-# READY: fast_exp, fast_expf, fast_expf_sum (and the *_nonpos variants for x <= 0): stable signatures.
+# READY: fast_exp, fast_expf, fast_expf_sum (and the *_nonpos variants for x <= 0), and the
+# sampling weights scaled_exp/scaled_expf (with their *_init): stable signatures.
 # cython: language_level=3
 """A branch-free exp that gcc and clang vectorise (no libm call inside the loop).
 
@@ -161,3 +162,137 @@ cdef inline float fast_expf_sum_nonpos(float hi, float lo) noexcept nogil:
     p = p * _from_bits32(e << 23)                                    # * 2^(n + 32)
     # Below -104 (n < -151) the exponent field above is garbage, but exp is 0.
     return <float>0.0 if hi < <float>-104.0 else p
+
+
+# ---------------------------------------------------------------------------
+# Sampling weights: exp((x - m) / T) with the temperature folded into the
+# reduction, and results too small to matter flushed to exactly 0
+# ---------------------------------------------------------------------------
+#
+# The weights of sample_logits, w = exp((x - m) / T) with m = max x, in one pass
+# over the row. Two differences from fast_exp(a) of a = (x - m) / T:
+#
+# * No product by 1 / T before the reduction: n = round((x - m) * log2(e) / T)
+#   and r = ((x - m) - n * T ln 2) / T. In float, x - m is made exact by TwoSum
+#   (its rounding error alone would cost |x - m| 2^-24 relative accuracy: 6e-6 at
+#   x - m = -100) and n * (T ln 2)_hi is exact (Cody-Waite), so the argument's
+#   only rounding is that of the final product by 1 / T, below 2^-24 * ln2/2.
+#   In double the polynomial's coefficients are divided by T^j once per row.
+# * Weights below e^-86 (float) or e^-707 (double) relative to the max are
+#   exactly 0 instead of subnormal or tiny normal numbers. Such a token has
+#   probability < 4.5e-38: no sampler observes it (a draw resolves 2^-53), and
+#   subnormal results cost a microcode assist each on x86 CPUs. In exchange, 2^n
+#   is added to the exponent field of exp(r) in [0.7, 1.42] by an integer add
+#   (no multiplication; valid while the result is a normal number).
+#
+# Accuracy, relative to the exact weight: float within 2 ulp of float (the
+# degree-6 polynomial of fast_expf; measured 1.4 ulp in tests/test_fastmath.py);
+# double within 5.2e-11 (a degree-7 near-minimax polynomial instead of fast_exp's
+# degree 11: the loop is bound by its FMAs, 9 per 4 weights instead of 14, and
+# degree 8, 1.1e-12, cost 7% more), plus |x - m| / T * 2^-53 from the rounding
+# of x - m. For sampling this is a total variation distance from softmax(x / T)
+# below 1e-6 (float32: 2.4e-7 from the weights, up to 4.8e-7 from the block sums
+# of _sampling, which add 8 float weights per partial sum) or 1e-10 (float64): a
+# chi-square test would need some 1e12 resp. 1e20 draws to see it. The
+# temperature must be in [1e-30, 1e30] (the *_init functions return False
+# otherwise: 1 / T^7 and T ln 2 must stay normal numbers). m must be finite and
+# >= x (the row's max). -inf gives exactly 0, x == m exactly 1.
+# A NaN x gives an unspecified result (the exponent add can turn a NaN with a
+# payload into a number): the caller must reject NaN first (_sampling's
+# lane_max returns NaN for a row holding one).
+
+cdef enum:
+    SCALED_EXPF_MIN_ARG = -86      # float: (x - m) / T below this -> 0
+    SCALED_EXP_MIN_ARG = -707      # double: (x - m) / T below this -> 0
+
+cdef struct ScaledExpf:
+    float m          # the shift (a float: the max of float logits)
+    float k          # log2(e) / T
+    float l_hi       # T ln 2 with 16 significant bits: n * l_hi exact for |n| < 2^8
+    float l_lo       # T ln 2 - l_hi
+    float inv_t      # 1 / T
+    float lo         # SCALED_EXPF_MIN_ARG * T
+
+
+cdef struct ScaledExp:
+    double m, k, l, lo    # as in ScaledExpf (l = T ln 2, rounded once)
+    double c1, c2, c3, c4, c5, c6, c7       # the polynomial's coefficients / T^j
+
+
+cdef inline bint scaled_expf_init(ScaledExpf* c, double m, double t) noexcept nogil:
+    """The constants of scaled_expf for shift m (a float value) and temperature t."""
+    if not (1e-30 <= t <= 1e30):
+        return False
+    cdef double l = t * 0.6931471805599453
+    c.m = <float>m
+    c.k = <float>(1.4426950408889634 / t)
+    c.l_hi = _from_bits32(_bits32(<float>l) & <uint32_t>0xFFFFFF00)
+    c.l_lo = <float>(l - <double>c.l_hi)
+    c.inv_t = <float>(1.0 / t)
+    c.lo = <float>(SCALED_EXPF_MIN_ARG * t)
+    return True
+
+
+cdef inline float scaled_expf(float x, ScaledExpf c) noexcept nogil:
+    """exp((x - c.m) / T), 0 below e^-86 (see above); x not NaN; branch-free."""
+    # TwoSum: s + err == x - m exactly (err is NaN for x = -inf: masked below).
+    cdef float s = x - c.m
+    cdef float x_part = s + c.m
+    cdef float m_part = s - x_part
+    cdef float err = (x - x_part) - (c.m + m_part)
+    # Below c.lo, n < -125 and the exponent add below makes garbage bits: masked
+    # by the final select, with no floating-point operation on them in between
+    # (no clamp: one operation less per vector).
+    cdef float t = s * c.k + <float>12582912.0                    # + 1.5 * 2^23
+    cdef float n = t - <float>12582912.0                          # round(s / (T ln 2))
+    cdef float r = s - n * c.l_hi                                 # exact
+    r = (r - n * c.l_lo + err) * c.inv_t                          # in ~[-ln2/2, ln2/2]
+    cdef float p = <float>0.0013926926614021907
+    p = p * r + <float>0.008363773874405574
+    p = p * r + <float>0.04166655011030512
+    p = p * r + <float>0.16666573381900845
+    p = p * r + <float>0.5
+    p = p * r + <float>1.0
+    p = p * r + <float>1.0
+    # t's low bits hold n (two's complement); << 23 drops the magic number's bits.
+    p = _from_bits32(_bits32(p) + (_bits32(t) << 23))             # * 2^n
+    return <float>0.0 if s < c.lo else p
+
+
+cdef inline bint scaled_exp_init(ScaledExp* c, double m, double t) noexcept nogil:
+    """The constants of scaled_exp for shift m and temperature t."""
+    if not (1e-30 <= t <= 1e30):
+        return False
+    cdef double it = 1.0 / t
+    c.m = m
+    c.k = 1.4426950408889634 * it
+    c.l = t * 0.6931471805599453
+    c.lo = SCALED_EXP_MIN_ARG * t
+    # exp(r) ~ 1 + r + r^2 (q0 + q1 r + ... + q5 r^5) on [-ln2/2, ln2/2] (near-minimax:
+    # Lawson's reweighted least squares; within 5.2e-11 relative), in r' = r T.
+    c.c1 = it
+    c.c2 = 0.5000000067657581 * it * it
+    c.c3 = 0.16666665869422745 * it * it * it
+    c.c4 = 0.04166629505158298 * (it * it) * (it * it)
+    c.c5 = 0.00833349698602735 * (it * it) * (it * it) * it
+    c.c6 = 0.0013944651144344854 * (it * it * it) * (it * it * it)
+    c.c7 = 0.00019790371990499036 * (it * it * it) * (it * it * it) * it
+    return True
+
+
+cdef inline double scaled_exp(double x, ScaledExp c) noexcept nogil:
+    """exp((x - c.m) / T), 0 below e^-707 (see above); x not NaN; branch-free."""
+    cdef double s = x - c.m                     # below c.lo: masked (as in scaled_expf)
+    cdef double t = s * c.k + 6755399441055744.0                  # + 1.5 * 2^52
+    cdef double n = t - 6755399441055744.0
+    cdef double r = s - n * c.l                                   # r T, r in ~[-ln2/2, ln2/2]
+    cdef double p = c.c7
+    p = p * r + c.c6
+    p = p * r + c.c5
+    p = p * r + c.c4
+    p = p * r + c.c3
+    p = p * r + c.c2
+    p = p * r + c.c1
+    p = p * r + 1.0
+    p = _from_bits64(_bits64(p) + (_bits64(t) << 52))             # * 2^n
+    return 0.0 if s < c.lo else p
