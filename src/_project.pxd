@@ -26,6 +26,19 @@ cdef extern from *:
     """
     void prefetch "tinyllm_prefetch"(const void* p) noexcept nogil
 
+cdef extern from *:
+    """
+    /* a + x * y in double, with one rounding where the target has FMA and two
+       elsewhere: spelled out, not left to the compiler's contraction, which depends
+       on the optimisation level (a -O1 debug build would round differently). */
+    #if defined(__FMA__) || defined(__FP_FAST_FMA) || defined(__ARM_FEATURE_FMA)
+    #define tinyllm_madd(x, y, a) __builtin_fma((x), (y), (a))
+    #else
+    #define tinyllm_madd(x, y, a) ((a) + (x) * (y))
+    #endif
+    """
+    double madd "tinyllm_madd"(double x, double y, double a) noexcept nogil
+
 cdef enum:
     ROWS = 8             # rows of W summed in registers before the double accumulator
     TILE = 16384         # columns per pass: the accumulators (B * tile doubles) stay in L2
@@ -71,7 +84,10 @@ cdef inline void accumulate_row(const floating* w, floating c, double* acc,
     """acc[j] += c * w[j] for j < n: the rows after the last full block of ROWS."""
     cdef Py_ssize_t j
     for j in range(n):
-        acc[j] += c * w[j]
+        if floating is double:
+            acc[j] = madd(c, w[j], acc[j])
+        else:
+            acc[j] += c * w[j]       # the product rounds in float: nothing to fuse
 
 
 cdef inline Py_ssize_t project_tile(Py_ssize_t B, Py_ssize_t V) noexcept nogil:

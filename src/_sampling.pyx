@@ -22,8 +22,10 @@ per block of 256 tokens (vectorised), then a walk over the block sums and one
 block. ``size`` draws build a cumulative table once per row, in double also for
 float32, and binary-search it once per draw: O(V + size log V), not O(size V).
 Without filters, the weights exp((x - m) / T) come from _fastmath's vectorised
-exp; the filters use libm's exp, as tinyllm.reference does, so support sets are
-decided on the same numbers.
+scaled exp (float arithmetic for float32 logits, 8 per AVX2 vector; weights
+below e^-86 of the max's are 0) and are not stored: one pass sums them per
+block, the draw recomputes one block. The filters use libm's exp, as
+tinyllm.reference does, so support sets are decided on the same numbers.
 
 Generation (:class:`Generation`) runs the model's whole step -- gather, x @ W1,
 @ W2 (the kernel of _project.pxd), filters and draw -- for many tokens in one
@@ -47,14 +49,14 @@ cimport cython
 cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython cimport floating
-from libc.math cimport INFINITY, exp, isfinite, isinf, isnan, tanh
+from libc.math cimport INFINITY, NAN, exp, isfinite, isinf, isnan, tanh
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memmove
 from numpy.random cimport bitgen_t
 
-from _fastmath cimport fast_exp
-from _project cimport project_rows, project_tile
+from _fastmath cimport ScaledExp, ScaledExpf, scaled_exp, scaled_exp_init, scaled_expf, scaled_expf_init
+from _project cimport madd, project_rows, project_tile
 
 from _common cimport (
     FOUND_NAN,
@@ -384,25 +386,38 @@ cdef inline Py_ssize_t n_blocks(Py_ssize_t n) noexcept nogil:
 
 
 cdef double lane_max(const floating* x, Py_ssize_t n) noexcept nogil:
-    """max_i x[i], NaN ignored (-inf if there is no other value)."""
+    """max_i x[i], or NaN if an x[i] is NaN (-inf if there is no other value).
+
+    The NaN is kept in lanes of its own (a max would drop it): the weights'
+    exponent add (_fastmath's scaled_exp) may turn a NaN with a payload into a
+    number, so the caller must see it here. The pass reads the row from L2: the
+    extra compare and select per vector cost nothing.
+    """
     cdef floating mx[LANES]
+    cdef floating bad[LANES]
     cdef Py_ssize_t b, i, j, body = n - n % LANES
     if n < LANES:                 # a short row (the blog's V = 5): no lanes to set up
         mx[0] = -INFINITY
+        bad[0] = 0
         for i in range(n):
             mx[0] = x[i] if x[i] > mx[0] else mx[0]
-        return mx[0]
+            bad[0] = x[i] if x[i] != x[i] else bad[0]
+        return mx[0] + bad[0] * 0     # NaN if a NaN was seen, else mx[0]
     for j in range(LANES):
         mx[j] = -INFINITY
+        bad[j] = 0
     for b in range(body // LANES):
         i = b * LANES
         for j in range(LANES):
             mx[j] = x[i + j] if x[i + j] > mx[j] else mx[j]
+            bad[j] = x[i + j] if x[i + j] != x[i + j] else bad[j]
     for i in range(body, n):
         mx[0] = x[i] if x[i] > mx[0] else mx[0]
+        bad[0] = x[i] if x[i] != x[i] else bad[0]
     for j in range(1, LANES):
         mx[0] = mx[j] if mx[j] > mx[0] else mx[0]
-    return mx[0]
+        bad[0] = bad[j] if bad[j] != bad[j] else bad[0]
+    return mx[0] + bad[0] * 0
 
 
 cdef double lane_sum(const floating* w, Py_ssize_t n, double* smallest) noexcept nogil:
@@ -453,30 +468,117 @@ cdef double block_sums(const floating* w, Py_ssize_t n, double* sums,
     return total
 
 
-cdef double exp_block_sums(const floating* x, Py_ssize_t n, double m, double t,
-                           double* e, double* sums) noexcept nogil:
-    """e[i] = exp((x[i] - m) / t) (the vectorised exp of _fastmath, in double for
-    float32 too), and the block sums of e as in block_sums. A NaN logit makes the
-    total NaN.
+cdef struct ExpConsts:
+    # exp((x - m) / T) of _fastmath: the constants of the float and double versions.
+    ScaledExpf f
+    ScaledExp d
 
-    Double also for float32 logits: a float exp returns subnormal numbers for
-    (x - m) / t below -87, which cost the CPU a microcode assist each (float32
-    sampling ran 2.4x slower than float64 on wide logits), and a float argument
-    would need a hi + lo split to stay exact, which eats the gain of 8 lanes.
+
+cdef inline bint exp_consts(ExpConsts* c, double m, double t) noexcept nogil:
+    """Both versions' constants for shift m (the row's max) and temperature t; False
+    when t is outside the range they support (the caller takes another path)."""
+    return scaled_expf_init(&c.f, m, t) and scaled_exp_init(&c.d, m, t)
+
+
+cdef inline floating scaled_weight(floating x, ScaledExpf cf, ScaledExp cd) noexcept nogil:
+    """exp((x - m) / T): _fastmath's scaled_expf for float32 logits (8 per AVX2
+    vector), scaled_exp for float64. Weights below e^-86 resp. e^-707 of the max's
+    (which is 1) are 0, so no subnormal number is ever made."""
+    if floating is float:
+        return scaled_expf(x, cf)
+    else:
+        return scaled_exp(x, cd)
+
+
+cdef double exp_block_sum(const floating* x, Py_ssize_t n, const ExpConsts* consts) noexcept nogil:
+    """The sum of the weights exp((x[i] - m) / T), i < n (n <= BLOCK); NaN if an x[i]
+    is NaN. Not stored: a store per vector costs 20% here (measured).
+
+    LANES partial sums in the weights' type (a lane adds BLOCK / LANES = 8 float
+    weights: relative error <= 8 * 2^-24), then added in double.
     """
-    cdef Py_ssize_t b, i, start, stop
-    cdef double total = 0.0, smallest, inv_t = 1.0 / t
+    cdef floating part[LANES]
+    cdef double total = 0.0
+    cdef Py_ssize_t b, i, j, body = n - n % LANES
+    # Local copies, held in registers across the loop.
+    cdef ScaledExpf cf = consts.f
+    cdef ScaledExp cd = consts.d
+    for j in range(LANES):
+        part[j] = 0.0
+    for b in range(body // LANES):
+        i = b * LANES
+        for j in range(LANES):
+            part[j] += scaled_weight(x[i + j], cf, cd)
+    for i in range(body, n):
+        total += scaled_weight(x[i], cf, cd)
+    for j in range(LANES):
+        total += part[j]
+    return total
+
+
+cdef void exp_block_weights(const floating* x, Py_ssize_t n, const ExpConsts* consts,
+                            floating* w) noexcept nogil:
+    """w[i] = exp((x[i] - m) / T), i < n: the weights that exp_block_sum added (the
+    same inline function of x[i] and the constants: element by element, the same
+    operations in the same order, so the same numbers)."""
+    cdef Py_ssize_t i
+    cdef ScaledExpf cf = consts.f
+    cdef ScaledExp cd = consts.d
+    for i in range(n):
+        w[i] = scaled_weight(x[i], cf, cd)
+
+
+cdef double exp_block_sums(const floating* x, Py_ssize_t n, double t, ExpConsts* consts,
+                           double* sums) noexcept nogil:
+    """m = max x; sums[b] = the sum of block b's weights exp((x[i] - m) / t), and the
+    total (the sum of the sums, in order); ``consts`` is set for draw_one_exp.
+    Returns NaN for a row with a NaN or +inf or no finite entry, or for t outside
+    [1e-30, 1e30]: the caller then takes another path (which raises, or uses
+    libm's exp). No array of weights: the draw recomputes one block.
+
+    (Tracking the max inside the exp loop instead of a pass of its own was tried:
+    it costs as much as the pass, 1.5 us at V = 32 000 in float64.)
+    """
+    cdef double m = lane_max(x, n), total = 0.0
+    cdef Py_ssize_t b, start
+    if not (isfinite(m) and exp_consts(consts, m, t)):
+        return NAN
     for b in range(n_blocks(n)):
         start = b * BLOCK
-        stop = min(start + BLOCK, n)
-        # A product by 1 / t, not a division: a vector division costs as much as the
-        # whole exp, and the two differ by an ulp of double.
-        for i in range(start, stop):
-            e[i] = fast_exp((x[i] - m) * inv_t)
-        smallest = 0.0
-        sums[b] = lane_sum(e + start, stop - start, &smallest)
+        sums[b] = exp_block_sum(x + start, min(BLOCK, n - start), consts)
         total += sums[b]
     return total
+
+
+cdef inline Py_ssize_t choose_block(Py_ssize_t n, const double* sums, double r,
+                                    double* before) noexcept nogil:
+    """The block whose share of the running sum of ``sums`` holds r (or the last one
+    of positive sum), and in ``before`` the sum of the blocks before it."""
+    cdef double running = 0.0
+    cdef Py_ssize_t b, chosen = 0
+    before[0] = 0.0
+    for b in range(n_blocks(n)):
+        if sums[b] > 0.0:
+            chosen = b
+            before[0] = running
+            running += sums[b]
+            if running > r:
+                break
+    return chosen
+
+
+cdef inline Py_ssize_t walk_block(const floating* w, Py_ssize_t n, double r,
+                                  double before) noexcept nogil:
+    """The first i < n at which before + w[0] + ... + w[i] > r, weight 0 skipped; if
+    rounding carries r past the end, the last one of positive weight (or 0)."""
+    cdef Py_ssize_t i, last = 0
+    for i in range(n):
+        if w[i] > 0.0:
+            last = i
+            before += w[i]
+            if before > r:
+                return i
+    return last
 
 
 cdef Py_ssize_t draw_one(const floating* w, Py_ssize_t n, const double* sums, double total,
@@ -484,23 +586,22 @@ cdef Py_ssize_t draw_one(const floating* w, Py_ssize_t n, const double* sums, do
     """The token whose share of [0, total) holds u * total (u in [0, 1)): walk the
     block sums, then the one block. Never a token of weight 0: if rounding carries
     u * total past the end, the last token of positive weight."""
-    cdef double r = u * total, running = 0.0, before = 0.0
-    cdef Py_ssize_t b, i, chosen = 0, last
-    for b in range(n_blocks(n)):
-        if sums[b] > 0.0:
-            chosen = b
-            before = running
-            running += sums[b]
-            if running > r:
-                break
-    last = chosen * BLOCK
-    for i in range(chosen * BLOCK, min(chosen * BLOCK + BLOCK, n)):
-        if w[i] > 0.0:
-            last = i
-            before += w[i]
-            if before > r:
-                return i
-    return last
+    cdef double r = u * total, before
+    cdef Py_ssize_t start = choose_block(n, sums, r, &before) * BLOCK
+    return start + walk_block(w + start, min(BLOCK, n - start), r, before)
+
+
+cdef Py_ssize_t draw_one_exp(const floating* x, Py_ssize_t n, const ExpConsts* consts,
+                             const double* sums, double total, double u) noexcept nogil:
+    """draw_one for the weights exp((x[i] - m) / T) of exp_block_sums: only the
+    chosen block's weights are recomputed (exp_block_weights). Should they differ
+    in the last bit from those summed, the walk still ends in the block."""
+    cdef floating w[BLOCK]
+    cdef double r = u * total, before
+    cdef Py_ssize_t start = choose_block(n, sums, r, &before) * BLOCK
+    cdef Py_ssize_t length = min(BLOCK, n - start)
+    exp_block_weights(x + start, length, consts, w)
+    return start + walk_block(w, length, r, before)
 
 
 cdef bint finite_row(const floating* x, Py_ssize_t n) noexcept nogil:
@@ -530,18 +631,21 @@ cdef Py_ssize_t draw_from_logits(const floating* x, Py_ssize_t n, double tempera
                                  double* ex, double* e, Py_ssize_t* heap, double* sums,
                                  bitgen_t* rng) noexcept nogil:
     """One token from a checked row of logits: the filters, then one draw (one double;
-    none for temperature 0). Scratch: ``ex`` and ``e`` of n, ``heap`` of n, ``sums``
-    of n_blocks(n).
+    none for temperature 0). Scratch: ``e`` of n, ``heap`` of n, ``sums`` of
+    n_blocks(n); ``ex`` is no longer used (kept for the callers' signature).
 
-    Without filters the weights exp((x - m) / T) come from the vectorised exp; the
-    filters use libm's exp, as tinyllm.reference does, so that support sets are
-    decided on the same numbers.
+    Without filters the weights exp((x - m) / T) come from _fastmath's vectorised
+    scaled exp (exp_block_sums: no array of weights); the filters use libm's exp,
+    as tinyllm.reference does, so that support sets are decided on the same numbers
+    (and so does a temperature outside [1e-30, 1e30]).
     """
     cdef double total, smallest
     cdef Py_ssize_t i, best
+    cdef ExpConsts consts
     if temperature > 0.0 and top_k == 0 and top_p >= 1.0 and min_p <= 0.0:
-        total = exp_block_sums(x, n, lane_max(x, n), temperature, ex, sums)
-        return draw_one(ex, n, sums, total, rng.next_double(rng.state))
+        total = exp_block_sums(x, n, temperature, &consts, sums)
+        if isfinite(total):              # else t outside [1e-30, 1e30]: libm below
+            return draw_one_exp(x, n, &consts, sums, total, rng.next_double(rng.state))
     best = filter_row(x, n, temperature, top_k, top_p, min_p, e, heap)
     if temperature == 0.0:
         return best
@@ -637,23 +741,49 @@ cdef int generate_loop(const floating* E, const floating* W1, const floating* W2
 
     ``context`` (c,) is updated in place; ``done`` counts the tokens written. The
     weights are finite, but the logits may still overflow: NOT_FINITE then.
+
+    Small models (the blog's: V = 5, d = 2, c = 3, h = 1) spend most of a step on
+    fixed costs, not arithmetic: a projection with few outputs goes through
+    project_small (accumulators in registers; project_rows keeps them in memory,
+    which chains every row through a store and a load), and short rows are copied
+    by loops instead of memcpy/memmove calls. The arithmetic is the same, in the
+    same order: the tokens do not depend on the path.
     """
-    cdef Py_ssize_t step, j, token
+    cdef Py_ssize_t step, i, j, token
+    cdef const floating* row
+    cdef bint small_d = d <= SMALL_COPY, small_c = c <= SMALL_COPY
+    cdef bint small_f1 = h <= SMALL_WIDTH and c * d < SMALL_DEPTH
+    cdef bint small_logits = V <= SMALL_WIDTH and h < SMALL_DEPTH
     for step in range(n):
         done[0] = step
         for j in range(c):
-            memcpy(x + j * d, E + context[j] * d, d * sizeof(floating))
-        project_rows(x, 1, W1, c * d, h, f1, scratch.acc)
+            row = E + context[j] * d
+            if small_d:
+                for i in range(d):
+                    x[j * d + i] = row[i]
+            else:
+                memcpy(x + j * d, row, d * sizeof(floating))
+        if small_f1:
+            project_small(x, W1, c * d, h, f1)
+        else:
+            project_rows(x, 1, W1, c * d, h, f1, scratch.acc)
         if tanh_f1:
             for j in range(h):
                 f1[j] = tanh(f1[j])
-        project_rows(f1, 1, W2, h, V, logits, scratch.acc)
+        if small_logits:
+            project_small(f1, W2, h, V, logits)
+        else:
+            project_rows(f1, 1, W2, h, V, logits, scratch.acc)
         if not finite_row(logits, V):
             return NOT_FINITE
         token = draw_from_logits(logits, V, temperature, top_k, top_p, min_p,
                                  scratch.ex, scratch.e, scratch.heap, scratch.sums, rng)
         out[step] = token
-        memmove(context, context + 1, (c - 1) * sizeof(int64_t))
+        if small_c:
+            for j in range(c - 1):
+                context[j] = context[j + 1]
+        else:
+            memmove(context, context + 1, (c - 1) * sizeof(int64_t))
         context[c - 1] = token
     done[0] = n
     return OK
@@ -883,47 +1013,78 @@ cdef object sample_one(cnp.ndarray wa, object rng):
 
 cdef object sample_logits_one(cnp.ndarray xa, double t, object rng):
     """``sample_logits(logits, t, rng=rng)`` for plain 1-D logits, t > 0, no filter:
-    the max, then exp and block sums in one pass, then one draw."""
+    the max, then the weights' block sums in one pass (no array of weights), then
+    one draw that recomputes the chosen block's weights."""
     gen = as_generator(rng, "sample_logits")
     cdef Py_ssize_t V = cnp.PyArray_DIM(xa, 0), token
     cdef bint is_float = cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT
     cdef double stack_sums[STACK_BLOCKS]
-    cdef double stack_e[STACK_TOKENS]
     cdef double* sums = &stack_sums[0]
-    cdef double* e = &stack_e[0]
+    cdef void* x = cnp.PyArray_DATA(xa)
+    cdef double total, u
+    cdef ExpConsts consts
     if V > STACK_TOKENS:
         sums = <double*>malloc(n_blocks(V) * sizeof(double))
-        e = <double*>malloc(V * sizeof(double))
-    cdef void* x = cnp.PyArray_DATA(xa)
-    cdef double m, total, u
-    if sums == NULL or e == NULL:
-        raise MemoryError()
+        if sums == NULL:
+            raise MemoryError()
     try:
         if V < NOGIL_FROM:
-            total = exp_pass(x, V, t, e, sums, is_float, &m)
+            total = exp_pass(x, V, t, &consts, sums, is_float)
         else:
             with nogil:
-                total = exp_pass(x, V, t, e, sums, is_float, &m)
-        if not (isfinite(m) and isfinite(total)):
-            # NaN, +inf or all -inf: the general path raises, naming the bad logit.
+                total = exp_pass(x, V, t, &consts, sums, is_float)
+        if not isfinite(total):
+            # NaN, +inf or all -inf (the general path raises, naming the bad logit),
+            # or a temperature outside [1e-30, 1e30] (it draws with libm's exp).
             return sample_logits_general(xa, t, None, None, None, None, gen)
         u = next_double(gen)
-        token = draw_one(e, V, sums, total, u)
+        token = (draw_one_exp(<const float*>x, V, &consts, sums, total, u) if is_float
+                 else draw_one_exp(<const double*>x, V, &consts, sums, total, u))
     finally:
         if sums != &stack_sums[0]:
             free(sums)
-            free(e)
     return token
 
 
-cdef double exp_pass(const void* x, Py_ssize_t V, double t, double* e, double* sums,
-                     bint is_float, double* m) noexcept nogil:
-    """m = max(x); e = exp((x - m) / t) with its block sums; returns the total."""
+cdef double exp_pass(const void* x, Py_ssize_t V, double t, ExpConsts* consts,
+                     double* sums, bint is_float) noexcept nogil:
+    """exp_block_sums of float32 or float64 logits."""
     if is_float:
-        m[0] = lane_max(<const float*>x, V)
-        return exp_block_sums(<const float*>x, V, m[0], t, e, sums)
-    m[0] = lane_max(<const double*>x, V)
-    return exp_block_sums(<const double*>x, V, m[0], t, e, sums)
+        return exp_block_sums(<const float*>x, V, t, consts, sums)
+    return exp_block_sums(<const double*>x, V, t, consts, sums)
+
+
+def _exp_weights(logits, double temperature):
+    """Hook for the tests (not API): what the one-draw path without filters computes
+    for 1-D float32 or float64 ``logits``: ``(weights, sums)``, the weights
+    exp((x - max x) / T) (the logits' dtype; exp_block_weights, as the draw sees
+    them) and the block sums (float64; exp_block_sum, as the walk sees them), or
+    None where that path does not apply (NaN, +inf, no finite logit, T outside
+    [1e-30, 1e30]).
+    """
+    cdef cnp.ndarray xa = np.ascontiguousarray(logits)
+    if xa.ndim != 1 or xa.shape[0] == 0 or cnp.PyArray_TYPE(xa) not in (cnp.NPY_FLOAT, cnp.NPY_DOUBLE):
+        raise ValueError("_exp_weights: logits must be a non-empty 1-D float32 or float64 array")
+    cdef Py_ssize_t V = xa.shape[0], b, start
+    cdef bint is_float = cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT
+    cdef cnp.ndarray w = np.empty_like(xa)
+    cdef cnp.ndarray sums = np.empty(n_blocks(V), dtype=np.float64)
+    cdef ExpConsts consts
+    cdef void* x = cnp.PyArray_DATA(xa)
+    cdef void* wp = cnp.PyArray_DATA(w)
+    cdef double total = exp_pass(x, V, temperature, &consts, <double*>cnp.PyArray_DATA(sums),
+                                 is_float)
+    if not isfinite(total):
+        return None
+    for b in range(n_blocks(V)):
+        start = b * BLOCK
+        if is_float:
+            exp_block_weights(<const float*>x + start, min(BLOCK, V - start), &consts,
+                              <float*>wp + start)
+        else:
+            exp_block_weights(<const double*>x + start, min(BLOCK, V - start), &consts,
+                              <double*>wp + start)
+    return w, sums
 
 
 # ===========================================================================
@@ -1238,16 +1399,61 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
 # Entry points: generation
 # ===========================================================================
 
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+
+
+
+cdef enum:
+    SMALL_WIDTH = 16       # projections with up to this many outputs use project_small...
+    SMALL_DEPTH = 8        # ...when they sum fewer rows than this (ROWS: no block of rows)
+    SMALL_COPY = 16        # embedding rows and contexts this short are copied by a loop
+    LINE = 64              # bytes: each scratch buffer of a Generation starts a new line
+    STACK_POSITIONS = 512  # take_tokens keeps up to this many positions on the stack
+
+
+cdef inline void project_small(const floating* H, const floating* W, Py_ssize_t k,
+                               Py_ssize_t V, floating* out) noexcept nogil:
+    """out (V,) = H (k,) @ W (k, V) for k < ROWS (8), bit for bit as project_rows.
+
+    project_rows (_project.pxd) with B = 1 and k < ROWS adds the rows one by one to
+    a double accumulator per output (``acc[j] += c * w[j]``: the product in
+    ``floating``, fused with the sum in double where the target has FMA), then
+    rounds once. The same here, in the same order; only the accumulator moves: a
+    register here, memory there, where each row waits for the store of the last.
+    """
+    cdef Py_ssize_t i, j
+    cdef double a
+    for j in range(V):
+        a = 0.0
+        for i in range(k):
+            if floating is double:
+                a = madd(H[i], W[i * V + j], a)
+            else:
+                a += H[i] * W[i * V + j]     # a float product: nothing to fuse
+        out[j] = <floating>a
+
+
+cdef inline char* carve(char** cursor, Py_ssize_t nbytes) noexcept nogil:
+    """The next ``nbytes`` of a block, rounded up to whole cache lines."""
+    cdef char* start = cursor[0]
+    cursor[0] += (nbytes + LINE - 1) // LINE * LINE
+    return start
+
+
 @cython.auto_pickle(False)     # holds raw pointers into its buffers: not picklable
 cdef class Generation:
     """Autoregressive generation from a model's arrays, many tokens per nogil call.
 
     Holds the weights, the context, the sampling options, the Generator and every
-    scratch buffer (allocated once, here): :meth:`take` then runs the whole loop of
+    scratch buffer (one allocation, here): :meth:`take` then runs the whole loop of
     gather, ``x @ W1`` (tanh), ``@ W2``, filters and draw in C, under the
     Generator's lock, without allocating per token. The tokens are the ones that
     calling :func:`sample_logits` on each step's logits with the same Generator
     would give.
+
+    Setting one up is cheap (no NumPy call for a list or tuple of ints as the
+    context), so a model makes a new one per ``generate`` call instead of sharing
+    mutable state between calls and threads.
 
     Parameters
     ----------
@@ -1273,19 +1479,27 @@ cdef class Generation:
     """
 
     cdef readonly object embeddings, W1, W2
-    cdef object gen, bit_generator, buffers
+    cdef object gen, bit_generator
     cdef bitgen_t* bitgen
-    cdef int64_t[::1] context
     cdef Py_ssize_t V, d, c, h, top_k
     cdef double temperature, top_p, min_p
-    cdef bint tanh_f1, is_float
+    cdef bint tanh_f1, is_float, stepped
     cdef const void* E_data
     cdef const void* W1_data
     cdef const void* W2_data
+    cdef void* memory          # one block: the context and every buffer below
+    cdef int64_t* context      # (c,) the positions read next, updated in place
     cdef void* x
     cdef void* f1
     cdef void* logits
     cdef Scratch scratch
+
+    def __cinit__(self):
+        self.memory = NULL     # freed by __dealloc__, also after a failed __init__
+        self.stepped = False
+
+    def __dealloc__(self):
+        free(self.memory)
 
     def __init__(self, embeddings, W1, W2, context, temperature=1.0, top_k=None,
                  top_p=None, min_p=None, rng=None, tanh=False):
@@ -1298,21 +1512,20 @@ cdef class Generation:
                     and cnp.PyArray_ISALIGNED(<cnp.ndarray>arr)):
                 raise TypeError(f"Generation: {name} must be a C-contiguous 2-D float32 or "
                                 f"float64 array of the embeddings' dtype")
-        self.V, self.d = embeddings.shape
-        self.h = W1.shape[1]
-        self.c = W1.shape[0] // self.d
-        if self.V == 0 or self.d == 0 or self.h == 0 or W1.shape[0] != self.c * self.d \
-                or self.c == 0 or W2.shape != (self.h, self.V):
+        self.V = cnp.PyArray_DIM(<cnp.ndarray>embeddings, 0)
+        self.d = cnp.PyArray_DIM(<cnp.ndarray>embeddings, 1)
+        self.h = cnp.PyArray_DIM(<cnp.ndarray>W1, 1)
+        cdef Py_ssize_t rows1 = cnp.PyArray_DIM(<cnp.ndarray>W1, 0)
+        self.c = rows1 // self.d if self.d else 0
+        if self.V == 0 or self.d == 0 or self.h == 0 or rows1 != self.c * self.d \
+                or self.c == 0 or cnp.PyArray_DIM(<cnp.ndarray>W2, 0) != self.h \
+                or cnp.PyArray_DIM(<cnp.ndarray>W2, 1) != self.V:
             raise ValueError(
                 f"Generation: shapes {embeddings.shape}, {W1.shape}, {W2.shape} do not fit "
                 f"embeddings (V, d), W1 (c*d, h), W2 (h, V)")
-        positions = np.asarray(context)
-        if positions.shape != (self.c,) or positions.dtype.kind not in "iu":
-            raise ValueError(f"Generation: context must be {self.c} integer positions, "
-                             f"got {context!r}")
-        if ((positions < 0) | (positions >= self.V)).any():
-            raise ValueError(f"Generation: a context position is out of range for {self.V} tokens")
-        self.context = positions.astype(np.int64)     # a copy: updated in place
+        self.is_float = typenum == cnp.NPY_FLOAT
+        self.allocate(sizeof(float) if self.is_float else sizeof(double))
+        self.set_context(context)
         self.temperature = checked_temperature(temperature, "generate")
         self.top_k = checked_top_k(top_k, "generate")
         self.top_p = checked_top_p(top_p, "generate")
@@ -1325,28 +1538,63 @@ cdef class Generation:
         self.W1_data = cnp.PyArray_DATA(<cnp.ndarray>W1)
         self.W2_data = cnp.PyArray_DATA(<cnp.ndarray>W2)
         self.tanh_f1 = bool(tanh)
-        self.is_float = typenum == cnp.NPY_FLOAT
 
-        # Every buffer the loop needs, once (kept alive by self.buffers).
-        dtype = cnp.PyArray_DescrFromType(typenum)
-        cdef Py_ssize_t widest = max(self.V, self.h)
-        x = np.empty(self.c * self.d, dtype=dtype)
-        f1 = np.empty(self.h, dtype=dtype)
-        logits = np.empty(self.V, dtype=dtype)
-        ex = np.empty(self.V, dtype=np.float64)
-        acc = np.empty(project_tile(1, widest), dtype=np.float64)
-        e = np.empty(self.V, dtype=np.float64)
-        heap = np.empty(self.V, dtype=np.intp)
-        sums = np.empty(n_blocks(self.V), dtype=np.float64)
-        self.buffers = (x, f1, logits, ex, acc, e, heap, sums)
-        self.x = cnp.PyArray_DATA(x)
-        self.f1 = cnp.PyArray_DATA(f1)
-        self.logits = cnp.PyArray_DATA(logits)
-        self.scratch.ex = <double*>cnp.PyArray_DATA(ex)
-        self.scratch.acc = <double*>cnp.PyArray_DATA(acc)
-        self.scratch.e = <double*>cnp.PyArray_DATA(e)
-        self.scratch.heap = <Py_ssize_t*>cnp.PyArray_DATA(heap)
-        self.scratch.sums = <double*>cnp.PyArray_DATA(sums)
+    cdef int allocate(self, Py_ssize_t itemsize) except -1:
+        """Every buffer the loop needs, in one block (a new line each)."""
+        cdef Py_ssize_t V = self.V, acc = project_tile(1, max(V, self.h))
+        cdef Py_ssize_t sizes[9]
+        sizes[:] = [self.c * sizeof(int64_t), self.c * self.d * itemsize, self.h * itemsize,
+                    V * itemsize, V * sizeof(double), acc * sizeof(double), V * sizeof(double),
+                    V * sizeof(Py_ssize_t), n_blocks(V) * sizeof(double)]
+        cdef Py_ssize_t i, total = 0
+        for i in range(9):
+            total += (sizes[i] + LINE - 1) // LINE * LINE
+        free(self.memory)
+        self.memory = malloc(total)
+        if self.memory == NULL:
+            raise MemoryError()
+        cdef char* cursor = <char*>self.memory
+        self.context = <int64_t*>carve(&cursor, sizes[0])
+        self.x = carve(&cursor, sizes[1])
+        self.f1 = carve(&cursor, sizes[2])
+        self.logits = carve(&cursor, sizes[3])
+        self.scratch.ex = <double*>carve(&cursor, sizes[4])
+        self.scratch.acc = <double*>carve(&cursor, sizes[5])
+        self.scratch.e = <double*>carve(&cursor, sizes[6])
+        self.scratch.heap = <Py_ssize_t*>carve(&cursor, sizes[7])
+        self.scratch.sums = <double*>carve(&cursor, sizes[8])
+        return 0
+
+    cdef int set_context(self, object context) except -1:
+        """Check the c positions and copy them in: a list or tuple of ints directly,
+        anything else through NumPy (integer dtypes only)."""
+        cdef Py_ssize_t i
+        cdef long long v
+        cdef int overflow = 0
+        cdef bint plain = (type(context) is list or type(context) is tuple) \
+            and len(context) == self.c
+        if plain:
+            for i in range(self.c):
+                item = context[i]
+                if type(item) is not int:
+                    plain = False
+                    break
+                v = PyLong_AsLongLongAndOverflow(item, &overflow)
+                if overflow or not 0 <= v < self.V:
+                    plain = False      # NumPy's answer below: out of range, or not an int64
+                    break
+                self.context[i] = v
+        if plain:
+            return 0
+        positions = np.asarray(context)
+        if positions.shape != (self.c,) or positions.dtype.kind not in "iu":
+            raise ValueError(f"Generation: context must be {self.c} integer positions, "
+                             f"got {context!r}")
+        if ((positions < 0) | (positions >= self.V)).any():
+            raise ValueError(f"Generation: a context position is out of range for {self.V} tokens")
+        for i, position in enumerate(positions.tolist()):
+            self.context[i] = position
+        return 0
 
     def take(self, Py_ssize_t n):
         """The next ``n`` tokens (vocabulary positions), as an int64 array of shape (n,).
@@ -1357,27 +1605,70 @@ cdef class Generation:
         if n < 0:
             raise ValueError(f"Generation.take: n must be >= 0, got {n}")
         cdef cnp.ndarray tokens = np.empty(n, dtype=np.int64)
-        cdef int64_t* out = <int64_t*>cnp.PyArray_DATA(tokens)
+        self.fill(<int64_t*>cnp.PyArray_DATA(tokens), n)
+        return tokens
+
+    def take_tokens(self, Py_ssize_t n, tuple tokens not None):
+        """The next ``n`` tokens as items of ``tokens``, a tuple of V (the vocabulary's
+        strings): the list of ``tokens[position]``, with no array or int made per token.
+
+        Raises as :meth:`take`; ValueError if ``tokens`` does not hold V items.
+        """
+        if n < 0:
+            raise ValueError(f"Generation.take_tokens: n must be >= 0, got {n}")
+        if len(tokens) != self.V:
+            raise ValueError(f"Generation.take_tokens: tokens has {len(tokens)} items, "
+                             f"the model has {self.V} tokens")
+        cdef int64_t stack[STACK_POSITIONS]
+        cdef int64_t* out = stack
+        cdef Py_ssize_t i
+        if n > STACK_POSITIONS:
+            out = <int64_t*>malloc(n * sizeof(int64_t))
+            if out == NULL:
+                raise MemoryError()
+        try:
+            self.fill(out, n)
+            return [tokens[out[i]] for i in range(n)]
+        finally:
+            if out != stack:
+                free(out)
+
+    cdef int fill(self, int64_t* out, Py_ssize_t n) except -1:
+        """out[0:n] = the next n tokens, in one nogil call under the Generator's lock."""
         cdef Py_ssize_t done = 0
         cdef int status = OK
         if n:
             with self.bit_generator.lock, nogil:
                 status = self.run(out, n, &done)
+            self.stepped = True
         if status != OK:
             raise ValueError(
                 f"generate: the logits of token {done} are not finite: the model's "
                 f"weights overflow the float range")
-        return tokens
+        return 0
+
+    def last_logits(self):
+        """The logits of the last step, as the loop computed them (a copy of shape
+        (V,) in the weights' dtype), or None before the first token. For tests and
+        debugging: they equal the model's logits for that context, bit for bit.
+        """
+        if not self.stepped:
+            return None
+        cdef cnp.ndarray result = np.empty(
+            self.V, dtype=np.float32 if self.is_float else np.float64)
+        memcpy(cnp.PyArray_DATA(result), self.logits,
+               self.V * (sizeof(float) if self.is_float else sizeof(double)))
+        return result
 
     cdef int run(self, int64_t* out, Py_ssize_t n, Py_ssize_t* done) noexcept nogil:
         if self.is_float:
             return generate_loop(
                 <const float*>self.E_data, <const float*>self.W1_data, <const float*>self.W2_data, self.V, self.d, self.c, self.h,
                 self.tanh_f1, self.temperature, self.top_k, self.top_p, self.min_p,
-                &self.context[0], <float*>self.x, <float*>self.f1, <float*>self.logits,
+                self.context, <float*>self.x, <float*>self.f1, <float*>self.logits,
                 &self.scratch, self.bitgen, out, n, done)
         return generate_loop(
             <const double*>self.E_data, <const double*>self.W1_data, <const double*>self.W2_data, self.V, self.d, self.c, self.h,
             self.tanh_f1, self.temperature, self.top_k, self.top_p, self.min_p,
-            &self.context[0], <double*>self.x, <double*>self.f1, <double*>self.logits,
+            self.context, <double*>self.x, <double*>self.f1, <double*>self.logits,
             &self.scratch, self.bitgen, out, n, done)

@@ -257,3 +257,102 @@ def test_generation_arguments_are_checked():
     with pytest.raises(ValueError, match="n must be >= 0"):
         Generation(E, W1, W2, [0, 1, 2], rng=0).take(-1)
     assert Generation(E, W1, W2, [0, 1, 2], rng=0).take(0).shape == (0,)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes", [
+    (5, 2, 3, 1),      # the blog's: both projections on the small path (k < 8, few outputs)
+    (9, 3, 2, 4),      # small path, h > 1
+    (7, 4, 3, 9),      # x @ W1 sums 12 rows (blocked); f1 @ W2 has 9 (blocked)
+    (40, 2, 3, 5),     # f1 @ W2 with 40 outputs: the blocked projection
+])
+def test_loop_logits_equal_the_models_bit_for_bit(dtype, sizes):
+    # Whatever path a projection takes in the loop, its logits are project()'s, so
+    # the tokens are sample_logits' on the model's logits even at a near tie.
+    from tinyllm._compiled import Generation
+
+    V, d, c, h = sizes
+    m = TinyLM.random(TinyLMConfig(vocab_size=V, dim=d, context=c, hidden=h, dtype=dtype),
+                      seed=V)
+    for seed in range(5):
+        start = [int(p) for p in np.random.default_rng(seed).integers(0, V, c)]
+        g = Generation(m.embedding.table, m.W1, m.W2, start, rng=seed)
+        assert g.last_logits() is None
+        tokens = g.take(7).tolist()
+        last_context = (start + tokens)[-c - 1:-1]
+        logits = g.last_logits()
+        assert logits.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(logits, m.logits(last_context))
+
+
+def test_take_tokens_gives_the_vocabularys_items(model):
+    from tinyllm._compiled import Generation
+
+    args = (model.embedding.table, model.W1, model.W2, [3, 1, 4])
+    positions = Generation(*args, rng=3).take(600).tolist()   # more than the stack buffer
+    assert Generation(*args, rng=3).take_tokens(600, model.vocab.tokens) == [
+        model.vocab[p] for p in positions]
+    assert Generation(*args, rng=3).take_tokens(0, model.vocab.tokens) == []
+    with pytest.raises(ValueError, match="5 tokens"):
+        Generation(*args, rng=3).take_tokens(2, ("a", "b"))
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        Generation(*args, rng=3).take_tokens(-1, model.vocab.tokens)
+    with pytest.raises(TypeError):
+        Generation(*args, rng=3).take_tokens(2, list(model.vocab.tokens))
+
+
+def test_generation_context_forms():
+    from tinyllm._compiled import Generation
+
+    m = TinyLM.from_blog()
+    E, W1, W2 = m.embedding.table, m.W1, m.W2
+    expected = Generation(E, W1, W2, [3, 1, 4], rng=0).take(20)
+    for context in ((3, 1, 4), np.array([3, 1, 4]), np.array([3, 1, 4], dtype=np.uint8),
+                    [np.int64(3), 1, 4], [3, True, 4]):
+        np.testing.assert_array_equal(Generation(E, W1, W2, context, rng=0).take(20), expected)
+    for context in ([3, 1, 5], [-1, 1, 4], np.array([3, 1, 9])):
+        with pytest.raises(ValueError, match="out of range"):
+            Generation(E, W1, W2, context)
+    for context in ([3, 1.0, 4], [3, 1], "314", [[3, 1, 4]], (3, 1, 2**70)):
+        with pytest.raises(ValueError, match="3 integer positions"):
+            Generation(E, W1, W2, context)
+
+
+def test_option_messages_name_the_option_only(model):
+    # The model's messages are the options' own, without the compiled check's name.
+    with pytest.raises(ValueError, match=r"^top_p must be in \(0, 1\], got 0$"):
+        model.generate("el cielo es", top_p=0)
+    with pytest.raises(TypeError, match=r"^temperature must be a real number, got 'hot'$"):
+        model.generate("el cielo es", temperature="hot")
+    with pytest.raises(ValueError, match=r"^temperature must be finite and >= 0, got inf$"):
+        model.generate("el cielo es", temperature=float("inf"))
+    with pytest.raises(TypeError, match=r"^generate: rng must be None"):
+        model.generate("el cielo es", rng="seed")
+    with pytest.raises(ValueError, match="top_k"):   # the first bad option is named
+        model.generate("el cielo es", top_k=0, rng="seed")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_overflowing_temperature_raises_before_the_first_token(dtype):
+    # logits / temperature overflows: checked on the first step's logits, up front.
+    m = TinyLM.from_blog(dtype)
+    with pytest.raises(ValueError, match="overflow"):
+        m.stream("el cielo es", temperature=1e-320 if dtype == "float64" else 1e-40)
+    with pytest.raises(ValueError, match="overflow"):
+        m.generate("el cielo es", temperature=np.float64(1e-320))
+    # An ordinary temperature needs no forward pass to be known safe.
+    assert m._logits_stay_finite(0.7) and m._logits_stay_finite(0)
+    assert not m._logits_stay_finite(1e-320) and not m._logits_stay_finite("x")
+
+
+def test_weights_that_may_overflow_get_the_full_check():
+    big = np.finfo(np.float32).max / 2
+    cfg = TinyLMConfig(vocab_size=3, dim=1, context=1, hidden=1, dtype="float32")
+    m = TinyLM(cfg, TinyLM.random(cfg).vocab, [[1.0], [2.0], [4.0]], [[big]], [[1.0, -1.0, 0.5]])
+    assert not m._logits_stay_finite(1.0)
+    with pytest.raises(ValueError, match="overflow"):
+        m.stream([2], 5, rng=0)                      # inf logits: before the first token
+    assert m.generate([0], 3, temperature=0) == "t0 t0 t0"   # finite for this context
+    # A new array assigned to the model is seen (the bound is cached per array).
+    m.W1 = np.array([[1.0]], dtype=np.float32)
+    assert m._logits_stay_finite(1.0)

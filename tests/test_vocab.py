@@ -88,3 +88,29 @@ def test_default_ids_equality_repr():
     assert a.ids == (0, 1)
     assert a == Vocab(["x", "y"]) and a != Vocab(["y", "x"])
     assert "x=0" in repr(a)
+
+
+def test_decode_checks_every_position_with_its_own_message(v):
+    import numpy as np
+
+    assert v.decode([]) == ""
+    assert v.decode((3, 1, 4)) == "el cielo es"
+    assert v.decode(iter([3, 1])) == "el cielo"
+    assert v.decode(np.array([3, 1, 4])) == "el cielo es"
+    assert v.decode([np.int64(3), 1]) == "el cielo"
+    with pytest.raises(TypeError, match="True"):
+        v.decode([3, True])                       # a bool is not a position
+    with pytest.raises(TypeError, match="1.0"):
+        v.decode([3, 1.0])
+    with pytest.raises(ValueError, match="position 7 "):
+        v.decode([7, -1])                         # the first bad one is named
+    with pytest.raises(ValueError, match="position -1 "):
+        v.decode([0, -1, 7])
+
+
+def test_decode_spacing_of_the_words_tokenizer():
+    v = Vocab.from_text("¿El cielo es azul? Sí, (muy) azul.")
+    text = "¿el cielo es azul? sí, (muy) azul."
+    assert v.decode(v.encode(text)) == text
+    plain = Vocab.from_text("el cielo es azul")       # no punctuation: spaces only
+    assert plain.decode(plain.encode("es azul el cielo")) == "es azul el cielo"

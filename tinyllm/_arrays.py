@@ -1,10 +1,24 @@
-"""Validation of the model's weight arrays (shared by the embedding table and the model)."""
+"""Validation shared by the model, its configuration and its embedding table: integer
+arguments and weight arrays."""
 
 from __future__ import annotations
 
 import numpy as np
 
 DTYPES = ("float64", "float32")
+
+
+def checked_int(name: str, value, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``: anything with ``__index__`` but a bool.
+
+    Raises TypeError for a non-integer, ValueError below ``minimum``; both name ``name``.
+    """
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = value.__index__()
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
 
 
 def as_dtype_name(dtype) -> str:

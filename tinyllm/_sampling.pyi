@@ -5,7 +5,7 @@
 # input as `const floating[:, ::1]` (float32 stays float32, other real dtypes are
 # read as float64), and the draws written as int64.
 from collections.abc import Sequence
-from typing import Any, SupportsFloat, SupportsIndex, TypeAlias, overload
+from typing import Any, SupportsFloat, SupportsIndex, TypeAlias, TypeVar, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -16,6 +16,8 @@ from typing_extensions import disjoint_base
 _RNG: TypeAlias = int | np.integer | np.random.Generator | None
 # The shape of the draws per row: Py_ssize_t or a tuple/list of them, each >= 0.
 _Size: TypeAlias = SupportsIndex | Sequence[SupportsIndex]
+# The items of Generation.take_tokens (the vocabulary's strings).
+_T = TypeVar("_T")
 
 @overload
 def sample(
@@ -69,6 +71,13 @@ def filter_logits(
     out: NDArray[np.float64] | None = None,  # double[:, ::1], shape of logits
 ) -> NDArray[np.float64]: ...
 
+# Test hook (not API): the weights and block sums of the one-draw path without
+# filters, or None where that path does not apply.
+def _exp_weights(
+    logits: NDArray[np.floating],  # const float/double[::1]
+    temperature: float,  # double
+) -> tuple[NDArray[np.floating], NDArray[np.float64]] | None: ...
+
 def as_generator(
     rng: int | np.integer[Any] | np.random.Generator | None,  # object
     func: str = ...,  # str
@@ -85,7 +94,7 @@ class Generation:
         embeddings: np.ndarray,  # const floating*, shape (V, d)
         W1: np.ndarray,  # const floating*, shape (c*d, h)
         W2: np.ndarray,  # const floating*, shape (h, V)
-        context: ArrayLike,  # int64_t[::1], c positions (copied; updated in place)
+        context: ArrayLike,  # int64_t*, c positions (copied; updated in place)
         temperature: SupportsFloat = 1.0,  # double, >= 0 (0: greedy argmax)
         top_k: SupportsIndex | None = None,  # Py_ssize_t, >= 1
         top_p: SupportsFloat | None = None,  # double, in (0, 1]
@@ -94,3 +103,7 @@ class Generation:
         tanh: bool = False,  # bint: f1 = tanh(x @ W1)
     ) -> None: ...
     def take(self, n: int) -> NDArray[np.int64]: ...  # Py_ssize_t -> int64_t, shape (n,)
+    # Py_ssize_t; tuple of V items -> list of tokens[position] (no per-token int or array)
+    def take_tokens(self, n: int, tokens: tuple[_T, ...]) -> list[_T]: ...
+    # A copy of the last step's logits, shape (V,), in the weights' dtype; None before any.
+    def last_logits(self) -> NDArray[np.floating[Any]] | None: ...

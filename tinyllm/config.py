@@ -5,21 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinyllm._arrays import as_dtype_name
+from tinyllm._arrays import as_dtype_name, checked_int
 
 __all__ = ["ACTIVATIONS", "TinyLMConfig"]
 
 #: The activations the hidden layer may have (None: none, the blog's model).
 ACTIVATIONS = (None, "tanh")
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    value = value.__index__()
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -54,7 +45,7 @@ class TinyLMConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "dim", "context", "hidden"):
-            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
+            object.__setattr__(self, name, checked_int(name, getattr(self, name), 1))
         object.__setattr__(self, "dtype", as_dtype_name(self.dtype))
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be None or 'tanh', got {self.activation!r}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyllm._arrays import as_weight_matrix
+from tinyllm._arrays import as_weight_matrix, checked_int
 from tinyllm._compiled import (
     Generation,
     as_generator,
@@ -203,7 +203,7 @@ class TinyLM:
         if isinstance(prompt, str):
             positions = self.vocab.encode(prompt)
         else:
-            positions = [self.vocab._checked_position(p) for p in prompt]
+            positions = self.vocab._checked_positions(prompt)
         c = self.config.context
         if len(positions) < c:
             raise ValueError(
@@ -256,12 +256,46 @@ class TinyLM:
 
     # -- sampling and generation --------------------------------------------------
     def _check_sampling(self, positions: list[int], temperature, top_k, top_p, min_p) -> None:
-        """Raise now, not at the first draw, for a bad option (filter_logits checks them)."""
+        """Raise now, not at the first draw, for a bad option or logits that the
+        temperature would overflow (filter_logits checks both on the first step)."""
         logits = self._forward(positions[-self.config.context:])[3]
         try:
             filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
         except (TypeError, ValueError) as exc:  # same message, without the kernel's name
             raise type(exc)(str(exc).removeprefix("filter_logits: ")) from None
+
+    def _logits_stay_finite(self, temperature) -> bool:
+        """Whether ``logits / temperature`` is surely finite at every step, whatever the
+        context: a cheap bound on the logits from the weights (see :meth:`_logit_bound`).
+        False for anything but a plain int or float, which then gets the full check."""
+        if not (isinstance(temperature, float) or type(temperature) is int):
+            return False
+        bound, largest = self._logit_bound()
+        t = float(temperature)
+        return bound < largest if t == 0 else t > 0 and bound < largest * t
+
+    def _logit_bound(self) -> tuple[float, float]:
+        """(B, the dtype's largest float): every logit, and every hidden value before
+        tanh, is at most B in size, with room for rounding (B is inf when it cannot be
+        bounded below the dtype's range). Computed once per set of weights: they are
+        read-only; a new array assigned to the model is noticed by identity.
+        """
+        weights = (self.embedding.table, self.W1, self.W2, self.config.activation)
+        cached = self.__dict__.get("_bound_cache")
+        if cached is not None and all(a is b for a, b in zip(cached[0], weights)):
+            return cached[1]
+        E, W1, W2, activation = weights
+        largest = float(np.finfo(E.dtype).max)
+        with np.errstate(over="ignore"):
+            x = max(float(E.max()), -float(E.min()))                       # |x_i|
+            hidden = x * float(np.abs(W1).sum(dtype=np.float64))           # |x @ W1|_1
+            f1 = min(hidden, float(W1.shape[1])) if activation == "tanh" else hidden
+            w2 = max(float(W2.max()), -float(W2.min()))
+            bound = 2.0 * max(hidden, f1 * w2)        # x2: far above any rounding error
+        if not bound < largest:
+            bound = float("inf")
+        self._bound_cache = (weights, (bound, largest))
+        return bound, largest
 
     def stream(self, prompt: str | list[int], max_new_tokens: int = 20, temperature: float = 1.0,
                top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
@@ -273,9 +307,9 @@ class TinyLM:
         first token; stopping the iteration half-way leaves the model as it was (the
         model holds no generation state). Parameters as in :meth:`generate`.
         """
-        positions = self.stream_positions(prompt, max_new_tokens, temperature,
-                                          top_k, top_p, min_p, rng)  # checks arguments now
-        return (self.vocab[position] for position in positions)
+        generation, n = self._generation(prompt, max_new_tokens, temperature, top_k, top_p,
+                                         min_p, rng)                  # checks arguments now
+        return _one_at_a_time(generation, n, self.vocab.tokens)
 
     def stream_positions(self, prompt: str | list[int], max_new_tokens: int = 20,
                          temperature: float = 1.0, top_k: int | None = None,
@@ -288,16 +322,23 @@ class TinyLM:
 
     def _generation(self, prompt, max_new_tokens, temperature, top_k, top_p, min_p,
                     rng) -> tuple[Generation, int]:
-        """Check every argument now, once, and set up the compiled generation loop."""
-        positions = self.encode_prompt(prompt)
-        n = _non_negative_int("max_new_tokens", max_new_tokens)
-        self._check_sampling(positions, temperature, top_k, top_p, min_p)
-        generator = as_generator(rng, "generate")
-        generation = Generation(
-            self.embedding.table, self.W1, self.W2, positions[-self.config.context:],
-            temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, rng=generator,
-            tanh=self.config.activation == "tanh",
-        )
+        """Check every argument now, once, and set up the compiled generation loop.
+
+        Generation checks the options and ``rng`` itself, from their values alone. The
+        model runs a forward pass first (:meth:`_check_sampling`) only when the weights
+        do not rule out logits that overflow, or ``logits / temperature`` that does
+        (a tiny temperature): those errors too come before the first token.
+        """
+        context = self.encode_prompt(prompt)[-self.config.context:]
+        n = checked_int("max_new_tokens", max_new_tokens, 0)
+        if not self._logits_stay_finite(temperature):
+            self._check_sampling(context, temperature, top_k, top_p, min_p)
+        try:
+            generation = Generation(self.embedding.table, self.W1, self.W2, context,
+                                    temperature, top_k, top_p, min_p, rng,
+                                    self.config.activation == "tanh")
+        except (TypeError, ValueError) as exc:
+            raise _option_error(exc) from None
         return generation, n
 
     def generate(self, prompt: str | list[int], max_new_tokens: int = 20,
@@ -329,8 +370,10 @@ class TinyLM:
         >>> TinyLM.from_blog().generate("el cielo es", max_new_tokens=3, temperature=0)
         'azul azul azul'
         """
-        return self.vocab.decode(self.generate_positions(
-            prompt, max_new_tokens, temperature, top_k, top_p, min_p, rng))
+        generation, n = self._generation(prompt, max_new_tokens, temperature, top_k, top_p,
+                                         min_p, rng)
+        # The tokens straight from the loop's positions (valid by construction).
+        return self.vocab._join(generation.take_tokens(n, self.vocab.tokens))
 
     def generate_positions(self, prompt: str | list[int], max_new_tokens: int = 20,
                            temperature: float = 1.0, top_k: int | None = None,
@@ -352,7 +395,7 @@ class TinyLM:
         Returns a :class:`Draws` with the tokens in order, their counts and the
         model's probabilities, to compare observed frequencies with probabilities.
         """
-        n = _non_negative_int("draws", draws)
+        n = checked_int("draws", draws, 0)
         logits = self.logits(prompt)
         probs = softmax(logits, temperature=temperature) if temperature != 0 else None
         generator = as_generator(rng, "draw_next")
@@ -364,16 +407,27 @@ class TinyLM:
         return Draws(text, [self.vocab[int(p)] for p in drawn], probs, self.vocab.tokens)
 
 
-def _one_at_a_time(generation: Generation, n: int) -> Iterator[int]:
-    """Lazily, one token per step: a stream stopped early draws nothing more."""
-    for _ in range(n):
-        yield int(generation.take(1)[0])
+def _one_at_a_time(generation: Generation, n: int, tokens: tuple | None = None) -> Iterator:
+    """Lazily, one token per step: a stream stopped early draws nothing more. Yields
+    positions, or their items of ``tokens`` (the vocabulary's strings)."""
+    if tokens is None:
+        for _ in range(n):
+            yield int(generation.take(1)[0])
+    else:
+        for _ in range(n):
+            yield generation.take_tokens(1, tokens)[0]
 
 
-def _non_negative_int(name: str, value) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    value = value.__index__()
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
+#: The options that Generation checks, in the order it checks them.
+_OPTIONS = ("temperature", "top_k", "top_p", "min_p")
+
+
+def _option_error(exc: Exception) -> Exception:
+    """Generation's error for a bad option, worded as the model words it: without the
+    "generate: " of the compiled check ("top_p must be in (0, 1], got 0"), as
+    filter_logits' messages were shown. Other errors (``rng``'s) are left as they are."""
+    message = str(exc)
+    option = message.removeprefix("generate: ")
+    if option != message and option.startswith(_OPTIONS):
+        return type(exc)(option)
+    return exc

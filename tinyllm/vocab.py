@@ -149,6 +149,9 @@ class Vocab:
             unaccented.setdefault(_strip_accents(folded), set()).add(pos)
         self._by_unaccented = {k: next(iter(v)) for k, v in unaccented.items() if len(v) == 1}
         self._unk = self._by_folded.get(UNK)
+        # decode's spacing: True where a token takes no space before / after it.
+        self._glued = tokenizer == "words" and any(
+            t in _NO_SPACE_BEFORE or t in _NO_SPACE_AFTER for t in tokens)
 
     @classmethod
     def from_text(cls, text: str, min_count: int = 1, unk: bool = True) -> Vocab:
@@ -293,6 +296,19 @@ class Vocab:
             raise ValueError(f"position {position} is out of range for {len(self)} tokens")
         return position
 
+    def _checked_positions(self, positions: Iterable[int]) -> list[int]:
+        """``positions`` as a new list of ints, each checked as :meth:`_checked_position`.
+
+        Plain ints (the usual case) are checked in bulk: their types, then min and max.
+        Anything else (bools, NumPy integers, a bad value) goes one by one, so the
+        first bad position raises, with its own message.
+        """
+        items = list(positions)
+        if (items and {*map(type, items)} == {int}
+                and min(items) >= 0 and max(items) < len(self._tokens)):
+            return items
+        return [self._checked_position(p) for p in items]
+
     # -- text -----------------------------------------------------------------
     def split(self, text: str) -> list[str]:
         """The words of ``text``, cut by this vocabulary's tokenizer (see :func:`tokenize`)."""
@@ -315,8 +331,12 @@ class Vocab:
         With the ``"words"`` tokenizer, closing punctuation sticks to the word before
         it and opening punctuation to the word after it: ``"¿es azul?"``.
         """
-        tokens = [self._tokens[self._checked_position(p)] for p in positions]
-        if self._tokenizer == "whitespace":
+        vocabulary = self._tokens
+        return self._join([vocabulary[p] for p in self._checked_positions(positions)])
+
+    def _join(self, tokens: list[str]) -> str:
+        """Tokens of this vocabulary as text, spaced as :meth:`decode` spaces them."""
+        if not self._glued:   # whitespace tokenizer, or no punctuation token: plain spaces
             return " ".join(tokens)
         parts: list[str] = []
         for i, token in enumerate(tokens):
