@@ -25,6 +25,8 @@ should keep the surrounding loop free of branches and calls too (e.g. accumulate
 with several partial sums) so the compiler can vectorise it.
 """
 
+from cython cimport floating
+from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
@@ -296,3 +298,36 @@ cdef inline double scaled_exp(double x, ScaledExp c) noexcept nogil:
     p = p * r + 1.0
     p = _from_bits64(_bits64(p) + (_bits64(t) << 52))             # * 2^n
     return 0.0 if s < c.lo else p
+
+
+# ---------------------------------------------------------------------------
+# Row reductions (softmax, sampling and training share them)
+# ---------------------------------------------------------------------------
+cdef enum:
+    # Independent partial results per reduction (max, sum): the compiler maps them
+    # onto vector registers, and a chain of dependent adds no longer limits the loop.
+    # (At 16 or fewer, gcc unrolls the lane loop completely and then fails to
+    # vectorise the max.)
+    LANES = 32
+    # float32 partial sums take CHUNK blocks of LANES numbers each before they are
+    # added into double: the float additions (8 per vector) stay cheap, and their
+    # rounding error below CHUNK * 2^-24 relative.
+    CHUNK = 8
+
+
+cdef inline floating row_max(const floating* x, Py_ssize_t n) noexcept nogil:
+    """max_i x_i, skipping NaN (a NaN is caught later: it makes the sum NaN)."""
+    cdef floating lanes[LANES]
+    cdef floating m = -INFINITY
+    cdef Py_ssize_t b, i, j, body = n - n % LANES
+    for j in range(LANES):
+        lanes[j] = -INFINITY
+    for b in range(body // LANES):
+        i = b * LANES
+        for j in range(LANES):
+            lanes[j] = x[i + j] if x[i + j] > lanes[j] else lanes[j]
+    for j in range(LANES):
+        m = lanes[j] if lanes[j] > m else m
+    for i in range(body, n):
+        m = x[i] if x[i] > m else m
+    return m

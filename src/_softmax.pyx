@@ -38,7 +38,15 @@ from _common cimport (
     new_array,
     shape_of,
 )
-from _fastmath cimport fast_exp, fast_exp_nonpos, fast_expf, fast_expf_sum_nonpos
+from _fastmath cimport (
+    CHUNK,
+    LANES,
+    fast_exp,
+    fast_exp_nonpos,
+    fast_expf,
+    fast_expf_sum_nonpos,
+    row_max,
+)
 
 import numpy as np
 from operator import index as operator_index
@@ -46,15 +54,6 @@ from operator import index as operator_index
 cnp.import_array()
 
 cdef enum:
-    # Independent partial results per reduction (max, sum): the compiler maps them
-    # onto vector registers, and a chain of dependent adds no longer limits the loop.
-    # (At 16 or fewer, gcc unrolls the lane loop completely and then fails to
-    # vectorise the max.)
-    LANES = 32
-    # float32 partial sums of softmax take CHUNK numbers each before they are added
-    # into double: the float additions (8 per vector) stay cheap, and their rounding
-    # error below CHUNK * 2^-24 relative.
-    CHUNK = 8
     # Below this many numbers the kernel runs without releasing the GIL: releasing
     # and taking it back costs more than the work.
     NOGIL_MIN = 8192
@@ -63,24 +62,6 @@ cdef enum:
 # ===========================================================================
 # Kernels: one row
 # ===========================================================================
-
-cdef inline floating row_max(const floating* x, Py_ssize_t n) noexcept nogil:
-    """max_i x_i, skipping NaN (a NaN is caught later: it makes the sum NaN)."""
-    cdef floating lanes[LANES]
-    cdef floating m = -INFINITY
-    cdef Py_ssize_t b, i, j, body = n - n % LANES
-    for j in range(LANES):
-        lanes[j] = -INFINITY
-    for b in range(body // LANES):
-        i = b * LANES
-        for j in range(LANES):
-            lanes[j] = x[i + j] if x[i + j] > lanes[j] else lanes[j]
-    for j in range(LANES):
-        m = lanes[j] if lanes[j] > m else m
-    for i in range(body, n):
-        m = x[i] if x[i] > m else m
-    return m
-
 
 # Pass 2's arithmetic, chosen once per row and resolved at compile time: the kernels
 # take a NULL pointer to one of these empty structs, whose type picks the

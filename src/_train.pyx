@@ -45,7 +45,17 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from _common cimport as_float_array
-from _fastmath cimport fast_exp, fast_expf
+from _fastmath cimport (
+    CHUNK,
+    LANES,
+    _bits32,
+    _bits64,
+    _from_bits32,
+    _from_bits64,
+    fast_exp,
+    fast_expf,
+    row_max,
+)
 
 import numpy as np
 from time import perf_counter
@@ -103,27 +113,12 @@ cdef enum Optim:
 
 cdef inline uint32_t abs_bits32(float x) noexcept nogil:
     """The bits of |x|: ordered as |x| is, with inf above every number and NaN above inf."""
-    cdef uint32_t u
-    memcpy(&u, &x, sizeof(u))
-    return u & <uint32_t>0x7FFFFFFF
+    return _bits32(x) & <uint32_t>0x7FFFFFFF
 
 
 cdef inline uint64_t abs_bits64(double x) noexcept nogil:
-    cdef uint64_t u
-    memcpy(&u, &x, sizeof(u))
-    return u & <uint64_t>0x7FFFFFFFFFFFFFFF
-
-
-cdef inline double from_bits32(uint32_t u) noexcept nogil:
-    cdef float x
-    memcpy(&x, &u, sizeof(x))
-    return x
-
-
-cdef inline double from_bits64(uint64_t u) noexcept nogil:
-    cdef double x
-    memcpy(&x, &u, sizeof(x))
-    return x
+    """The bits of |x|, as abs_bits32."""
+    return _bits64(x) & <uint64_t>0x7FFFFFFFFFFFFFFF
 
 
 cdef inline void vsqrt(floating* x, Py_ssize_t n) noexcept nogil:
@@ -142,12 +137,12 @@ cdef double absmax(const floating* x, Py_ssize_t n) noexcept nogil:
         for i in range(n):
             u32 = abs_bits32(x[i])
             m32 = u32 if u32 > m32 else m32
-        return from_bits32(m32)
+        return _from_bits32(m32)
     else:
         for i in range(n):
             u64 = abs_bits64(x[i])
             m64 = u64 if u64 > m64 else m64
-        return from_bits64(m64)
+        return _from_bits64(m64)
 
 
 # ===========================================================================
@@ -179,34 +174,6 @@ cdef inline floating exp_of(floating x) noexcept nogil:
         return fast_expf(x)
     else:
         return fast_exp(x)
-
-
-cdef enum:
-    # Independent partial results of a row's reductions (max, sum): the compiler maps
-    # them onto vector registers (as in _softmax.pyx: at 16 or fewer gcc unrolls the
-    # lane loop completely and then fails to vectorise the max).
-    LANES = 32
-    # The float32 partial sums take CHUNK blocks each before they are added into
-    # double: cheap float additions, their rounding error below CHUNK * 2^-24 relative.
-    CHUNK = 8
-
-
-cdef inline floating row_max(const floating* x, Py_ssize_t n) noexcept nogil:
-    """max_i x_i, skipping NaN (a NaN is caught later: it makes the sum NaN)."""
-    cdef floating lanes[LANES]
-    cdef floating m = -INFINITY
-    cdef Py_ssize_t b, i, j, body = n - n % LANES
-    for j in range(LANES):
-        lanes[j] = -INFINITY
-    for b in range(body // LANES):
-        i = b * LANES
-        for j in range(LANES):
-            lanes[j] = x[i + j] if x[i + j] > lanes[j] else lanes[j]
-    for j in range(LANES):
-        m = lanes[j] if lanes[j] > m else m
-    for i in range(body, n):
-        m = x[i] if x[i] > m else m
-    return m
 
 
 cdef double xent_row(floating* z, Py_ssize_t V, intp_t target, double scale,
@@ -351,11 +318,11 @@ cdef void sgd(floating* p, const floating* g, floating* vel, Py_ssize_t n,
             u64 = abs_bits64(v)
             vm64 = u64 if u64 > vm64 else vm64
     if floating is float:
-        maxes[0] = from_bits32(pm32)
-        maxes[1] = from_bits32(vm32)
+        maxes[0] = _from_bits32(pm32)
+        maxes[1] = _from_bits32(vm32)
     else:
-        maxes[0] = from_bits64(pm64)
-        maxes[1] = from_bits64(vm64)
+        maxes[0] = _from_bits64(pm64)
+        maxes[1] = _from_bits64(vm64)
     maxes[2] = 0.0
 
 
@@ -416,13 +383,13 @@ cdef void adam(floating* p, const floating* g, floating* m1, floating* m2, Py_ss
                 pm64 = u64 if u64 > pm64 else pm64
         i0 += OB
     if floating is float:
-        maxes[0] = from_bits32(pm32)
-        maxes[1] = from_bits32(am32)
-        maxes[2] = from_bits32(bm32)
+        maxes[0] = _from_bits32(pm32)
+        maxes[1] = _from_bits32(am32)
+        maxes[2] = _from_bits32(bm32)
     else:
-        maxes[0] = from_bits64(pm64)
-        maxes[1] = from_bits64(am64)
-        maxes[2] = from_bits64(bm64)
+        maxes[0] = _from_bits64(pm64)
+        maxes[1] = _from_bits64(am64)
+        maxes[2] = _from_bits64(bm64)
 
 
 # ===========================================================================
