@@ -331,3 +331,25 @@ cdef inline floating row_max(const floating* x, Py_ssize_t n) noexcept nogil:
     for i in range(body, n):
         m = x[i] if x[i] > m else m
     return m
+
+
+cdef inline bint row_all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
+    """No x[i] is NaN or infinite (v - v is 0 for a finite v, NaN otherwise)."""
+    cdef floating z[LANES]
+    cdef Py_ssize_t b, i, j, body = n - n % LANES
+    if n < LANES:                 # a short row: no lanes to set up
+        z[0] = 0
+        for i in range(n):
+            z[0] += x[i] - x[i]
+        return z[0] == 0
+    for j in range(LANES):
+        z[j] = 0
+    for b in range(body // LANES):
+        i = b * LANES
+        for j in range(LANES):
+            z[j] += x[i + j] - x[i + j]
+    for i in range(body, n):
+        z[0] += x[i] - x[i]
+    for j in range(1, LANES):
+        z[0] += z[j]
+    return z[0] == 0

@@ -19,6 +19,7 @@ from _common cimport (
     new_array,
     shape_of,
 )
+from _fastmath cimport row_all_finite
 from _project cimport project_rows, project_tile
 
 cnp.import_array()
@@ -66,27 +67,11 @@ cdef double dot_kernel(const floating* x, const floating* w, Py_ssize_t n) noexc
     return s[0]
 
 
-cdef bint all_finite(const floating* a, Py_ssize_t n) noexcept nogil:
-    """True when no a[i] is NaN or infinite (v - v is 0 for finite v, NaN otherwise)."""
-    cdef floating z[LANES]
-    cdef Py_ssize_t i, j, body = n - n % LANES
-    for j in range(LANES):
-        z[j] = 0
-    for i in range(0, body, 16):   # 16 == LANES
-        for j in range(LANES):
-            z[j] += a[i + j] - a[i + j]
-    for i in range(body, n):
-        z[0] += a[i] - a[i]
-    for j in range(1, LANES):
-        z[0] += z[j]
-    return z[0] == 0
-
-
 cdef bint project_checked(const floating* H, Py_ssize_t B, const floating* W, Py_ssize_t k,
                           Py_ssize_t V, floating* out, double* acc) noexcept nogil:
     """out (B, V) = H (B, k) @ W (k, V) (see _project.pxd); False if a result is not finite."""
     project_rows(H, B, W, k, V, out, acc)
-    return all_finite(out, B * V)
+    return row_all_finite(out, B * V)
 
 
 # ===========================================================================

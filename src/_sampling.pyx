@@ -55,7 +55,15 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memmove
 from numpy.random cimport bitgen_t
 
-from _fastmath cimport ScaledExp, ScaledExpf, scaled_exp, scaled_exp_init, scaled_expf, scaled_expf_init
+from _fastmath cimport (
+    ScaledExp,
+    ScaledExpf,
+    row_all_finite,
+    scaled_exp,
+    scaled_exp_init,
+    scaled_expf,
+    scaled_expf_init,
+)
 from _project cimport madd, project_rows, project_tile
 
 from _common cimport (
@@ -604,28 +612,6 @@ cdef Py_ssize_t draw_one_exp(const floating* x, Py_ssize_t n, const ExpConsts* c
     return start + walk_block(w, length, r, before)
 
 
-cdef bint finite_row(const floating* x, Py_ssize_t n) noexcept nogil:
-    """No x[i] is NaN or infinite (v - v is 0 for a finite v, NaN otherwise)."""
-    cdef floating z[LANES]
-    cdef Py_ssize_t b, i, j, body = n - n % LANES
-    if n < LANES:                 # a short row: no lanes to set up
-        z[0] = 0
-        for i in range(n):
-            z[0] += x[i] - x[i]
-        return z[0] == 0
-    for j in range(LANES):
-        z[j] = 0
-    for b in range(body // LANES):
-        i = b * LANES
-        for j in range(LANES):
-            z[j] += x[i + j] - x[i + j]
-    for i in range(body, n):
-        z[0] += x[i] - x[i]
-    for j in range(1, LANES):
-        z[0] += z[j]
-    return z[0] == 0
-
-
 cdef Py_ssize_t draw_from_logits(const floating* x, Py_ssize_t n, double temperature,
                                  Py_ssize_t top_k, double top_p, double min_p,
                                  double* ex, double* e, Py_ssize_t* heap, double* sums,
@@ -774,7 +760,7 @@ cdef int generate_loop(const floating* E, const floating* W1, const floating* W2
             project_small(f1, W2, h, V, logits)
         else:
             project_rows(f1, 1, W2, h, V, logits, scratch.acc)
-        if not finite_row(logits, V):
+        if not row_all_finite(logits, V):
             return NOT_FINITE
         token = draw_from_logits(logits, V, temperature, top_k, top_p, min_p,
                                  scratch.ex, scratch.e, scratch.heap, scratch.sums, rng)
