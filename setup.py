@@ -5,11 +5,11 @@ here, for the whole build. Set ``TINYLLM_DEBUG_CHECKS=1`` to rebuild everything 
 bounds, wraparound and initialisation checks on (the test-suite runs against that
 build too, in ``.ci/run``).
 
-On x86-64 with gcc or clang every module is built twice: ``tinyllm.<name>`` for any
-x86-64 CPU (SSE2), and ``tinyllm.<name>_avx2`` from the same source with AVX2 and
-FMA. ``tinyllm/_compiled.py`` imports the AVX2 build when the CPU has both (and
-``TINYLLM_SIMD=baseline`` is not set), so a wheel stays portable. Elsewhere (arm64,
-MSVC) only the baseline is built.
+On x86-64 with gcc or clang every module is built three times from the same source:
+``tinyllm.<name>`` for any x86-64 CPU (SSE2), ``tinyllm.<name>_avx2`` with AVX2 and
+FMA, and ``tinyllm.<name>_avx512`` with AVX-512 (F, DQ, VL, BW). ``tinyllm/_compiled.py``
+imports the best build the CPU runs (``TINYLLM_SIMD=baseline|avx2|avx512`` asks for
+one), so a wheel stays portable. Elsewhere (arm64, MSVC) only the baseline is built.
 """
 
 import os
@@ -59,7 +59,12 @@ define_macros = [
 # ===========================================================================
 
 #: suffix -> extra compiler flags of the variants built beside the baseline.
-SIMD_FLAGS = {"_avx2": ["-mavx2", "-mfma"]}
+SIMD_FLAGS = {
+    "_avx2": ["-mavx2", "-mfma"],
+    # Zen 4 and recent Intel: NumPy's own exp uses AVX-512 there, so tinyllm needs it
+    # too to stay ahead on long rows.
+    "_avx512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma"],
+}
 
 
 def _target_is_x86_64() -> bool:

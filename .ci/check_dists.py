@@ -7,9 +7,9 @@ the stubs, the tests, README and LICENSE) and nothing generated (.c, compiled
 modules). The wheel must carry one compiled module and one .pyi stub per
 src/*.pyx, py.typed, and no sources or tests. The compiled modules expected are
 read from this checkout's src/, so a new kernel is checked without editing this.
-An x86-64 wheel (not Windows) also carries each module's AVX2+FMA build,
-``tinyllm/<name>_avx2.*``, with its stub (setup.py makes both); the sdist does not
-carry those stubs.
+An x86-64 wheel (not Windows) also carries each module's SIMD builds,
+``tinyllm/<name>_avx2.*`` and ``tinyllm/<name>_avx512.*``, with their stubs (setup.py
+makes both); the sdist does not carry those stubs.
 """
 
 import email.parser
@@ -17,6 +17,9 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
+
+SIMD_SUFFIXES = ("_avx2", "_avx512")        # setup.py's SIMD_FLAGS
+SIMD_STUBS = tuple(f"{v}.pyi" for v in SIMD_SUFFIXES)
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = sorted(p.stem for p in (ROOT / "src").glob("*.pyx"))
@@ -46,7 +49,7 @@ def check_sdist(path):
     )
     problems = [f"missing {n}" for n in sorted(expected - names)]
     problems += [f"generated file {n}" for n in sorted(names)
-                 if n.endswith(GENERATED) or (n.startswith("tinyllm/") and n.endswith("_avx2.pyi"))]
+                 if n.endswith(GENERATED) or (n.startswith("tinyllm/") and n.endswith(SIMD_STUBS))]
     problems += [f"build output {n}" for n in sorted(names) if n.startswith(("build/", "dist/"))]
     fail(problems, path.name)
     print(f"{path.name}: ok ({len(names)} entries; {len(KERNELS)} .pyx, {len(PXDS)} .pxd, "
@@ -60,7 +63,7 @@ def check_wheel(path):
         metadata = email.parser.Parser().parsestr(whl.read(metadata_name).decode())
     problems = []
     simd = "x86_64" in path.name and "win" not in path.name  # setup.py: x86-64 with gcc/clang
-    for kernel in KERNELS + ([f"{k}_avx2" for k in KERNELS] if simd else []):
+    for kernel in KERNELS + ([f"{k}{v}" for k in KERNELS for v in SIMD_SUFFIXES] if simd else []):
         compiled = [n for n in names if n.startswith(f"tinyllm/{kernel}.")
                     and n.endswith((".so", ".pyd"))]
         if len(compiled) != 1:

@@ -21,7 +21,7 @@ size / median step time (one token predicted per window). Both sides call the sa
 BLAS library, so they get the same number of BLAS threads: ``--blas-threads``
 (default 1, set with threadpoolctl; 0 leaves BLAS's default), printed in the header.
 Unset OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (as above) if your environment sets them.
-Each compiled variant that exists (``_train``, and ``_train_avx2`` when built) is
+Each compiled variant that exists (``_train``, and ``_train_avx2``/``_train_avx512`` when built) is
 timed separately; the variant ``tinyllm`` itself loads is marked. ``--profile``
 adds the median time of each phase of a step, for NumPy and for the variant used.
 """
@@ -109,7 +109,7 @@ def variants():
     import tinyllm._compiled as compiled
 
     found = {}
-    for name in ("_train", "_train_avx2"):
+    for name in ("_train", "_train_avx2", "_train_avx512"):
         try:
             found[name] = importlib.import_module(f"tinyllm.{name}")
         except ImportError:

@@ -500,13 +500,27 @@ cdef extern from *:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
+    /* ... and AVX-512 F/DQ/VL/BW (gcc's check includes the OS saving the ZMM state). */
+    static int tinyllm_cpu_has_avx512(void) {
+        __builtin_cpu_init();
+        return tinyllm_cpu_has_avx2_fma()
+            && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+    }
     #else  /* MSVC or not x86: no AVX2 build is made there */
     static int tinyllm_cpu_has_avx2_fma(void) { return 0; }
+    static int tinyllm_cpu_has_avx512(void) { return 0; }
     #endif
     """
     int tinyllm_cpu_has_avx2_fma() nogil
+    int tinyllm_cpu_has_avx512() nogil
 
 
 def _cpu_has_avx2_fma():
     """Whether this CPU can run the AVX2+FMA builds (tinyllm/_compiled.py asks the baseline)."""
     return bool(tinyllm_cpu_has_avx2_fma())
+
+
+def _cpu_has_avx512():
+    """Whether this CPU can run the AVX-512 (F, DQ, VL, BW) + FMA builds."""
+    return bool(tinyllm_cpu_has_avx512())

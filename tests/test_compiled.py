@@ -108,7 +108,7 @@ def test_exports_are_the_compiled_functions():
     assert set(EXPORTS) <= set(_compiled.__all__)
     for name, stem in EXPORTS.items():
         module = _compiled.module(stem)
-        assert module.__name__ in (f"tinyllm.{stem}", f"tinyllm.{stem}_avx2")
+        assert module.__name__ in (f"tinyllm.{stem}", f"tinyllm.{stem}_avx2", f"tinyllm.{stem}_avx512")
         assert getattr(_compiled, name) is getattr(module, name)
 
 
@@ -116,16 +116,22 @@ def test_simd_build_follows_the_cpu_and_the_environment():
     import tinyllm._softmax as baseline
 
     avx2 = baseline._cpu_has_avx2_fma()
+    avx512 = baseline._cpu_has_avx512()
+    assert avx2 or not avx512
     builds = [m.__name__ for m in _compiled.builds("_softmax")]
-    assert builds[0] == "tinyllm._softmax" and set(builds) <= {"tinyllm._softmax", "tinyllm._softmax_avx2"}
-    if not avx2:
-        assert builds == ["tinyllm._softmax"]
-    auto = "avx2" if avx2 and len(builds) == 2 else "baseline"
-    forced = os.environ.get("TINYLLM_SIMD", "").strip().lower() == "baseline"
-    assert _compiled.SIMD == ("baseline" if forced else auto)
-    assert _compiled.module("_softmax").__name__ == f"tinyllm._softmax{'_avx2' if _compiled.SIMD == 'avx2' else ''}"
+    runnable = ["tinyllm._softmax"] + ["tinyllm._softmax_avx2"] * avx2 + ["tinyllm._softmax_avx512"] * avx512
+    assert builds[0] == "tinyllm._softmax" and builds == [b for b in runnable if b in builds]
+    made = {b.rpartition("_")[2] for b in builds[1:]}
+    auto = next((v for v in ("avx512", "avx2") if v in made), "baseline")
+    wanted = os.environ.get("TINYLLM_SIMD", "").strip().lower()
+    forced = {"baseline": "baseline", "avx2": "avx2" if "avx2" in made else "baseline"}.get(wanted, auto)
+    assert _compiled.SIMD == forced
+    suffix = "" if _compiled.SIMD == "baseline" else f"_{_compiled.SIMD}"
+    assert _compiled.module("_softmax").__name__ == f"tinyllm._softmax{suffix}"
     code = "import tinyllm, tinyllm._compiled as c; print(c.SIMD, tinyllm.softmax is c.module('_softmax').softmax)"
-    for env, want in (({"TINYLLM_SIMD": "baseline"}, "baseline"), ({"TINYLLM_SIMD": ""}, auto)):
+    for env, want in (({"TINYLLM_SIMD": "baseline"}, "baseline"), ({"TINYLLM_SIMD": ""}, auto),
+                      ({"TINYLLM_SIMD": "avx2"}, "avx2" if "avx2" in made else "baseline"),
+                      ({"TINYLLM_SIMD": "avx512"}, auto)):
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                 cwd=PACKAGE_DIR.parent, env={**os.environ, **env}, timeout=120)
         assert result.stdout.split() == [want, "True"], result.stderr

@@ -6,11 +6,12 @@ the package imports them from here, so a missing build, or one made for another
 Python, fails at ``import tinyllm`` with one message that says how to install
 instead of a bare ImportError from deep inside the package.
 
-On x86-64 each module is also built with AVX2 and FMA (``tinyllm._softmax_avx2``
-beside ``tinyllm._softmax``, from the same source; see setup.py). The functions
-exported here come from that build when the CPU has AVX2 and FMA, and from the
-baseline (SSE2) build otherwise, or when the environment variable
-``TINYLLM_SIMD=baseline`` is set before tinyllm is imported. ``SIMD`` tells which.
+On x86-64 each module is also built with AVX2+FMA and with AVX-512
+(``tinyllm._softmax_avx2`` and ``tinyllm._softmax_avx512`` beside
+``tinyllm._softmax``, from the same source; see setup.py). The functions exported
+here come from the best build the CPU runs, or the one named by the environment
+variable ``TINYLLM_SIMD=baseline|avx2|avx512`` set before tinyllm is imported.
+``SIMD`` tells which.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ __all__ = [
 COMPILED_MODULES = ("_linalg", "_softmax", "_sampling", "_train")
 
 #: The SIMD builds made beside the baseline on x86-64, best first: name -> module suffix.
-SIMD_VARIANTS = {"avx2": "_avx2"}
+SIMD_VARIANTS = {"avx512": "_avx512", "avx2": "_avx2"}
+
+#: name -> the baseline _softmax function that says whether the CPU runs that build.
+_CPU_CHECKS = {"avx512": "_cpu_has_avx512", "avx2": "_cpu_has_avx2_fma"}
 
 # Files that may hold an extension module, for whatever Python they were built.
 _EXTENSION_ENDINGS = (".so", ".pyd", ".dylib")
@@ -106,26 +110,51 @@ def install_message(error: ImportError, package_dir: Path | None = None) -> str:
 # The SIMD build
 # ===========================================================================
 
-def _simd_choice(baseline_softmax: ModuleType) -> str:
-    """"avx2" when the CPU has AVX2 and FMA and TINYLLM_SIMD is not "baseline", else "baseline".
+def _cpu_runs(variant: str) -> bool:
+    """Whether this CPU (and OS) can run the SIMD build ``variant``; asked of the baseline."""
+    return bool(getattr(_BASELINES["_softmax"], _CPU_CHECKS[variant])())
+
+
+def _built(variant: str) -> bool:
+    """Whether the SIMD build ``variant`` of every compiled module imports."""
+    try:
+        for stem in COMPILED_MODULES:
+            importlib.import_module(f"tinyllm.{stem}{SIMD_VARIANTS[variant]}")
+    except ImportError:  # not built here (arm64, MSVC)
+        return False
+    return True
+
+
+def _simd_choice() -> str:
+    """The best SIMD build that was made and runs on this CPU ("avx512", "avx2"), else
+    "baseline". TINYLLM_SIMD=baseline|avx2|avx512 asks for one; a build the CPU cannot
+    run, or that was not made, falls back to the next best.
 
     The CPU is asked by the baseline build (gcc/clang's __builtin_cpu_supports,
     which also checks that the operating system saves the AVX registers).
     """
-    if os.environ.get("TINYLLM_SIMD", "").strip().lower() == "baseline":
+    wanted = os.environ.get("TINYLLM_SIMD", "").strip().lower()
+    if wanted == "baseline":
         return "baseline"
-    return "avx2" if baseline_softmax._cpu_has_avx2_fma() else "baseline"
+    names = list(SIMD_VARIANTS)
+    if wanted in SIMD_VARIANTS:
+        names = names[names.index(wanted):]
+    for name in names:
+        if _cpu_runs(name) and _built(name):
+            return name
+    return "baseline"
 
 
 def builds(stem: str) -> list[ModuleType]:
     """Every build of the compiled module ``stem`` that was made and runs on this CPU,
     the baseline first (the tests check each of them against the reference)."""
     found = [importlib.import_module(f"tinyllm.{stem}")]
-    if _BASELINES["_softmax"]._cpu_has_avx2_fma():
-        try:
-            found.append(importlib.import_module(f"tinyllm.{stem}{SIMD_VARIANTS['avx2']}"))
-        except ImportError:  # not built here (arm64, MSVC)
-            pass
+    for name in reversed(SIMD_VARIANTS):  # avx2, then avx512
+        if _cpu_runs(name):
+            try:
+                found.append(importlib.import_module(f"tinyllm.{stem}{SIMD_VARIANTS[name]}"))
+            except ImportError:  # not built here (arm64, MSVC)
+                pass
     return found
 
 
@@ -150,8 +179,8 @@ try:
 except ImportError as exc:
     raise ImportError(install_message(exc), name=exc.name, path=exc.path) from exc
 
-#: "avx2" or "baseline": which build of the kernels the functions below come from.
-SIMD = _simd_choice(_BASELINES["_softmax"])
+#: "avx512", "avx2" or "baseline": which build of the kernels the functions below come from.
+SIMD = _simd_choice()
 
 if TYPE_CHECKING:  # the same functions for type checkers, whose stubs are the baseline's
     from tinyllm._linalg import dot, project
