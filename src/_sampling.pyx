@@ -614,11 +614,11 @@ cdef Py_ssize_t draw_one_exp(const floating* x, Py_ssize_t n, const ExpConsts* c
 
 cdef Py_ssize_t draw_from_logits(const floating* x, Py_ssize_t n, double temperature,
                                  Py_ssize_t top_k, double top_p, double min_p,
-                                 double* ex, double* e, Py_ssize_t* heap, double* sums,
+                                 double* e, Py_ssize_t* heap, double* sums,
                                  bitgen_t* rng) noexcept nogil:
     """One token from a checked row of logits: the filters, then one draw (one double;
     none for temperature 0). Scratch: ``e`` of n, ``heap`` of n, ``sums`` of
-    n_blocks(n); ``ex`` is no longer used (kept for the callers' signature).
+    n_blocks(n).
 
     Without filters the weights exp((x - m) / T) come from _fastmath's vectorised
     scaled exp (exp_block_sums: no array of weights); the filters use libm's exp,
@@ -658,7 +658,7 @@ cdef void sample_rows(const floating[:, ::1] w, double* cum, bitgen_t* rng,
 
 cdef void sample_logits_rows(const floating[:, ::1] x, double temperature,
                              Py_ssize_t top_k, double top_p, double min_p,
-                             double* ex, double* e, Py_ssize_t* heap, double* sums,
+                             double* e, Py_ssize_t* heap, double* sums,
                              bitgen_t* rng, int64_t* out, Py_ssize_t n_draws) noexcept nogil:
     """n_draws filtered tokens per checked row of logits, into out (B, n_draws).
     Temperature 0 draws nothing (``rng`` may be NULL): every token is the argmax.
@@ -667,7 +667,7 @@ cdef void sample_logits_rows(const floating[:, ::1] x, double temperature,
     for r in range(x.shape[0]):
         if n_draws == 1:
             out[r] = draw_from_logits(&x[r, 0], n, temperature, top_k, top_p, min_p,
-                                      ex, e, heap, sums, rng)
+                                      e, heap, sums, rng)
             continue
         best = filter_row(&x[r, 0], n, temperature, top_k, top_p, min_p, e, heap)
         if temperature == 0.0:
@@ -710,7 +710,6 @@ cdef struct Scratch:
     double* e                # filtered weights (double)
     Py_ssize_t* heap         # top-k / top-p candidates
     double* sums             # block sums of the weights
-    double* ex               # exp weights without filters
 
 
 cdef int generate_loop(const floating* E, const floating* W1, const floating* W2,
@@ -763,7 +762,7 @@ cdef int generate_loop(const floating* E, const floating* W1, const floating* W2
         if not row_all_finite(logits, V):
             return NOT_FINITE
         token = draw_from_logits(logits, V, temperature, top_k, top_p, min_p,
-                                 scratch.ex, scratch.e, scratch.heap, scratch.sums, rng)
+                                 scratch.e, scratch.heap, scratch.sums, rng)
         out[step] = token
         if small_c:
             for j in range(c - 1):
@@ -886,6 +885,29 @@ cdef cnp.ndarray checked_rows(object values, str name, str func):
     if arr.size == 0:
         raise ValueError(f"{func}: {name} is empty (shape {shape_of(arr)})")
     return arr
+
+
+cdef object checked_row_values(cnp.ndarray arr, bint logits, str func):
+    """``arr`` as C-contiguous (B, V) rows whose values the kernels accept: weights
+    finite, >= 0, with a positive finite sum; logits finite or -inf, not all -inf."""
+    cdef int typenum = cnp.PyArray_TYPE(arr)
+    rows = as_typed_rows(arr, typenum).reshape(-1, arr.shape[arr.ndim - 1])
+    cdef const float[:, ::1] r32
+    cdef const double[:, ::1] r64
+    cdef Py_ssize_t bad_row = 0
+    cdef int status
+    if typenum == cnp.NPY_FLOAT:
+        r32 = rows
+        with nogil:
+            status = check_logits(r32, &bad_row) if logits else check_weights(r32, &bad_row)
+    else:
+        r64 = rows
+        with nogil:
+            status = check_logits(r64, &bad_row) if logits else check_weights(r64, &bad_row)
+    if status != OK:
+        raise ValueError(logits_message(func, status, arr, bad_row) if logits
+                         else weights_message(status, arr, bad_row))
+    return rows
 
 
 cdef str first_bad(cnp.ndarray arr, object mask, str name):
@@ -1133,23 +1155,14 @@ cdef object sample_general(object weights, object size, object rng):
     gen = as_generator(rng, "sample")
     cdef int typenum = cnp.PyArray_TYPE(wa)
     cdef Py_ssize_t V = wa.shape[wa.ndim - 1]
-    rows = as_typed_rows(wa, typenum).reshape(-1, V)
+    rows = checked_row_values(wa, False, "sample")
     cdef Py_ssize_t B = rows.shape[0], n_draws = draws_per_row(shape)
-
     cdef const float[:, ::1] w32
     cdef const double[:, ::1] w64
-    cdef Py_ssize_t bad_row = 0
-    cdef int status
     if typenum == cnp.NPY_FLOAT:
         w32 = rows
-        with nogil:
-            status = check_weights(w32, &bad_row)
     else:
         w64 = rows
-        with nogil:
-            status = check_weights(w64, &bad_row)
-    if status != OK:
-        raise ValueError(weights_message(status, wa, bad_row))
 
     cdef cnp.ndarray tokens = np.empty((B, n_draws), dtype=np.int64)
     cdef int64_t* out = <int64_t*>cnp.PyArray_DATA(tokens)
@@ -1240,30 +1253,20 @@ cdef object sample_logits_general(object logits, object temperature, object top_
     gen = as_generator(rng, "sample_logits")
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t V = xa.shape[xa.ndim - 1]
-    rows = as_typed_rows(xa, typenum).reshape(-1, V)
+    rows = checked_row_values(xa, True, "sample_logits")
     cdef Py_ssize_t B = rows.shape[0], n_draws = draws_per_row(shape)
-
     cdef const float[:, ::1] x32
     cdef const double[:, ::1] x64
-    cdef Py_ssize_t bad_row = 0
-    cdef int status
     if typenum == cnp.NPY_FLOAT:
         x32 = rows
-        with nogil:
-            status = check_logits(x32, &bad_row)
     else:
         x64 = rows
-        with nogil:
-            status = check_logits(x64, &bad_row)
-    if status != OK:
-        raise ValueError(logits_message("sample_logits", status, xa, bad_row))
 
     cdef cnp.ndarray tokens = np.empty((B, n_draws), dtype=np.int64)
     cdef int64_t* out = <int64_t*>cnp.PyArray_DATA(tokens)
     cdef double[::1] e = np.empty(V, dtype=np.float64)
     cdef Py_ssize_t[::1] heap = np.empty(V, dtype=np.intp)
     cdef double[::1] sums = np.empty(n_blocks(V), dtype=np.float64)
-    cdef double[::1] ex = np.empty(V, dtype=np.float64)
     cdef bitgen_t* bitgen = NULL
     if n_draws == 0:
         pass
@@ -1271,22 +1274,22 @@ cdef object sample_logits_general(object logits, object temperature, object top_
         # Greedy: nothing random, no lock.
         if typenum == cnp.NPY_FLOAT:
             with nogil:
-                sample_logits_rows(x32, t, k, p, mp, &ex[0], &e[0], &heap[0], &sums[0],
+                sample_logits_rows(x32, t, k, p, mp, &e[0], &heap[0], &sums[0],
                                    NULL, out, n_draws)
         else:
             with nogil:
-                sample_logits_rows(x64, t, k, p, mp, &ex[0], &e[0], &heap[0], &sums[0],
+                sample_logits_rows(x64, t, k, p, mp, &e[0], &heap[0], &sums[0],
                                    NULL, out, n_draws)
     else:
         bit_generator = gen.bit_generator
         bitgen = <bitgen_t*>PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
         if typenum == cnp.NPY_FLOAT:
             with bit_generator.lock, nogil:
-                sample_logits_rows(x32, t, k, p, mp, &ex[0], &e[0], &heap[0], &sums[0],
+                sample_logits_rows(x32, t, k, p, mp, &e[0], &heap[0], &sums[0],
                                    bitgen, out, n_draws)
         else:
             with bit_generator.lock, nogil:
-                sample_logits_rows(x64, t, k, p, mp, &ex[0], &e[0], &heap[0], &sums[0],
+                sample_logits_rows(x64, t, k, p, mp, &e[0], &heap[0], &sums[0],
                                    bitgen, out, n_draws)
     return shaped_draws(tokens, xa.ndim == 2, shape)
 
@@ -1338,7 +1341,7 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef tuple shape = shape_of(xa)
     cdef Py_ssize_t V = xa.shape[xa.ndim - 1]
-    rows = as_typed_rows(xa, typenum).reshape(-1, V)
+    rows = checked_row_values(xa, True, "filter_logits")
 
     cdef cnp.ndarray result = (
         new_array(shape, typenum) if out is None
@@ -1365,15 +1368,11 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
     if typenum == cnp.NPY_FLOAT:
         x32, o32 = rows, target_rows
         with nogil:
-            status = check_logits(x32, &bad_row)
-            if status == OK:
-                status = filter_logits_rows(x32, t, k, p, mp, &e[0], &heap[0], o32, &bad_row)
+            status = filter_logits_rows(x32, t, k, p, mp, &e[0], &heap[0], o32, &bad_row)
     else:
         x64, o64 = rows, target_rows
         with nogil:
-            status = check_logits(x64, &bad_row)
-            if status == OK:
-                status = filter_logits_rows(x64, t, k, p, mp, &e[0], &heap[0], o64, &bad_row)
+            status = filter_logits_rows(x64, t, k, p, mp, &e[0], &heap[0], o64, &bad_row)
     if status != OK:
         raise ValueError(logits_message("filter_logits", status, xa, bad_row))
     if target is not result:
@@ -1528,12 +1527,12 @@ cdef class Generation:
     cdef int allocate(self, Py_ssize_t itemsize) except -1:
         """Every buffer the loop needs, in one block (a new line each)."""
         cdef Py_ssize_t V = self.V, acc = project_tile(1, max(V, self.h))
-        cdef Py_ssize_t sizes[9]
+        cdef Py_ssize_t sizes[8]
         sizes[:] = [self.c * sizeof(int64_t), self.c * self.d * itemsize, self.h * itemsize,
-                    V * itemsize, V * sizeof(double), acc * sizeof(double), V * sizeof(double),
+                    V * itemsize, acc * sizeof(double), V * sizeof(double),
                     V * sizeof(Py_ssize_t), n_blocks(V) * sizeof(double)]
         cdef Py_ssize_t i, total = 0
-        for i in range(9):
+        for i in range(8):
             total += (sizes[i] + LINE - 1) // LINE * LINE
         free(self.memory)
         self.memory = malloc(total)
@@ -1544,11 +1543,10 @@ cdef class Generation:
         self.x = carve(&cursor, sizes[1])
         self.f1 = carve(&cursor, sizes[2])
         self.logits = carve(&cursor, sizes[3])
-        self.scratch.ex = <double*>carve(&cursor, sizes[4])
-        self.scratch.acc = <double*>carve(&cursor, sizes[5])
-        self.scratch.e = <double*>carve(&cursor, sizes[6])
-        self.scratch.heap = <Py_ssize_t*>carve(&cursor, sizes[7])
-        self.scratch.sums = <double*>carve(&cursor, sizes[8])
+        self.scratch.acc = <double*>carve(&cursor, sizes[4])
+        self.scratch.e = <double*>carve(&cursor, sizes[5])
+        self.scratch.heap = <Py_ssize_t*>carve(&cursor, sizes[6])
+        self.scratch.sums = <double*>carve(&cursor, sizes[7])
         return 0
 
     cdef int set_context(self, object context) except -1:
