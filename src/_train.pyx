@@ -823,7 +823,7 @@ cdef class TrainState:
             np.seterr(**saved)
         return result
 
-    def step(self, windows, targets, lr):
+    def step(self, windows, targets, lr, max_loss=None):
         """One update on a batch: forward, loss, backward, then SGD or Adam with ``lr``.
 
         Parameters
@@ -832,6 +832,11 @@ cdef class TrainState:
         targets : array_like of int, shape (B,)
         lr : float
             The learning rate of this step (finite, > 0).
+        max_loss : float, optional
+            A batch loss above this (computed before the update) counts as
+            divergence: the step raises and changes nothing. Training passes a few
+            times the loss of a uniform guess, ``log V``, so that a run whose loss
+            explodes stops while the weights are still the last good ones.
 
         Returns
         -------
@@ -841,8 +846,9 @@ cdef class TrainState:
         Raises
         ------
         FloatingPointError
-            The loss, a gradient or an updated weight would not be finite; nothing
-            was changed (the message says which).
+            The loss is not finite or above ``max_loss``, or a gradient or an
+            updated weight would not be finite; nothing was changed (the message
+            says which).
         """
         w, t = self._batch(windows, targets, "step")
         cdef Py_ssize_t n = w.shape[0]
@@ -851,6 +857,9 @@ cdef class TrainState:
         lr = float(lr)
         if not (lr > 0.0 and isfinite(lr)):
             raise ValueError(f"TrainState.step: lr must be finite and > 0, got {lr!r}")
+        cdef double loss_limit = INFINITY if max_loss is None else float(max_loss)
+        if not loss_limit > 0.0:
+            raise ValueError(f"TrainState.step: max_loss must be > 0, got {max_loss!r}")
         cdef const intp_t[:, ::1] wv = w
         cdef const intp_t[::1] tv = t
         cdef double gmax[3]
@@ -873,6 +882,8 @@ cdef class TrainState:
             clock[3] = perf_counter()
             if not isfinite(loss):
                 raise FloatingPointError(f"the loss is {loss}")
+            if loss > loss_limit:
+                raise FloatingPointError(f"the loss is {loss:.4g}, above {loss_limit:.4g}")
             np.matmul(H.T, Z, out=self.dW2)                   # dW2 = H^T dZ
             clock[4] = perf_counter()
             np.matmul(self.W2, Z.T, out=self.dH[:self.h * n].reshape(self.h, n))   # dH^T = W2 dZ^T

@@ -59,4 +59,5 @@ class TrainState:
         windows: ArrayLike,  # const intp_t[:, ::1], shape (B, c)
         targets: ArrayLike,  # const intp_t[::1], shape (B,)
         lr: SupportsFloat,  # double, finite and > 0
+        max_loss: SupportsFloat | None = None,  # double > 0; None: no limit
     ) -> float: ...
