@@ -23,12 +23,22 @@ cdef enum Status:
 # ---------------------------------------------------------------------------
 # Entry-point helpers (hold the GIL; raise with the offending value named)
 # ---------------------------------------------------------------------------
-cdef inline cnp.ndarray as_float_array(object x, str name):
-    """``x`` as an ndarray of float32 or float64.
+cdef inline bint is_kernel_ready(cnp.ndarray arr) noexcept:
+    """The layout the kernels read and write directly: C-contiguous, aligned and in the
+    machine's byte order (a '>f8' array on a little-endian CPU holds the same numbers
+    with their bytes reversed: a kernel reading it raw gets garbage)."""
+    return (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
+            and cnp.PyArray_ISNOTSWAPPED(arr))
 
-    float32 and float64 arrays are returned as they are (no copy, any strides,
-    read-only allowed); other real dtypes (bool, integers, float16, long double) are
-    converted to float64; anything else is a TypeError.
+
+cdef inline cnp.ndarray as_float_array(object x, str name):
+    """``x`` as an ndarray of float32 or float64 in native byte order.
+
+    Native float32 and float64 arrays are returned as they are (no copy, any
+    strides, read-only allowed); byte-swapped ones are converted once, like a
+    non-contiguous input; other real dtypes (bool, integers, float16, long
+    double, either byte order) are converted to float64; anything else is a
+    TypeError.
     """
     cdef cnp.ndarray arr
     if cnp.PyArray_Check(x):
@@ -37,7 +47,7 @@ cdef inline cnp.ndarray as_float_array(object x, str name):
         arr = cnp.PyArray_FROM_O(x)
     cdef int typenum = cnp.PyArray_TYPE(arr)
     if typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE:
-        return arr
+        return arr if cnp.PyArray_ISNOTSWAPPED(arr) else cnp.PyArray_Cast(arr, typenum)
     if arr.dtype.kind in "biuf":
         return cnp.PyArray_Cast(arr, cnp.NPY_DOUBLE)
     raise TypeError(
@@ -54,15 +64,15 @@ cdef inline int common_typenum(cnp.ndarray a, cnp.ndarray b):
 
 
 cdef inline cnp.ndarray as_typed_rows(cnp.ndarray arr, int typenum):
-    """``arr`` cast to ``typenum``, C-contiguous and aligned (copied only when needed).
+    """``arr`` cast to ``typenum``, kernel-ready (copied only when needed).
 
     The kernels take ``[::1]`` / ``[:, ::1]`` memoryviews, which need the whole
     array C-contiguous: a contiguous last axis is not enough (``x[::2]`` of a 2-D
     ``x`` has contiguous rows but is rejected by Cython).
     """
-    if cnp.PyArray_TYPE(arr) != typenum:
-        arr = cnp.PyArray_Cast(arr, typenum)
-    if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)):
+    if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_ISNOTSWAPPED(arr):
+        arr = cnp.PyArray_Cast(arr, typenum)      # a native, C-ordered copy
+    if not is_kernel_ready(arr):
         arr = cnp.PyArray_NewCopy(arr, cnp.NPY_CORDER)
     return arr
 
@@ -73,15 +83,20 @@ cdef inline tuple shape_of(cnp.ndarray a):
 
 
 cdef inline cnp.ndarray checked_out(object out, tuple shape, int typenum, str func):
-    """Validate a user-given ``out`` array: an ndarray, writable, right shape and dtype."""
+    """Validate a user-given ``out`` array: an ndarray of the result's dtype (TypeError
+    otherwise, as NumPy's ``out=``), writable and of the result's shape (ValueError).
+
+    Any layout and byte order is accepted: the callers compute into a scratch array
+    and copy into ``out`` when it is not kernel-ready (:func:`is_kernel_ready`).
+    """
     if not cnp.PyArray_Check(out):
-        raise ValueError(f"{func}: out must be a NumPy array, got {type(out).__name__}")
+        raise TypeError(f"{func}: out must be a NumPy array, got {type(out).__name__}")
     cdef cnp.ndarray arr = <cnp.ndarray>out
-    if shape_of(arr) != shape:
-        raise ValueError(f"{func}: out has shape {shape_of(arr)}, expected {shape}")
     if cnp.PyArray_TYPE(arr) != typenum:
         expected = cnp.PyArray_DescrFromType(typenum)
-        raise ValueError(f"{func}: out has dtype {arr.dtype}, expected {expected}")
+        raise TypeError(f"{func}: out has dtype {arr.dtype}, expected {expected}")
+    if shape_of(arr) != shape:
+        raise ValueError(f"{func}: out has shape {shape_of(arr)}, expected {shape}")
     if not arr.flags.writeable:
         raise ValueError(f"{func}: out is read-only")
     return arr

@@ -15,6 +15,7 @@ from _common cimport (
     checked_out,
     common_typenum,
     describe_bad_value,
+    is_kernel_ready,
     may_share_memory,
     new_array,
     shape_of,
@@ -88,10 +89,9 @@ cdef str _nonfinite_message(str func, list named_arrays):
 
 
 cdef inline bint is_plain(object a, int typenum) noexcept:
-    """``a`` is an ndarray of ``typenum``, C-contiguous and aligned: the fast path's input."""
+    """``a`` is a kernel-ready ndarray of ``typenum``: the fast path's input."""
     return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
-            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a))
+            and is_kernel_ready(<cnp.ndarray>a))
 
 
 cdef inline int plain_pair_typenum(object a, object b) noexcept:
@@ -234,9 +234,11 @@ def project(h, W, out=None):
     ------
     ValueError
         Shapes do not align (both are named), an array is empty, an entry is NaN
-        or infinite, the result overflows, or ``out`` is unsuitable.
+        or infinite, the result overflows, or ``out`` has another shape or is
+        read-only.
     TypeError
-        A complex, object or otherwise non-real dtype.
+        A complex, object or otherwise non-real dtype; an ``out`` that is not an
+        array of the result's dtype.
     """
     cdef cnp.ndarray ha, Wa, result
     cdef cnp.npy_intp dims[2]
@@ -284,11 +286,11 @@ cdef project_general(h, W, out):
         new_array(shape, typenum) if out is None
         else checked_out(out, shape, typenum, "project")
     )
-    # Compute in place when ``out`` is C-contiguous, aligned and shares no memory
+    # Compute in place when ``out`` is kernel-ready and shares no memory
     # with the inputs; otherwise into a scratch array that is copied into ``out``.
     cdef cnp.ndarray target = result
     if out is not None and (
-        not (cnp.PyArray_IS_C_CONTIGUOUS(result) and cnp.PyArray_ISALIGNED(result))
+        not is_kernel_ready(result)
         or may_share_memory(result, ha)
         or may_share_memory(result, Wa)
     ):

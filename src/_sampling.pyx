@@ -75,6 +75,7 @@ from _common cimport (
     as_float_array,
     as_typed_rows,
     checked_out,
+    is_kernel_ready,
     may_share_memory,
     new_array,
     shape_of,
@@ -969,14 +970,14 @@ cdef enum:
 
 
 cdef inline bint is_plain_vector(object a) noexcept:
-    """A 1-D, non-empty, C-contiguous, aligned float32/float64 ndarray."""
+    """A 1-D, non-empty, kernel-ready float32/float64 ndarray."""
     if not cnp.PyArray_Check(a):
         return False
     cdef cnp.ndarray arr = <cnp.ndarray>a
     cdef int typenum = cnp.PyArray_TYPE(arr)
     return ((typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE)
             and cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIM(arr, 0) > 0
-            and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr))
+            and is_kernel_ready(arr))
 
 
 cdef double next_double(object gen) except? -1.0:
@@ -1323,9 +1324,10 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
     ------
     ValueError
         As :func:`sample_logits`; also when ``logits / temperature`` overflows the
-        dtype, or an unsuitable ``out``.
+        dtype, or ``out`` has another shape or is read-only.
     TypeError
-        As :func:`sample_logits`.
+        As :func:`sample_logits`; also an ``out`` that is not an array of the
+        result's dtype.
 
     Examples
     --------
@@ -1347,10 +1349,10 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
         new_array(shape, typenum) if out is None
         else checked_out(out, shape, typenum, "filter_logits")
     )
-    # Write in place when ``result`` is C-contiguous and either is the input's own
+    # Write in place when ``result`` is kernel-ready and either is the input's own
     # memory or shares none of it; otherwise through a scratch copy.
     cdef cnp.ndarray target = result
-    if not (cnp.PyArray_IS_C_CONTIGUOUS(result) and cnp.PyArray_ISALIGNED(result)) or (
+    if not is_kernel_ready(result) or (
         out is not None and may_share_memory(result, rows)
         and cnp.PyArray_DATA(result) != cnp.PyArray_DATA(rows)
     ):
@@ -1384,6 +1386,7 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
 # Entry points: generation
 # ===========================================================================
 
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 
 
@@ -1392,6 +1395,7 @@ cdef enum:
     SMALL_WIDTH = 16       # projections with up to this many outputs use project_small...
     SMALL_DEPTH = 8        # ...when they sum fewer rows than this (ROWS: no block of rows)
     SMALL_COPY = 16        # embedding rows and contexts this short are copied by a loop
+    SLICE_WORK = 1 << 21   # step work (see Generation.slice_tokens) per nogil call: ~1-5 ms
     LINE = 64              # bytes: each scratch buffer of a Generation starts a new line
     STACK_POSITIONS = 512  # take_tokens keeps up to this many positions on the stack
 
@@ -1467,6 +1471,7 @@ cdef class Generation:
     cdef object gen, bit_generator
     cdef bitgen_t* bitgen
     cdef Py_ssize_t V, d, c, h, top_k
+    cdef Py_ssize_t slice_tokens   # tokens per nogil call: a few ms of work (see fill)
     cdef double temperature, top_p, min_p
     cdef bint tanh_f1, is_float, stepped
     cdef const void* E_data
@@ -1493,10 +1498,9 @@ cdef class Generation:
         for name, arr in (("embeddings", embeddings), ("W1", W1), ("W2", W2)):
             if not (cnp.PyArray_Check(arr) and cnp.PyArray_TYPE(<cnp.ndarray>arr) == typenum
                     and cnp.PyArray_NDIM(<cnp.ndarray>arr) == 2
-                    and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)
-                    and cnp.PyArray_ISALIGNED(<cnp.ndarray>arr)):
-                raise TypeError(f"Generation: {name} must be a C-contiguous 2-D float32 or "
-                                f"float64 array of the embeddings' dtype")
+                    and is_kernel_ready(<cnp.ndarray>arr)):
+                raise TypeError(f"Generation: {name} must be a C-contiguous, aligned, native "
+                                f"byte order 2-D float32 or float64 array of the embeddings' dtype")
         self.V = cnp.PyArray_DIM(<cnp.ndarray>embeddings, 0)
         self.d = cnp.PyArray_DIM(<cnp.ndarray>embeddings, 1)
         self.h = cnp.PyArray_DIM(<cnp.ndarray>W1, 1)
@@ -1523,6 +1527,10 @@ cdef class Generation:
         self.W1_data = cnp.PyArray_DATA(<cnp.ndarray>W1)
         self.W2_data = cnp.PyArray_DATA(<cnp.ndarray>W2)
         self.tanh_f1 = bool(tanh)
+        # Multiply-adds of one step (gather, f1, f2), plus the sampler's passes over
+        # the logits and a fixed cost: a rough but safe measure of a step's time.
+        cdef Py_ssize_t step_work = self.c * self.d * (self.h + 1) + self.V * (self.h + 4) + 64
+        self.slice_tokens = max(1, SLICE_WORK // step_work)
 
     cdef int allocate(self, Py_ssize_t itemsize) except -1:
         """Every buffer the loop needs, in one block (a new line each)."""
@@ -1618,17 +1626,24 @@ cdef class Generation:
                 free(out)
 
     cdef int fill(self, int64_t* out, Py_ssize_t n) except -1:
-        """out[0:n] = the next n tokens, in one nogil call under the Generator's lock."""
-        cdef Py_ssize_t done = 0
+        """out[0:n] = the next n tokens: nogil calls of the loop under the Generator's
+        lock, ``slice_tokens`` tokens each (a few milliseconds of work), with a look
+        for signals between them, so that Ctrl-C stops a long generation at once
+        (KeyboardInterrupt; the tokens of this call are then lost, the context and
+        the Generator stay where the last finished slice left them)."""
+        cdef Py_ssize_t start = 0, count, done = 0
         cdef int status = OK
-        if n:
+        while start < n:
+            count = min(self.slice_tokens, n - start)
             with self.bit_generator.lock, nogil:
-                status = self.run(out, n, &done)
+                status = self.run(out + start, count, &done)
             self.stepped = True
-        if status != OK:
-            raise ValueError(
-                f"generate: the logits of token {done} are not finite: the model's "
-                f"weights overflow the float range")
+            if status != OK:
+                raise ValueError(
+                    f"generate: the logits of token {start + done} are not finite: the "
+                    f"model's weights overflow the float range")
+            start += count
+            PyErr_CheckSignals()
         return 0
 
     def last_logits(self):

@@ -34,6 +34,7 @@ from _common cimport (
     as_float_array,
     as_typed_rows,
     checked_out,
+    is_kernel_ready,
     may_share_memory,
     new_array,
     shape_of,
@@ -147,9 +148,27 @@ cdef int bad_row_status(const floating* x, Py_ssize_t n) noexcept nogil:
     return FOUND_POSINF if m == INFINITY else NO_FINITE
 
 
+cdef int greedy_row(const floating* x, floating* out, Py_ssize_t n, double m,
+                    bint take_log) noexcept nogil:
+    """The limit of softmax(x / T) as T -> 0, as sampling's greedy draw sees it: all
+    the mass on the argmax, the lowest index among ties (so softmax, filter_logits
+    and sample_logits agree at temperature 0). ``m`` is the row's finite max."""
+    cdef Py_ssize_t i, best = -1
+    for i in range(n):
+        if isnan(x[i]):
+            return FOUND_NAN
+        if best < 0 and x[i] == m:
+            best = i
+    for i in range(n):
+        out[i] = -INFINITY if take_log else 0.0
+    out[best] = 0.0 if take_log else 1.0
+    return OK
+
+
 cdef int softmax_row(const floating* x, floating* out, Py_ssize_t n,
                      double temperature, bint take_log) noexcept nogil:
-    """One slice: out[0:n] = softmax or log_softmax of x[0:n] / temperature.
+    """One slice: out[0:n] = softmax or log_softmax of x[0:n] / temperature
+    (temperature 0: the greedy limit, see greedy_row).
 
     ``out`` may be ``x`` itself (each entry is read before it is written).
     Returns OK, or FOUND_NAN / FOUND_POSINF / NO_FINITE (``out`` is then undefined).
@@ -161,6 +180,8 @@ cdef int softmax_row(const floating* x, floating* out, Py_ssize_t n,
     cdef double m = row_max(x, n)
     if not (-INFINITY < m < INFINITY):
         return bad_row_status(x, n)
+    if temperature == 0.0:
+        return greedy_row(x, out, n, m, take_log)
     # Pass 2: the sum of the shifted, scaled exponents; out_i = the exponent for
     # softmax, its argument for log_softmax. (x - m) <= 0: no overflow.
     if floating is float and temperature == 1.0:
@@ -203,15 +224,19 @@ cdef int softmax_rows(const floating* x, floating* out, Py_ssize_t rows, Py_ssiz
 # ===========================================================================
 
 cdef double checked_temperature(object temperature, str func) except -1.0:
-    """A finite temperature > 0, as a double."""
-    if isinstance(temperature, (str, bytes)):  # float("2") would accept them
+    """A finite temperature >= 0, as a double (0: the greedy limit).
+
+    The rule of every tinyllm function: a real number (Python or NumPy int or float),
+    not a string (float("2") would accept it) and not a bool.
+    """
+    if isinstance(temperature, (str, bytes, bool, np.bool_)):
         raise TypeError(f"{func}: temperature must be a real number, got {temperature!r}")
     try:
         t = float(temperature)
     except (TypeError, ValueError):
         raise TypeError(f"{func}: temperature must be a real number, got {temperature!r}") from None
-    if not (t > 0.0 and isfinite(t)):
-        raise ValueError(f"{func}: temperature must be finite and > 0, got {temperature!r}")
+    if not (t >= 0.0 and isfinite(t)):
+        raise ValueError(f"{func}: temperature must be finite and >= 0, got {temperature!r}")
     return t
 
 
@@ -246,12 +271,12 @@ cdef int run_rows(const floating* x, floating* out, Py_ssize_t rows, Py_ssize_t 
 # ---------------------------------------------------------------------------
 
 cdef inline bint is_plain_array(object a, int ndim, int typenum):
-    """An ndarray of exactly this type: ``ndim`` dims, ``typenum``, C-contiguous, aligned, native."""
+    """An ndarray of exactly this type: ``ndim`` dims, ``typenum``, kernel-ready."""
     if not cnp.PyArray_CheckExact(a):
         return False
     cdef cnp.ndarray arr = <cnp.ndarray>a
     return (cnp.PyArray_NDIM(arr) == ndim and cnp.PyArray_TYPE(arr) == typenum
-            and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISBEHAVED_RO(arr))
+            and is_kernel_ready(arr))
 
 
 cdef object _softmax_fast(object x, object axis, object temperature, object out,
@@ -332,7 +357,7 @@ cdef object _softmax_along(object x, object axis, object temperature, object out
     # when ``out`` (or the fresh result) has that row layout and no partial overlap.
     rows = as_typed_rows(xa if last_axis else _moveaxis(xa, ax), typenum).reshape(-1, n)
     cdef cnp.ndarray target = result
-    if not (last_axis and cnp.PyArray_IS_C_CONTIGUOUS(result) and cnp.PyArray_ISALIGNED(result)) or (
+    if not (last_axis and is_kernel_ready(result)) or (
         out is not None and may_share_memory(result, rows)
         and not _same_layout(result.reshape(-1, n), rows)
     ):
@@ -399,7 +424,10 @@ def softmax(x, axis=-1, temperature=1.0, out=None):
     axis : int, default -1
         The axis along which the probabilities sum to 1.
     temperature : float, default 1.0
-        Divides the logits first: < 1 sharpens, > 1 flattens. Finite and > 0.
+        Divides the logits first: < 1 sharpens, > 1 flattens. Finite and >= 0;
+        0 is the greedy limit: probability 1 for the largest logit (the lowest
+        index among ties, the token ``sample_logits(temperature=0)`` picks), 0
+        for every other.
     out : ndarray, optional
         Writable array of ``x``'s shape and result dtype to write into (may be
         ``x`` itself).
@@ -413,9 +441,12 @@ def softmax(x, axis=-1, temperature=1.0, out=None):
     ------
     ValueError
         Empty or 0-d input, NaN or +inf entries, a slice that is all -inf, a bad
-        axis or temperature, or an unsuitable ``out``.
+        axis or temperature (negative, NaN or inf), or an ``out`` of another
+        shape or read-only.
     TypeError
-        A complex, object or otherwise non-real dtype.
+        A complex, object or otherwise non-real dtype; a temperature that is not
+        a real number (a string, a bool); an ``out`` that is not an array of the
+        result's dtype.
     """
     result = _softmax_fast(x, axis, temperature, out, False, "softmax")
     if result is None:
@@ -436,7 +467,8 @@ def log_softmax(x, axis=-1, temperature=1.0, out=None):
     axis : int, default -1
         The axis along which ``exp(result)`` sums to 1.
     temperature : float, default 1.0
-        Divides the logits first. Finite and > 0.
+        Divides the logits first. Finite and >= 0 (0: log of the greedy limit,
+        0 at the argmax and -inf elsewhere; see :func:`softmax`).
     out : ndarray, optional
         Writable array of ``x``'s shape and result dtype to write into.
 

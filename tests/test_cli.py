@@ -48,7 +48,7 @@ def test_explain_parts_1_and_2(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["explain", "el mar es"], "unknown word 'mar'"),
     (["explain", "cielo es"], "needs at least 3"),
-    (["explain", "el cielo es", "--temperature", "0"], "temperature"),
+    (["explain", "el cielo es", "--temperature", "-1"], "temperature"),
     (["explain", "el cielo es", "--temperature", "nan"], "temperature"),
     (["explain", "el cielo", "--part", "1"], "exactly 3 words"),
 ])

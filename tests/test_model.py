@@ -91,8 +91,11 @@ def test_temperature_matches_reference():
         got = model.next_token_probs("el cielo es", temperature=t)
         np.testing.assert_allclose(got, ref.softmax([2.5, 0.7, 2.0, 0.2, 0.5], temperature=t),
                                    rtol=1e-12)
+    # 0 is greedy, as in generate: all the mass on the most likely token
+    np.testing.assert_array_equal(model.next_token_probs("el cielo es", temperature=0),
+                                  [1.0, 0.0, 0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="temperature"):
-        model.next_token_probs("el cielo es", temperature=0)
+        model.next_token_probs("el cielo es", temperature=-1)
 
 
 def test_long_prompt_uses_last_context_words():

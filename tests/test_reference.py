@@ -254,11 +254,11 @@ class TestSoftmaxErrors:
         _raises(ValueError, ("-inf",), func, [[0.0, -INF], [1.0, -INF]], axis=0)
         func([[0.0, -INF], [1.0, -INF]], axis=1)  # every row has a finite entry: fine
 
-    @pytest.mark.parametrize("t", [0.0, -1.0, NAN, INF, -INF])
+    @pytest.mark.parametrize("t", [-1.0, NAN, INF, -INF])
     def test_bad_temperature(self, func, t):
         _raises(ValueError, ("temperature",), func, [1.0, 2.0], temperature=t)
 
-    @pytest.mark.parametrize("t", ["2", None, 1j])
+    @pytest.mark.parametrize("t", ["2", None, 1j, True])
     def test_non_real_temperature(self, func, t):
         _raises(TypeError, ("temperature",), func, [1.0, 2.0], temperature=t)
 

@@ -615,7 +615,7 @@ def test_filter_logits_out():
     assert support(column_major).tolist() == [[True, False, True], [False, True, True]]
     with pytest.raises(ValueError, match="shape"):
         filter_logits(np.zeros(3), out=np.zeros(4))
-    with pytest.raises(ValueError, match="dtype"):
+    with pytest.raises(TypeError, match="dtype"):
         filter_logits(np.zeros(3), out=np.zeros(3, dtype=np.float32))
 
 

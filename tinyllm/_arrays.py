@@ -1,7 +1,9 @@
 """Validation shared by the model, its configuration and its embedding table: integer
-arguments and weight arrays."""
+arguments, weight arrays, and memory that a request would need."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -50,3 +52,36 @@ def as_weight_matrix(values, name: str, dtype="float64", shape: tuple[int, int] 
         raise ValueError(f"{name} overflows {dtype}")
     out.flags.writeable = False
     return out
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):   # Windows, or an unknown name
+        return None
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in the largest binary unit that keeps it >= 1: '1.5 GiB'."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_memory(nbytes: float, what: str, advice: str = "") -> None:
+    """Raise ValueError, before anything is allocated, when ``what`` would need more
+    memory than this machine has (``nbytes``, an estimate; the message gives it,
+    then ``advice`` if any).
+
+    The limit is the physical memory: a request above it would fail or swap, so it
+    is refused with the amount it needs instead of a MemoryError (or the OOM killer)
+    half-way. Where the OS does not report its memory, 2**40 bytes (1 TiB) is the
+    limit.
+    """
+    limit = physical_memory() or 1 << 40
+    if nbytes > limit:
+        raise ValueError(f"{what} would need {format_bytes(nbytes)} of memory; this machine "
+                         f"has {format_bytes(limit)}" + (f" ({advice})" if advice else ""))

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyllm._arrays import as_weight_matrix, checked_int
+from tinyllm._arrays import as_weight_matrix, check_memory, checked_int
 from tinyllm._compiled import (
     Generation,
     as_generator,
@@ -230,7 +230,11 @@ class TinyLM:
         return self._forward(self.context_positions(prompt))[3]
 
     def next_token_probs(self, prompt: str | list[int], temperature: float = 1.0) -> np.ndarray:
-        """``softmax(logits / temperature)``: the probability of each token coming next."""
+        """``softmax(logits / temperature)``: the probability of each token coming next.
+
+        Temperature 0 is greedy, as in :meth:`generate`: probability 1 for the most
+        likely token (the lowest position among ties), 0 for the others.
+        """
         return softmax(self.logits(prompt), temperature=temperature)
 
     def trace(self, prompt: str | list[int], temperature: float = 1.0) -> Trace:
@@ -321,8 +325,11 @@ class TinyLM:
         return _one_at_a_time(generation, n)
 
     def _generation(self, prompt, max_new_tokens, temperature, top_k, top_p, min_p,
-                    rng) -> tuple[Generation, int]:
+                    rng, held: bool = False) -> tuple[Generation, int]:
         """Check every argument now, once, and set up the compiled generation loop.
+
+        ``held``: the caller keeps all the tokens in memory (generate, not stream):
+        a number of tokens that would not fit is refused here, before any work.
 
         Generation checks the options and ``rng`` itself, from their values alone. The
         model runs a forward pass first (:meth:`_check_sampling`) only when the weights
@@ -331,6 +338,9 @@ class TinyLM:
         """
         context = self.encode_prompt(prompt)[-self.config.context:]
         n = checked_int("max_new_tokens", max_new_tokens, 0)
+        if held:
+            check_memory(n * _BYTES_PER_HELD_TOKEN, f"max_new_tokens={n}",
+                         "stream() goes one token at a time and holds none")
         if not self._logits_stay_finite(temperature):
             self._check_sampling(context, temperature, top_k, top_p, min_p)
         try:
@@ -371,7 +381,7 @@ class TinyLM:
         'azul azul azul'
         """
         generation, n = self._generation(prompt, max_new_tokens, temperature, top_k, top_p,
-                                         min_p, rng)
+                                         min_p, rng, held=True)
         # The tokens straight from the loop's positions (valid by construction).
         return self.vocab._join(generation.take_tokens(n, self.vocab.tokens))
 
@@ -385,7 +395,7 @@ class TinyLM:
         array allocated per token).
         """
         generation, n = self._generation(prompt, max_new_tokens, temperature, top_k, top_p,
-                                         min_p, rng)
+                                         min_p, rng, held=True)
         return generation.take(n).tolist()
 
     def draw_next(self, prompt: str | list[int], draws: int = 20, temperature: float = 1.0,
@@ -396,13 +406,11 @@ class TinyLM:
         model's probabilities, to compare observed frequencies with probabilities.
         """
         n = checked_int("draws", draws, 0)
+        check_memory(n * _BYTES_PER_HELD_TOKEN, f"draws={n}")
         logits = self.logits(prompt)
-        probs = softmax(logits, temperature=temperature) if temperature != 0 else None
+        probs = softmax(logits, temperature=temperature)   # temperature 0: one-hot (greedy)
         generator = as_generator(rng, "draw_next")
         drawn = sample_logits(logits, temperature=temperature, size=n, rng=generator)
-        if probs is None:  # greedy: all mass on the argmax
-            probs = np.zeros_like(logits)
-            probs[int(np.argmax(logits))] = 1.0
         text = prompt if isinstance(prompt, str) else self.vocab.decode(prompt)
         return Draws(text, [self.vocab[int(p)] for p in drawn], probs, self.vocab.tokens)
 
@@ -417,6 +425,11 @@ def _one_at_a_time(generation: Generation, n: int, tokens: tuple | None = None) 
         for _ in range(n):
             yield generation.take_tokens(1, tokens)[0]
 
+
+#: Memory per token that generate() and generate_positions() hold until they return
+#: (an int64 from the loop, a list slot, an int or the token's text): an estimate
+#: for refusing, before any work, a max_new_tokens that cannot fit.
+_BYTES_PER_HELD_TOKEN = 48
 
 #: The options that Generation checks, in the order it checks them.
 _OPTIONS = ("temperature", "top_k", "top_p", "min_p")

@@ -39,3 +39,27 @@ def first_non_finite(x, name: str) -> str:
                 return found
         return ""
     return "" if math.isfinite(x) else f"{name} is {x}"
+
+
+def _is_numpy_bool(value) -> bool:
+    """``numpy.bool_`` (not a subclass of bool), recognised without importing NumPy."""
+    return type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+
+
+def as_real(value, name: str, func: str) -> float:
+    """A real number as a float: TypeError for strings (``float("2")`` would accept
+    them), bools and anything ``float()`` refuses."""
+    if isinstance(value, (str, bytes, bool)) or _is_numpy_bool(value):
+        raise TypeError(f"{func}: {name} must be a real number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{func}: {name} must be a real number, got {value!r}") from None
+
+
+def checked_temperature(temperature, func: str) -> float:
+    """A finite temperature >= 0 (0: greedy, the limit T -> 0)."""
+    t = as_real(temperature, "temperature", func)
+    if not (t >= 0.0 and math.isfinite(t)):
+        raise ValueError(f"{func}: temperature must be finite and >= 0, got {temperature!r}")
+    return t

@@ -27,7 +27,7 @@ from bisect import bisect_right
 from numbers import Integral
 from operator import index
 
-from tinyllm.reference._checks import shape, to_floats
+from tinyllm.reference._checks import as_real, checked_temperature, shape, to_floats
 
 __all__ = ["sample", "sample_logits", "filter_logits"]
 
@@ -51,22 +51,6 @@ def _as_random(rng, func: str) -> random.Random:
     )
 
 
-def _as_real(value, name: str, func: str) -> float:
-    if isinstance(value, (str, bytes, bool)):
-        raise TypeError(f"{func}: {name} must be a real number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{func}: {name} must be a real number, got {value!r}") from None
-
-
-def _checked_temperature(temperature, func: str) -> float:
-    t = _as_real(temperature, "temperature", func)
-    if not (t >= 0.0 and math.isfinite(t)):
-        raise ValueError(f"{func}: temperature must be finite and >= 0, got {temperature!r}")
-    return t
-
-
 def _checked_top_k(top_k, func: str) -> int | None:
     if top_k is None:
         return None
@@ -84,7 +68,7 @@ def _checked_top_k(top_k, func: str) -> int | None:
 def _checked_top_p(top_p, func: str) -> float:
     if top_p is None:
         return 1.0
-    p = _as_real(top_p, "top_p", func)
+    p = as_real(top_p, "top_p", func)
     if not (0.0 < p <= 1.0):
         raise ValueError(f"{func}: top_p must be in (0, 1], got {top_p!r}")
     return p
@@ -93,7 +77,7 @@ def _checked_top_p(top_p, func: str) -> float:
 def _checked_min_p(min_p, func: str) -> float:
     if min_p is None:
         return 0.0
-    p = _as_real(min_p, "min_p", func)
+    p = as_real(min_p, "min_p", func)
     if not (0.0 <= p <= 1.0):
         raise ValueError(f"{func}: min_p must be in [0, 1], got {min_p!r}")
     return p
@@ -307,7 +291,7 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
     """
     func = "sample_logits"
     rows, batched = _checked_rows(logits, "logits", func)
-    t = _checked_temperature(temperature, func)
+    t = checked_temperature(temperature, func)
     k = _checked_top_k(top_k, func)
     p = _checked_top_p(top_p, func)
     mp = _checked_min_p(min_p, func)
@@ -348,7 +332,7 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None):
     """
     func = "filter_logits"
     rows, batched = _checked_rows(logits, "logits", func)
-    t = _checked_temperature(temperature, func)
+    t = checked_temperature(temperature, func)
     k = _checked_top_k(top_k, func)
     p = _checked_top_p(top_p, func)
     mp = _checked_min_p(min_p, func)

@@ -11,7 +11,8 @@ semantics and errors of the compiled functions. The stable algorithm, on one sli
     log_softmax_i = s_i - log(sum_j exp(s_j))
 
 ``-inf`` entries are masks (probability 0, log-probability -inf); NaN, +inf and a
-slice with no finite entry are errors.
+slice with no finite entry are errors. Temperature 0 is the greedy limit: probability
+1 for the first largest entry, 0 for the others (the token greedy sampling picks).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import math
 from operator import index
 
-from tinyllm.reference._checks import shape, to_floats
+from tinyllm.reference._checks import checked_temperature, shape, to_floats
 
 __all__ = ["softmax", "log_softmax"]
 
@@ -33,6 +34,11 @@ def _one_slice(x: list[float], temperature: float, take_log: bool, func: str) ->
         raise ValueError(f"{func}: x contains +inf; only -inf is allowed (as a mask)")
     if m == -math.inf:
         raise ValueError(f"{func}: every entry of a slice is -inf; at least one must be finite")
+    if temperature == 0.0:  # the limit T -> 0, with ties to the first (as greedy sampling)
+        best = x.index(m)
+        if take_log:
+            return [0.0 if i == best else -math.inf for i in range(len(x))]
+        return [1.0 if i == best else 0.0 for i in range(len(x))]
     shifted = [(v - m) / temperature for v in x]  # all <= 0: exp() cannot overflow
     exps = [math.exp(s) for s in shifted]
     total = sum(exps)  # >= 1: the max contributes exp(0)
@@ -54,18 +60,6 @@ def _along(x: list, axis: int, ndim: int, fn):
     return [list(row) for row in zip(*regrouped)]
 
 
-def _checked_temperature(temperature, func: str) -> float:
-    if isinstance(temperature, (str, bytes)):
-        raise TypeError(f"{func}: temperature must be a real number, got {temperature!r}")
-    try:
-        t = float(temperature)
-    except (TypeError, ValueError):
-        raise TypeError(f"{func}: temperature must be a real number, got {temperature!r}") from None
-    if not (t > 0.0 and math.isfinite(t)):
-        raise ValueError(f"{func}: temperature must be finite and > 0, got {temperature!r}")
-    return t
-
-
 def _softmax_along(x, axis, temperature, take_log: bool, func: str):
     x_shape = shape(x)
     x = to_floats(x, f"{func}: x")
@@ -82,7 +76,7 @@ def _softmax_along(x, axis, temperature, take_log: bool, func: str):
         raise TypeError(f"{func}: axis must be an integer, got {axis!r}") from None
     if not -ndim <= ax < ndim:
         raise ValueError(f"{func}: axis {axis} is out of bounds for an array of dimension {ndim}")
-    t = _checked_temperature(temperature, func)
+    t = checked_temperature(temperature, func)
     return _along(x, ax % ndim, ndim, lambda row: _one_slice(row, t, take_log, func))
 
 
@@ -96,7 +90,8 @@ def softmax(x, axis=-1, temperature=1.0):
     axis : int, default -1
         The axis along which the probabilities sum to 1.
     temperature : float, default 1.0
-        Divides the logits first: < 1 sharpens, > 1 flattens. Finite and > 0.
+        Divides the logits first: < 1 sharpens, > 1 flattens. Finite and >= 0
+        (0: all the mass on the first largest logit).
 
     Returns
     -------
