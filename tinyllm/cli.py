@@ -8,25 +8,66 @@
 
 explain, generate and sample use the blog's model, or a trained one with
 ``--model FILE``. Errors in what the user typed (unknown words, short prompts, bad
-options, unreadable or unwritable files, a missing optional dependency) print one
-line to stderr and exit with status 2, without a traceback.
+options, options that do not apply, sizes that would not fit in memory, unreadable or
+unwritable files, a missing optional dependency) and a training run that diverges
+print one line to stderr and exit with status 2, without a traceback.
+
+The streams are whatever the user brings:
+
+- a reader that goes away (``tinyllm generate ... | head -c 100``) ends the command
+  quietly with status 0: the output was for that reader alone. When only the reader of
+  stderr goes away (``tinyllm train ... 2>&1 | head -5``) the log lines are dropped and
+  the command carries on: train still saves its model;
+- an encoding that cannot show a character (``PYTHONIOENCODING=ascii``, cp1252
+  consoles) gets a plain one instead: ``█`` -> ``#``, ``í`` -> ``i``, ``—`` -> ``-``,
+  ``…`` -> ``...``; JSON is then written with ``\\u`` escapes, so it stays exact;
+- Ctrl-C (SIGINT) ends any command at its next chunk of work with one line,
+  ``tinyllm <command>: interrupted``, and status 130; files are left as they were
+  (an interrupted train saves nothing).
+
+``generate`` writes its tokens as they are drawn, chunk by chunk, in memory that does
+not grow with ``-n``.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
+import contextlib
+import itertools
 import json
 import os
+import re
 import sys
-from collections.abc import Sequence
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from tinyllm import blog
+from tinyllm._compiled import __all__ as _COMPILED_FUNCTIONS
+from tinyllm._compiled import as_generator
 from tinyllm._version import __version__
-from tinyllm.model import TinyLM, Trace
+from tinyllm.model import Draws, TinyLM, Trace
+from tinyllm.train import gib, memory_limit
 from tinyllm.vocab import _NO_SPACE_BEFORE
 
 BAR_WIDTH = 40
-TOP_TOKENS = 12   # explain lists every token of a vocabulary up to this size, else the top ones
+TOP_TOKENS = 12   # explain and sample list every token of a vocabulary up to this size, else the top ones
+
+GENERATE_CHUNK = 4096   # generate: most tokens per call of the compiled loop
+CHUNK_SECONDS = 0.05    # generate: chunks are sized to take about this long (output flows,
+                        # Ctrl-C is seen between chunks)
+SAMPLE_CHUNK = 1 << 16  # sample: draws per call; only their counts are kept
+
+# What --json holds per generated token or drawn token (lists of tokens and positions,
+# the continuation, the JSON text), beyond 3 copies of the longest token: an estimate
+# for refusing sizes that cannot fit, measured at about 60 and 30 bytes.
+JSON_BYTES_PER_TOKEN = 120
+JSON_BYTES_PER_DRAW = 60
 
 
 # ---------------------------------------------------------------------------
@@ -47,29 +88,54 @@ def _vec(values, limit: int = 12) -> str:
     return f"[{shown}, … ({len(values)} numbers)]"
 
 
-def _bar(p: float) -> str:
-    return "█" * round(p * BAR_WIDTH)
+def _bar(p: float, width: int = BAR_WIDTH) -> str:
+    return "█" * round(p * width)
 
 
-def format_trace(trace: Trace, title: str, activation: str | None = None) -> str:
-    """The pipeline stage by stage, as the blog shows it."""
-    width = max(len(w) for w in trace.words)
+def _plural(n: int, noun: str) -> str:
+    """'1 step', '2 steps', '0 draws'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _top(probs: np.ndarray) -> list[int]:
+    """The positions to list: all of a small vocabulary in its own order, else the
+    TOP_TOKENS most likely (ties: the lower position first)."""
+    if len(probs) <= TOP_TOKENS:
+        return list(range(len(probs)))
+    return sorted(range(len(probs)), key=lambda i: (-probs[i], i))[:TOP_TOKENS]
+
+
+def format_trace(trace: Trace, title: str, activation: str | None = None,
+                 unknown: Sequence[bool] = ()) -> str:
+    """The pipeline stage by stage, as the blog shows it.
+
+    ``unknown[i]`` marks a word of the prompt that the vocabulary does not know: the
+    model reads it as ``<unk>``, and the words say so (``mar (<unk>)``).
+    """
+    unknown = [bool(u) for u in unknown] + [False] * (len(trace.words) - len(unknown))
+    read = list(zip(trace.words, (trace.tokens[p] for p in trace.positions), unknown))
+    words = [f"{w} ({token})" if u else w for w, token, u in read]
+    width = max(len(w) for w in words)
     lines = [title, ""]
-    lines.append(f"1. words        {'  '.join(trace.words)}")
+    lines.append(f"1. words        {'  '.join(words)}")
+    lines += [f"     {w!r} is not in the vocabulary: the model reads it as {token}"
+              for w, token, u in read if u]
     lines.append(f"2. ids          {'  '.join(str(i) for i in trace.ids)}")
     lines.append(f"3. embeddings   ({len(trace.words)}x{trace.embeddings.shape[1]}, one row per word)")
-    for word, row in zip(trace.words, trace.embeddings):
+    for word, row in zip(words, trace.embeddings):
         lines.append(f"     {word:<{width}}  {_vec(row)}")
-    lines.append(f"4. x            {_vec(trace.x)}   (flattened row by row, {trace.x.size} numbers)")
+    lines.append(f"4. x            {_vec(trace.x)}   (flattened row by row, {_plural(trace.x.size, 'number')})")
     f1 = _vec(trace.f1) if trace.f1.size > 1 else _num(trace.f1[0])
     lines.append(f"5. f1 = tanh(x · W1)  {f1}" if activation == "tanh" else f"5. f1 = x · W1  {f1}")
     lines.append(f"6. logits       {_vec(trace.logits)}   (f2 = f1 · W2, one per token)")
-    temp = "" if trace.temperature == 1.0 else f" / T={_num(trace.temperature)}"
-    lines.append(f"7. softmax(logits{temp}):")
-    order = list(range(len(trace.tokens)))
-    if len(order) > TOP_TOKENS:                 # a trained vocabulary: the most likely ones
-        order = sorted(order, key=lambda i: -trace.probs[i])[:TOP_TOKENS]
-        lines[-1] += f"   (the {TOP_TOKENS} most likely of {len(trace.tokens)} tokens)"
+    if trace.temperature == 0:
+        lines.append("7. softmax(logits / T=0): greedy, all the probability on the largest logit")
+    else:
+        temp = "" if trace.temperature == 1.0 else f" / T={_num(trace.temperature)}"
+        lines.append(f"7. softmax(logits{temp}):")
+    order = _top(trace.probs)
+    if len(order) < len(trace.tokens):          # a trained vocabulary: the most likely ones
+        lines[-1] += f"   (the {len(order)} most likely of {len(trace.tokens)} tokens)"
     tw = max(len(trace.tokens[i]) for i in order)
     for i in order:
         p = trace.probs[i]
@@ -113,6 +179,173 @@ def format_part2(r: blog.Part2Result) -> str:
 
 
 # ---------------------------------------------------------------------------
+# Output: encodings that cannot show every character, readers that go away
+# ---------------------------------------------------------------------------
+#: Plain stand-ins for characters tinyllm prints, where the encoding lacks them.
+#: Other characters lose their accents (NFKD without combining marks: í -> i).
+_PLAIN = {"█": "#", "—": "-", "–": "-", "−": "-", "·": "*", "…": "...", "→": "->",
+          "×": "x", "≥": ">=", "≤": "<=", "«": '"', "»": '"', "“": '"', "”": '"',
+          "‘": "'", "’": "'", "¿": "?", "¡": "!", "ß": "ss", "æ": "ae", "œ": "oe",
+          "ø": "o", "đ": "d", "ł": "l", "Æ": "AE", "Œ": "OE", "Ø": "O"}
+_PLAIN_ERRORS = "tinyllm-plain"
+
+
+def _plain(char: str) -> str:
+    """An ASCII stand-in for ``char``: from _PLAIN, else without accents, else '?'."""
+    if char in _PLAIN:
+        return _PLAIN[char]
+    base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    return base if base and base.isascii() else "?"
+
+
+def _plain_replacement(error: UnicodeError) -> tuple[str | bytes, int]:
+    """The codec error handler ``tinyllm-plain``: what an encoding cannot show, in plain
+    characters. Lone surrogates (undecodable bytes of a file name, as Python keeps
+    them) are written back as those bytes."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    bad = error.object[error.start:error.end]
+    if all("\udc80" <= ch <= "\udcff" for ch in bad):
+        return codecs.lookup_error("surrogateescape")(error)
+    return "".join(_plain(ch) for ch in bad), error.end
+
+
+codecs.register_error(_PLAIN_ERRORS, _plain_replacement)
+
+
+def _encodes(stream, text: str) -> bool:
+    """Whether ``stream``'s encoding can write ``text`` as it is."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeError, LookupError):
+        return False
+    return True
+
+
+def _to_json(obj) -> str:
+    """``obj`` as JSON text: UTF-8 on a UTF-8 stdout, else ASCII with \\u escapes (exact,
+    not transliterated, and still valid JSON for a reader that expects UTF-8)."""
+    text = json.dumps(obj, ensure_ascii=False)
+    return text if _is_utf(sys.stdout) and _encodes(sys.stdout, text) else json.dumps(obj)
+
+
+def _is_utf(stream) -> bool:
+    try:
+        return codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name.startswith("utf")
+    except LookupError:
+        return False
+
+
+def _plain_errors(stream):
+    """Make ``stream`` write plain stand-ins for what its encoding cannot show (instead of
+    failing, or writing \\xed); returns the function that undoes it."""
+    if getattr(stream, "errors", None) not in ("strict", "backslashreplace", "surrogateescape") \
+            or not hasattr(stream, "reconfigure"):
+        return lambda: None
+    errors = stream.errors
+    try:
+        stream.reconfigure(errors=_PLAIN_ERRORS)
+    except (OSError, ValueError):
+        return lambda: None
+
+    def undo() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            stream.reconfigure(errors=errors)
+    return undo
+
+
+def _point_at_devnull(stream) -> None:
+    """Send what is left for ``stream``'s file descriptor to the null device: its reader
+    is gone, and the interpreter's last flush must not fail (the Python docs' recipe
+    for BrokenPipeError)."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+
+
+class _ReaderGone(Exception):
+    """The reader of stdout went away (a closed pipe): stop, quietly."""
+
+
+class _Log:
+    """stderr while a command runs. When its reader goes away, the rest is dropped
+    instead of stopping the command: train still saves its model."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._gone = stream is None
+
+    def write(self, text: str) -> int:
+        self._call("write", text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._call("flush")
+
+    def isatty(self) -> bool:
+        return not self._gone and self._stream.isatty()
+
+    def _call(self, method: str, *args) -> None:
+        if self._gone:
+            return
+        try:
+            getattr(self._stream, method)(*args)
+        except (BrokenPipeError, ValueError):   # ValueError: the file was closed
+            self._gone = True
+            _point_at_devnull(self._stream)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _guarded_streams() -> Iterator[None]:
+    """For one command: plain characters where an encoding lacks some, stderr that
+    survives its reader, and stdout flushed (or sent to the null device) before the
+    interpreter's own last flush."""
+    undo = [_plain_errors(sys.stdout), _plain_errors(sys.stderr)]
+    stderr = sys.stderr
+    sys.stderr = _Log(stderr)
+    try:
+        yield
+    finally:
+        sys.stderr = stderr
+        if sys.stdout is not None:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                _point_at_devnull(sys.stdout)
+            except (OSError, ValueError):
+                pass
+        for restore in undo:
+            restore()
+
+
+def _emit(output: str | Iterable[str]) -> None:
+    """Write a command's output to stdout, a piece at a time, flushing each (pieces are
+    generate's chunks); a line end after the last."""
+    pieces = itertools.chain([output] if isinstance(output, str) else output, ["\n"])
+    try:
+        for piece in pieces:
+            if sys.stdout is None:           # stdout closed before we started (>&-)
+                raise _ReaderGone
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        raise _ReaderGone from None
+
+
+def _say(command: str | None, message: str) -> None:
+    """One line on stderr: ``tinyllm <command>: <message>``."""
+    prog = "tinyllm" if command is None else f"tinyllm {command}"
+    print(f"{prog}: {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------
 def format_epoch(stats) -> str:
@@ -127,9 +360,12 @@ def _cmd_train(args: argparse.Namespace) -> str:
     from tinyllm import corpus, io, train
 
     # Everything that can be checked is checked before training: nothing is lost.
+    if args.momentum is not None and args.optimizer != "sgd":
+        raise ValueError(f"--momentum applies to --optimizer sgd only, not {args.optimizer}")
+    momentum = train.TrainOptions.momentum if args.momentum is None else args.momentum
     options = train.TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        momentum=args.momentum, schedule=args.schedule, warmup=args.warmup,
+        momentum=momentum, schedule=args.schedule, warmup=args.warmup,
         val_fraction=args.val_fraction, seed=args.seed)
     if args.plot_loss:
         from tinyllm.plot import require_matplotlib
@@ -138,7 +374,7 @@ def _cmd_train(args: argparse.Namespace) -> str:
         io.check_writable(args.plot_loss)
     progress = {"auto": None, "on": True, "off": False}[args.progress]
     if progress:
-        train.progress_bar(0, True).close()           # ImportError now if tqdm is missing
+        train.require_tqdm()                           # ImportError now if tqdm is missing
     io.check_writable(args.out)
     if args.corpus is None:
         text, name = corpus.builtin_text(), corpus.BUILTIN_NAME
@@ -161,8 +397,8 @@ def _cmd_train(args: argparse.Namespace) -> str:
         loss_curve(result.history, args.plot_loss, title=f"tinyllm train: {name}")
     model = result.model
     last = result.history[-1]
-    lines = [f"trained {model!r} on {name}: {result.train_examples} examples "
-             f"({result.val_examples} held out), {result.steps} steps",
+    lines = [f"trained {model!r} on {name}: {_plural(result.train_examples, 'example')} "
+             f"({result.val_examples} held out), {_plural(result.steps, 'step')}",
              f"final loss {last.train_loss:.4f} (perplexity {last.train_perplexity:.2f})"
              + ("" if last.val_loss is None else
                 f", validation {last.val_loss:.4f} (perplexity {last.val_perplexity:.2f})"),
@@ -196,13 +432,29 @@ def _cmd_plot(args: argparse.Namespace) -> str:
     return f"wrote {args.out}"
 
 
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+def _integer(minimum: int | None = None):
+    """An argparse type: an integer, >= ``minimum`` if given ("must be >= 0, got -1").
+
+    Most counts are checked by the library itself, with the same wording; a minimum
+    here is for those it does not check.
+    """
+    def parse(text) -> int:
+        text = str(text)
+        try:
+            value = int(text)
+        except ValueError:
+            digits = text.strip().lstrip("+-").isdigit()
+            raise argparse.ArgumentTypeError(
+                "is too long a number" if digits else f"must be an integer, got {_shown(text)}") from None
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
         return value
     return parse
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _add_train_parser(commands) -> None:
@@ -221,25 +473,28 @@ def _add_train_parser(commands) -> None:
                        help="UTF-8 text, one sentence per line, # comments (default: built-in)")
     train.add_argument("--out", default="model.npz", metavar="FILE",
                        help="where to save the model (default model.npz)")
-    train.add_argument("--dim", type=int, default=16, help="d, numbers per embedding (default 16)")
-    train.add_argument("--context", type=int, default=3, help="c, tokens the model reads (default 3)")
-    train.add_argument("--hidden", type=int, default=32, help="h, hidden units (default 32)")
+    train.add_argument("--dim", type=_integer(), default=16, help="d, numbers per embedding (default 16)")
+    train.add_argument("--context", type=_integer(), default=3,
+                       help="c, tokens the model reads (default 3)")
+    train.add_argument("--hidden", type=_integer(), default=32, help="h, hidden units (default 32)")
     train.add_argument("--activation", choices=("none", "tanh"), default="none",
                        help="of the hidden layer (default none, as in the blog)")
     train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    train.add_argument("--min-count", type=int, default=1,
+    train.add_argument("--min-count", type=_integer(), default=1,
                        help="words seen fewer times become <unk> (default 1)")
-    train.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
-    train.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    train.add_argument("--epochs", type=_integer(), default=d.epochs, help=f"default {d.epochs}")
+    train.add_argument("--batch-size", type=_integer(), default=d.batch_size,
+                       help=f"default {d.batch_size}")
     train.add_argument("--lr", type=float, default=d.lr, help=f"learning rate, > 0 (default {d.lr})")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
-    train.add_argument("--momentum", type=float, default=d.momentum, help="for sgd (default 0.9)")
+    train.add_argument("--momentum", type=float, default=None,
+                       help=f"for --optimizer sgd, in [0, 1) (default {d.momentum})")
     train.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
                        help="learning-rate schedule (default constant)")
-    train.add_argument("--warmup", type=int, default=d.warmup, help="warm-up steps (default 0)")
+    train.add_argument("--warmup", type=_integer(), default=d.warmup, help="warm-up steps (default 0)")
     train.add_argument("--val-fraction", type=float, default=d.val_fraction,
                        help="share of lines held out for validation (default 0.1)")
-    train.add_argument("--seed", type=int, default=d.seed, help="seeds everything (default 0)")
+    train.add_argument("--seed", type=_integer(), default=d.seed, help="seeds everything (default 0)")
     train.add_argument("--plot-loss", metavar="PNG", default=None,
                        help="also draw the loss curve (needs matplotlib)")
     train.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
@@ -259,7 +514,7 @@ def _add_plot_parser(commands) -> None:
                     "principal components when d > 2.")
     _add_model_argument(emb)
     emb.add_argument("--out", required=True, metavar="PNG", help="the PNG to write")
-    emb.add_argument("--max-labels", type=int, default=60,
+    emb.add_argument("--max-labels", type=_integer(0), default=60,
                      help="draw at most this many tokens, the most frequent first (default 60)")
     emb.set_defaults(run=_cmd_plot)
 
@@ -270,61 +525,170 @@ def _load_model(args: argparse.Namespace) -> TinyLM:
 
 
 def _cmd_explain(args: argparse.Namespace) -> str:
-    if args.model is not None and args.part != 3:
-        raise ValueError("--part 1 and --part 2 replay the blog's own models; --model needs --part 3")
+    if args.part != 3:
+        for option, given in (("--model", args.model is not None),
+                              ("--temperature", args.temperature is not None)):
+            if given:
+                raise ValueError(f"--part 1 and --part 2 replay the blog's own models; "
+                                 f"{option} needs --part 3")
     if args.part == 1:
         result = blog.part1(args.prompt)
-        return json.dumps(result.to_dict(), ensure_ascii=False) if args.json else format_part1(result)
+        return _to_json(result.to_dict()) if args.json else format_part1(result)
     if args.part == 2:
         result = blog.part2(args.prompt)
-        return json.dumps(result.to_dict(), ensure_ascii=False) if args.json else format_part2(result)
+        return _to_json(result.to_dict()) if args.json else format_part2(result)
     model = _load_model(args)
-    trace = model.trace(args.prompt, temperature=args.temperature)
+    temperature = 1.0 if args.temperature is None else args.temperature
+    trace = model.trace(args.prompt, temperature=temperature)
+    # The words the vocabulary does not know: the model reads them as <unk>.
+    unknown = [w not in model.vocab for w in trace.words]
     if args.json:
-        return json.dumps({"part": 3, **trace.to_dict()}, ensure_ascii=False)
+        return _to_json({"part": 3, **trace.to_dict(),
+                         "read_as": [trace.tokens[p] for p in trace.positions],
+                         "unknown": [w for w, u in zip(trace.words, unknown) if u]})
     title = (f'Part 3 — vectors and embeddings: "{args.prompt}"' if args.model is None
              else f'{args.model} ({model!r}): "{args.prompt}"')
-    return format_trace(trace, title, model.config.activation)
+    return format_trace(trace, title, model.config.activation, unknown)
 
 
-def format_draws(draws, show_each: bool = True) -> str:
-    """Each draw as the notebooks print it, then observed frequency beside probability."""
-    lines = [f"{i}: {draws.prompt} {token}" for i, token in enumerate(draws.tokens)] if show_each else []
-    tw = max(len(t) for t in draws.vocab)
+@dataclass(frozen=True)
+class Tally:
+    """``sample``'s draws, counted: each token's count beside the model's probability."""
+
+    prompt: str
+    draws: int                    # how many
+    counts: Counter               # token -> times drawn
+    probs: np.ndarray             # (V,) the model's probabilities
+    vocab: tuple[str, ...]        # the tokens, in the order of probs
+    each: list[str] | None        # every draw in order, when they are few enough to show
+
+
+def format_draws(tally: Tally) -> str:
+    """Each draw as the notebooks print it, then observed frequency beside probability
+    (for a large vocabulary: the TOP_TOKENS most likely tokens and the rest together)."""
+    lines = [f"{i}: {tally.prompt} {token}" for i, token in enumerate(tally.each or ())]
+    n = max(tally.draws, 1)
+    order = _top(tally.probs)
+    rows = [(tally.vocab[i], tally.counts[tally.vocab[i]], float(tally.probs[i])) for i in order]
+    if len(order) < len(tally.vocab):
+        count = tally.draws - sum(r[1] for r in rows)
+        rest = 1.0 - sum(float(tally.probs[i]) for i in order)
+        rows.append((f"… {len(tally.vocab) - len(order)} more", count, max(rest, 0.0)))
+    tw = max(len(r[0]) for r in rows)
     half = BAR_WIDTH // 2
-    lines += ["", f"{len(draws.tokens)} draws of the next token:",
+    lines += ["", f"{_plural(tally.draws, 'draw')} of the next token:",
               f"  {'token':<{tw}}  {'count':>6}  {'observed':<{half + 7}}  model"]
-    for token, freq, p in zip(draws.vocab, draws.frequencies.values(), draws.probs):
-        lines.append(f"  {token:<{tw}}  {draws.counts[token]:>6}  {freq:6.4f} "
-                     f"{'█' * round(freq * half):<{half}}  {p:6.4f} {'█' * round(float(p) * half)}")
+    for token, count, p in rows:
+        lines.append(f"  {token:<{tw}}  {count:>6}  {count / n:6.4f} "
+                     f"{_bar(count / n, half):<{half}}  {p:6.4f} {_bar(p, half)}")
     return "\n".join(lines)
 
 
-def _sampling_options(args: argparse.Namespace) -> dict:
-    return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                min_p=args.min_p, rng=args.seed)
+def _sampling_options(args: argparse.Namespace, model: TinyLM) -> dict:
+    # top_k beyond the vocabulary keeps every token, as top_k = V does.
+    top_k = None if args.top_k is None else min(args.top_k, model.config.vocab_size)
+    return dict(temperature=args.temperature, top_k=top_k, top_p=args.top_p, min_p=args.min_p)
 
 
-def _cmd_generate(args: argparse.Namespace) -> str:
+def _check_json_memory(count: int, bytes_each: int, option: str) -> None:
+    """--json holds everything it prints: refuse a count whose output cannot fit."""
+    need = count * bytes_each
+    limit = memory_limit()
+    if limit is not None and need > limit:
+        raise ValueError(f"--json holds all of its output in memory: {option} {count} would need "
+                         f"about {gib(need)}, more than the {gib(limit)} of this machine "
+                         f"(without --json the memory does not grow with {option})")
+
+
+def _position_chunks(model: TinyLM, context: list[int], n: int, options: dict,
+                     generator: np.random.Generator) -> Iterator[list[int]]:
+    """The positions of ``n`` new tokens after ``context``, chunk by chunk.
+
+    The same tokens as one ``model.generate_positions(context, n, rng=generator)``: the
+    generator carries on from chunk to chunk and each chunk reads the last c positions
+    of the one before. Chunks are sized to take about CHUNK_SECONDS (at most
+    GENERATE_CHUNK tokens), so output flows and Ctrl-C is seen soon whatever the
+    model's size. The first call, even for n = 0, checks the options.
+    """
+    c = model.config.context
+    size, done = min(n, GENERATE_CHUNK, 16), 0
+    while True:
+        start = time.perf_counter()
+        positions = model.generate_positions(context, size, rng=generator, **options)
+        elapsed = time.perf_counter() - start
+        yield positions
+        done += size
+        if done >= n:
+            return
+        context = (context + positions)[-c:]
+        if elapsed < CHUNK_SECONDS / 2:
+            size = min(2 * size, GENERATE_CHUNK)
+        elif elapsed > 2 * CHUNK_SECONDS:
+            size = max(size // 2, 1)
+        size = min(size, n - done)
+
+
+def _text_pieces(model: TinyLM, prompt: str, chunks: Iterable[list[int]]) -> Iterator[str]:
+    """The prompt, then each chunk as text, spaced as one decode of the whole
+    continuation would space it (the joints too)."""
+    vocab = model.vocab
+    yield prompt
+    last = None
+    for positions in chunks:
+        if not positions:
+            continue
+        if last is None:
+            text = vocab.decode(positions)
+            glue = "" if vocab.tokenizer == "words" and text[0] in _NO_SPACE_BEFORE else " "
+            yield glue + text
+        else:   # decoded after the previous chunk's last token, then that token cut off
+            yield vocab.decode([last, *positions])[len(vocab[last]):]
+        last = positions[-1]
+
+
+def _cmd_generate(args: argparse.Namespace) -> str | Iterator[str]:
     model = _load_model(args)
-    positions = model.generate_positions(args.prompt, args.max_new_tokens, **_sampling_options(args))
-    continuation = model.vocab.decode(positions)
+    n = args.max_new_tokens
+    context = model.context_positions(args.prompt)
     if args.json:
-        return json.dumps({"prompt": args.prompt, "continuation": continuation,
-                           "tokens": [model.vocab[p] for p in positions], "positions": positions,
-                           "seed": args.seed}, ensure_ascii=False)
-    if not continuation:
-        return args.prompt
-    glue = "" if model.vocab.tokenizer == "words" and continuation[0] in _NO_SPACE_BEFORE else " "
-    return f"{args.prompt}{glue}{continuation}"
+        longest = max(len(json.dumps(t)) for t in model.vocab.tokens)
+        _check_json_memory(n, JSON_BYTES_PER_TOKEN + 3 * longest, "-n")
+    generator = as_generator(args.seed, args.command)
+    chunks = _position_chunks(model, context, n, _sampling_options(args, model), generator)
+    first = next(chunks)                     # bad options fail here, before any output
+    chunks = itertools.chain([first], chunks)
+    if not args.json:
+        return _text_pieces(model, args.prompt, chunks)
+    positions = [p for chunk in chunks for p in chunk]
+    return _to_json({"prompt": args.prompt, "continuation": model.vocab.decode(positions),
+                     "tokens": [model.vocab[p] for p in positions], "positions": positions,
+                     "seed": args.seed})
 
 
 def _cmd_sample(args: argparse.Namespace) -> str:
     model = _load_model(args)
-    draws = model.draw_next(args.prompt, args.draws, temperature=args.temperature, rng=args.seed)
+    n = args.draws
     if args.json:
-        return json.dumps({**draws.to_dict(), "seed": args.seed}, ensure_ascii=False)
-    return format_draws(draws, show_each=args.draws <= args.show_max)
+        longest = max(len(json.dumps(t)) for t in model.vocab.tokens)
+        _check_json_memory(n, JSON_BYTES_PER_DRAW + 2 * longest, "--draws")
+    keep = args.json or n <= args.show_max       # the draws themselves are printed
+    generator = as_generator(args.seed, args.command)
+    counts: Counter = Counter()
+    drawn: list[str] = []
+    done = 0
+    while True:     # in chunks: memory does not grow with n, and Ctrl-C is seen
+        size = min(n - done, SAMPLE_CHUNK)
+        part = model.draw_next(args.prompt, size, temperature=args.temperature, rng=generator)
+        counts.update(part.tokens)
+        if keep:
+            drawn += part.tokens
+        done += size
+        if done >= n:
+            break
+    if args.json:
+        draws = Draws(part.prompt, drawn, part.probs, part.vocab)
+        return _to_json({**draws.to_dict(), "seed": args.seed})
+    return format_draws(Tally(part.prompt, n, counts, part.probs, part.vocab, drawn if keep else None))
 
 
 def _add_model_argument(parser: argparse.ArgumentParser) -> None:
@@ -335,12 +699,13 @@ def _add_model_argument(parser: argparse.ArgumentParser) -> None:
 def _add_sampling_arguments(parser: argparse.ArgumentParser, filters: bool) -> None:
     parser.add_argument("prompt", help='the prompt, e.g. "el cielo es"')
     _add_model_argument(parser)
-    parser.add_argument("--seed", type=int, default=None,
+    parser.add_argument("--seed", type=_integer(), default=None,
                         help="seed of the random draws (same seed, same output); default: fresh")
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="divide the logits by T first; 0 is greedy (default 1)")
     if filters:
-        parser.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
+        parser.add_argument("--top-k", type=_integer(), default=None,
+                            help="keep the k most likely tokens")
         parser.add_argument("--top-p", type=float, default=None,
                             help="keep the smallest set of most likely tokens with mass >= p")
         parser.add_argument("--min-p", type=float, default=None,
@@ -348,8 +713,15 @@ def _add_sampling_arguments(parser: argparse.ArgumentParser, filters: bool) -> N
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line: ``tinyllm <command>: error: <message>``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tinyllm",
         description="The toy language model of 'Mi camino a entender (por fin) los LLMs'.",
     )
@@ -364,8 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("prompt", help='the prompt, e.g. "el cielo es"')
     explain.add_argument("--part", type=int, choices=(1, 2, 3), default=3,
                          help="which part of the blog to replay (default: 3)")
-    explain.add_argument("--temperature", type=float, default=1.0,
-                         help="divide the logits by T before softmax (part 3; default 1)")
+    explain.add_argument("--temperature", type=float, default=None,
+                         help="divide the logits by T before softmax; 0 is the greedy limit "
+                              "(part 3 only; default 1)")
     explain.add_argument("--json", action="store_true", help="print the same as JSON")
     _add_model_argument(explain)
     explain.set_defaults(run=_cmd_explain)
@@ -374,10 +747,11 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", help="continue a prompt, token by token",
         description="Sample a continuation of PROMPT from the blog's model: each new token "
                     "is drawn from softmax(logits / T) after the top-k, top-p and min-p "
-                    "filters, and the model then reads the last 3 tokens.",
+                    "filters, and the model then reads the last 3 tokens. The text is "
+                    "written as it is drawn.",
     )
     _add_sampling_arguments(generate, filters=True)
-    generate.add_argument("-n", "--max-new-tokens", type=int, default=10,
+    generate.add_argument("-n", "--max-new-tokens", type=_integer(), default=10,
                           help="how many tokens to generate (default 10)")
     generate.set_defaults(run=_cmd_generate)
 
@@ -387,8 +761,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "each token's observed frequency beside the model's probability.",
     )
     _add_sampling_arguments(sample, filters=False)
-    sample.add_argument("--draws", type=int, default=20, help="how many draws (default 20)")
-    sample.add_argument("--show-max", type=int, default=100, help=argparse.SUPPRESS)
+    sample.add_argument("--draws", type=_integer(), default=20, help="how many draws (default 20)")
+    sample.add_argument("--show-max", type=_integer(0), default=100, help=argparse.SUPPRESS)
     sample.set_defaults(run=_cmd_sample)
 
     _add_train_parser(commands)
@@ -397,24 +771,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``tinyllm`` script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Entry point of the ``tinyllm`` script; returns the exit status.
+
+    0: done, or the reader of stdout went away early (``| head``); 2: an error, one
+    line on stderr (usage errors exit with 2 through argparse's SystemExit); 130:
+    interrupted (Ctrl-C), one line on stderr.
+    """
+    command = None
+    with _guarded_streams():
+        try:
+            args = build_parser().parse_args(argv)
+            command = args.command
+            return _run(args)
+        except KeyboardInterrupt:
+            _say(command, "interrupted")
+            return 130
+        except _ReaderGone:
+            _point_at_devnull(sys.stdout)
+            return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command and write its output; an error is one line on stderr, status 2."""
     try:
-        output = args.run(args)
-    except (ValueError, TypeError, ImportError) as exc:
-        print(f"tinyllm {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        _emit(args.run(args))
+    except (ValueError, TypeError, ImportError, OverflowError) as exc:
+        _say(args.command, f"error: {_one_line(exc)}")
+        return 2
+    except MemoryError as exc:      # a size the checks let through but the machine could not
+        _say(args.command, f"error: out of memory: {_one_line(exc) or 'try smaller sizes'}")
         return 2
     except OSError as exc:  # a file that cannot be read or written
         detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
-        print(f"tinyllm {args.command}: error: {_one_line(detail)}", file=sys.stderr)
+        _say(args.command, f"error: {_one_line(detail)}")
         return 2
-    print(output)
     return 0
 
 
+# "softmax: ", "TrainState.step: ", "generate: ": the name of the function that raised,
+# which means nothing to whoever typed the command.
+_INTERNAL_PREFIX = re.compile(
+    r"^(?:(?:%s)(?:\.\w+)*: )+" % "|".join(sorted({*_COMPILED_FUNCTIONS, "generate", "draw_next"})))
+
+
 def _one_line(message) -> str:
-    return " ".join(str(message).split())
+    """``message`` on one line, without the name of the internal function that raised."""
+    return _INTERNAL_PREFIX.sub("", " ".join(str(message).split()))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -69,7 +69,7 @@ class Draws:
     prompt: str
     tokens: list[str]          # the drawn tokens, in order
     probs: np.ndarray          # (V,) the model's probability of each vocabulary token
-    vocab: tuple[str, ...]     # the vocabulary, in probability order
+    vocab: tuple[str, ...]     # the vocabulary, in the order of probs
 
     @property
     def counts(self) -> dict[str, int]:
@@ -79,8 +79,8 @@ class Draws:
 
     @property
     def frequencies(self) -> dict[str, float]:
-        """Observed frequency of each vocabulary token."""
-        n = len(self.tokens)
+        """Observed frequency of each vocabulary token (all 0.0 when there are no draws)."""
+        n = max(len(self.tokens), 1)
         return {token: count / n for token, count in self.counts.items()}
 
     def to_dict(self) -> dict[str, Any]:

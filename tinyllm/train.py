@@ -21,9 +21,18 @@ lowers the mean cross-entropy ``-log p(next token)`` over the corpus:
 - after each epoch: the training loss (the mean of that epoch's batch losses), the
   validation loss, and their perplexities ``exp(loss)``.
 
-If a step's loss, a gradient or an updated weight is not finite, training stops with
-:class:`TrainingDiverged`, which names the step and carries the model with the
-weights from before that step.
+If a step's loss, a gradient or an updated weight is not finite, or the loss is far
+above a uniform guess's (more than ``DIVERGED_FACTOR`` times the larger of ``log V``,
+the starting loss and 1), training stops with :class:`TrainingDiverged`, which names
+the step and carries the model with the weights from before that step. SGD and Adam
+alike: Adam's updates have the size of the learning rate whatever the gradients, so a
+learning rate far too large leaves every number finite while the loss explodes.
+
+Memory is checked before anything is allocated: :func:`training_memory` estimates
+what a run holds (weights, gradients, the optimizer's moments, the batch buffers and
+the examples), and a run that would need more than :func:`memory_limit` (the
+machine's physical memory, or a lower address-space limit of the process) raises
+ValueError with the GiB it would need.
 
 Progress bar: ``progress=None`` shows a tqdm bar when tqdm is installed and stderr is
 a terminal, and nothing otherwise (no bar in logs, pipes and tests); ``True`` asks for
@@ -34,6 +43,7 @@ never shows one. ``pip install 'tinyllm[progress]'`` installs tqdm.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -48,11 +58,16 @@ from tinyllm.corpus import builtin_text, corpus_lines, encode_lines, windows
 from tinyllm.model import TinyLM
 from tinyllm.vocab import Vocab
 
-__all__ = ["SCHEDULES", "OPTIMIZERS", "TrainOptions", "EpochStats", "TrainResult",
-           "TrainingDiverged", "learning_rate", "fit", "train", "progress_bar"]
+__all__ = ["SCHEDULES", "OPTIMIZERS", "DIVERGED_FACTOR", "TrainOptions", "EpochStats",
+           "TrainResult", "TrainingDiverged", "learning_rate", "fit", "train", "progress_bar",
+           "require_tqdm", "training_memory", "memory_limit", "gib"]
 
 SCHEDULES = ("constant", "linear", "cosine")
 OPTIMIZERS = ("adam", "sgd")
+
+#: A batch loss above this many times max(log V, the starting loss, 1) means training
+#: diverged (log V is the loss of a uniform guess over the V tokens).
+DIVERGED_FACTOR = 10.0
 
 PROGRESS_MISSING = ("the progress bar needs tqdm, which is not installed: "
                     "pip install 'tinyllm[progress]' (or pip install tqdm)")
@@ -158,7 +173,8 @@ class TrainResult:
 
 
 class TrainingDiverged(ValueError):
-    """The loss or an update became NaN or infinite at ``step``; training stopped.
+    """The loss exploded, or it or an update became NaN or infinite, at ``step``;
+    training stopped.
 
     ``result`` holds the model with the weights from before that step (the last
     good ones) and the history of the finished epochs.
@@ -185,19 +201,112 @@ def learning_rate(options: TrainOptions, step: int, total_steps: int) -> float:
     return lr * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
+def require_tqdm():
+    """tqdm's bar class; ImportError with the install command when tqdm is missing.
+
+    Draws nothing: ``tinyllm train --progress on`` asks this before any work starts.
+    """
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise ImportError(PROGRESS_MISSING) from None
+    return tqdm
+
+
 def progress_bar(total: int, progress: bool | None, desc: str = "training"):
     """A tqdm bar of ``total`` steps, or None (see the module docstring for ``progress``)."""
     if progress is False:
         return None
     try:
-        from tqdm.auto import tqdm
+        tqdm = require_tqdm()
     except ImportError:
         if progress:
-            raise ImportError(PROGRESS_MISSING) from None
+            raise
         return None
     if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
         return None
     return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=False)
+
+
+# ---------------------------------------------------------------------------
+# Memory
+# ---------------------------------------------------------------------------
+def training_memory(config: TinyLMConfig, batch_size: int, optimizer: str = "adam",
+                    examples: int = 0) -> int:
+    """The bytes a training run holds at its peak: an estimate from the sizes alone.
+
+    Parameters
+    ----------
+    config : TinyLMConfig
+        V, d, c, h and the dtype of the model.
+    batch_size : int
+        B, examples per step.
+    optimizer : {"adam", "sgd"}
+    examples : int, default 0
+        N, the training examples, when known.
+
+    Returns
+    -------
+    int
+        ``itemsize * (copies * W + B * (V + 2*c*d + 2*h)) + 8 * N * (2*c + 3)``, where
+        W = V*d + c*d*h + h*V is one set of weights and ``copies`` counts the model
+        trained from, the weights being trained, their gradients, the optimizer's
+        moments (Adam 2, SGD 1) and the trained model; the batch buffers are the
+        (B, V) logits, (B, c*d) inputs and their gradient, (B, h) hidden values and
+        theirs; the examples are windows of c positions, targets, and the shuffling.
+    """
+    V, d, c, h = config.vocab_size, config.dim, config.context, config.hidden
+    itemsize = np.dtype(config.dtype).itemsize
+    weights = V * d + c * d * h + h * V
+    copies = 4 + (2 if optimizer == "adam" else 1)
+    batch = batch_size * (V + 2 * c * d + 2 * h)
+    return itemsize * (copies * weights + batch) + 8 * examples * (2 * c + 3)
+
+
+def memory_limit() -> int | None:
+    """The most memory (bytes) a run may plan to use, or None where it cannot be read.
+
+    The machine's physical memory (``os.sysconf``: Linux, macOS and other POSIX
+    systems), or the process's address-space limit (``ulimit -v``) when that is
+    lower. Where neither is known (Windows) nothing is refused in advance.
+    """
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft)
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass
+    limits = [limit for limit in limits if limit > 0]
+    return min(limits) if limits else None
+
+
+def gib(nbytes: int) -> str:
+    """``nbytes`` in GiB for a message: '3.2 GiB', '7,450.6 GiB', '9.31e+20 GiB' (any size:
+    the sizes come from the user's numbers, however large)."""
+    if nbytes < 10**7 * 2**30:
+        return f"{nbytes / 2**30:,.1f} GiB"
+    digits = str(nbytes >> 30)
+    return f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1:02d} GiB"
+
+
+def _check_memory(config: TinyLMConfig, options: TrainOptions, examples: int = 0) -> None:
+    """ValueError, before anything is allocated, for a run that needs more than
+    :func:`memory_limit`."""
+    need = training_memory(config, options.batch_size, options.optimizer, examples)
+    limit = memory_limit()
+    if limit is not None and need > limit:
+        raise ValueError(
+            f"training would need about {gib(need)} of memory (vocabulary {config.vocab_size}, "
+            f"dim {config.dim}, context {config.context}, hidden {config.hidden}, batch size "
+            f"{options.batch_size}, {config.dtype}, {options.optimizer}), more than the "
+            f"{gib(limit)} of this machine")
 
 
 def _split_lines(lines: list[str], val_fraction: float, rng: np.random.Generator):
@@ -241,8 +350,11 @@ def fit(model: TinyLM, text: str, options: TrainOptions | None = None,
         An empty corpus, or one with no more tokens than the context.
     UnknownTokenError
         A word of the corpus is not in the vocabulary (and it has no ``<unk>``).
+    ValueError
+        The run would need more memory than :func:`memory_limit`.
     TrainingDiverged
-        The loss or an update stopped being finite (a ``ValueError``).
+        A step's loss went far above a uniform guess's, or the loss or an update
+        stopped being finite (a ``ValueError``; see the module docstring).
     """
     options = TrainOptions() if options is None else options
     cfg = model.config
@@ -254,6 +366,7 @@ def fit(model: TinyLM, text: str, options: TrainOptions | None = None,
     if len(stream) <= c:
         raise ValueError(f"the corpus has {len(stream)} token{'s' if len(stream) != 1 else ''}; "
                          f"a context of {c} needs at least {c + 1}")
+    _check_memory(cfg, options, examples=len(stream) - c)
     rng = np.random.default_rng(options.seed)
     train_lines, val_lines = _split_lines(lines, options.val_fraction, rng)
     train_w, train_t = windows(encode_lines(model.vocab, train_lines), c)
@@ -278,6 +391,9 @@ def fit(model: TinyLM, text: str, options: TrainOptions | None = None,
 
     step = 0
     lr = learning_rate(options, 1, total)
+    # Divergence: a batch loss far above a uniform guess's (log V) or the starting
+    # model's (the first step's loss, computed before any update), or 1 for a tiny V.
+    max_loss = None
     try:
         for epoch in range(1, options.epochs + 1):
             start = time.perf_counter()
@@ -288,12 +404,14 @@ def fit(model: TinyLM, text: str, options: TrainOptions | None = None,
                 step += 1
                 lr = learning_rate(options, step, total)
                 try:
-                    losses[i] = state.step(train_w[idx], train_t[idx], lr)
+                    losses[i] = state.step(train_w[idx], train_t[idx], lr, max_loss=max_loss)
                 except FloatingPointError as exc:
                     raise TrainingDiverged(
                         f"training stopped at step {step} (epoch {epoch}): {exc}; the weights "
                         f"from before that step are kept (try a smaller learning rate than {options.lr:g})",
                         step, epoch, result()) from None
+                if max_loss is None:
+                    max_loss = DIVERGED_FACTOR * max(math.log(cfg.vocab_size), losses[i], 1.0)
                 if bar is not None:
                     bar.update(1)
             stepping = time.perf_counter() - start
@@ -348,6 +466,14 @@ def train(text: str | None = None, *, dim: int = 16, context: int = 3, hidden: i
     -------
     TrainResult
 
+    Raises
+    ------
+    ValueError
+        An empty corpus, sizes that would need more memory than :func:`memory_limit`
+        (checked before the model is made), or as :func:`fit` raises.
+    TrainingDiverged
+        As :func:`fit`.
+
     Examples
     --------
     >>> result = train(options=TrainOptions(epochs=30, seed=0))      # doctest: +SKIP
@@ -363,5 +489,6 @@ def train(text: str | None = None, *, dim: int = 16, context: int = 3, hidden: i
     vocab = Vocab.from_text("\n".join(corpus_lines(text)), min_count=min_count)
     config = TinyLMConfig(vocab_size=len(vocab), dim=dim, context=context, hidden=hidden,
                           dtype=dtype, activation=activation)
+    _check_memory(config, options)
     model = TinyLM.random(config, vocab, seed=options.seed)
     return fit(model, text, options, progress=progress, on_epoch=on_epoch, corpus=corpus or "")
