@@ -49,6 +49,11 @@ def test_explain_parts_1_and_2(capsys):
     (["explain", "el mar es"], "unknown word 'mar'"),
     (["explain", "cielo es"], "needs at least 3"),
     (["explain", "el cielo es", "--temperature", "-1"], "temperature"),
+    (["explain", "el cielo es", "--part", "1", "--temperature", "2"], "--temperature needs --part 3"),
+    (["explain", "el cielo es", "--part", "2", "--temperature", "1"], "--temperature needs --part 3"),
+    (["sample", "el cielo es", "--seed", "-3"], "sample: error: an rng seed must be >= 0, got -3"),
+    (["generate", "el cielo es", "--top-p", "2"], "generate: error: top_p must be in (0, 1], got 2.0"),
+    (["train", "--momentum", "0.5"], "--momentum applies to --optimizer sgd only"),
     (["explain", "el cielo es", "--temperature", "nan"], "temperature"),
     (["explain", "el cielo", "--part", "1"], "exactly 3 words"),
 ])
@@ -72,3 +77,46 @@ def test_python_dash_m_and_exit_status():
                          capture_output=True, text=True, encoding="utf-8")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().count("\n") == 0
+
+
+def test_argparse_errors_are_one_line(capsys):
+    for argv, message in ((["plot", "embeddings", "--out", "x.png", "--max-labels", "-1"],
+                           "tinyllm plot embeddings: error: argument --max-labels: must be >= 0, got -1"),
+                          (["generate", "el cielo es", "-n", "1e3"],
+                           "tinyllm generate: error: argument -n/--max-new-tokens: must be an integer, got '1e3'"),
+                          (["sample"], "tinyllm sample: error: the following arguments are required: prompt")):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        assert capsys.readouterr() == ("", message + "\n")
+
+
+def test_sample_draws_zero_and_one(capsys):
+    status, out, err = run(capsys, "sample", "el cielo es", "--draws", "0")
+    assert status == 0 and err == "" and "0 draws of the next token" in out
+    assert "azul        0  0.0000" in out and "0.4982" in out
+    status, out, _ = run(capsys, "sample", "el cielo es", "--draws", "1", "--seed", "0")
+    assert status == 0 and "1 draw of the next token" in out
+    status, out, _ = run(capsys, "sample", "el cielo es", "--draws", "0", "--json")
+    assert status == 0 and json.loads(out)["draws"] == [] and sum(json.loads(out)["counts"].values()) == 0
+
+
+def _greedy_trace_supported() -> bool:
+    from tinyllm import TinyLM
+    try:
+        TinyLM.from_blog().trace("el cielo es", temperature=0)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _greedy_trace_supported(),
+                    reason="model.trace(temperature=0) is not the greedy limit in this build yet")
+def test_explain_temperature_zero_is_the_greedy_limit(capsys):
+    status, out, err = run(capsys, "explain", "el cielo es", "--temperature", "0")
+    assert status == 0 and err == ""
+    assert "7. softmax(logits / T) at T=0, the greedy limit" in out
+    assert "azul   1.0000000000  ████████████████████████████████████████" in out
+    assert "frío   0.0000000000  \n" in out and "most likely next word: azul (100.0%)" in out
+    status, out, _ = run(capsys, "explain", "el cielo es", "--temperature", "0", "--json")
+    assert json.loads(out)["probs"] == [1.0, 0.0, 0.0, 0.0, 0.0]

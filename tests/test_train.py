@@ -360,3 +360,120 @@ def test_plot_embeddings(tmp_path, capsys, model_file):
                          "--plot-loss", tmp_path / "loss.png", "-q")
     assert status == 0, err
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# -- the command line on a trained model: <unk>, many tokens, plurals -----------
+def test_cli_explain_says_when_a_word_is_read_as_unk(capsys, model_file):
+    status, out, err = run(capsys, "explain", "--model", model_file, "el marrr es")
+    assert status == 0 and err == ""
+    assert "1. words        el  marrr (<unk>)  es" in out
+    assert "'marrr' is not in the vocabulary: the model reads it as <unk>" in out
+    assert "2. ids          2  0  3" in out or "  0  " in out.split("2. ids")[1].splitlines()[0]
+    status, out, _ = run(capsys, "explain", "--model", model_file, "el marrr es", "--json")
+    d = json.loads(out)
+    assert d["words"] == ["el", "marrr", "es"] and d["read_as"] == ["el", "<unk>", "es"]
+    assert d["unknown"] == ["marrr"] and d["ids"][1] == 0
+    status, out, _ = run(capsys, "explain", "--model", model_file, "el cielo es", "--json")
+    assert json.loads(out)["unknown"] == [] and "(<unk>)" not in out
+
+
+def test_cli_sample_shows_the_top_tokens_of_a_large_vocabulary(capsys, model_file):
+    model = TinyLM.load(model_file)
+    V = len(model.vocab)
+    status, out, _ = run(capsys, "sample", "--model", model_file, "el cielo es", "--draws", 500,
+                         "--seed", 0)
+    assert status == 0
+    table = out.split("of the next token:\n")[1].splitlines()[1:]
+    assert len(table) == 12 + 1 and table[-1].lstrip().startswith(f"… {V - 12} more")
+    probs = model.next_token_probs("el cielo es")
+    top = [model.vocab[i] for i in np.argsort(-probs, kind="stable")[:12]]
+    assert [row.split()[0] for row in table[:12]] == top
+    counts = [int(row.split()[-5 if row.lstrip().startswith("…") else 1]) for row in table[:12]]
+    rest = int(table[-1].split()[3])
+    assert sum(counts) + rest == 500
+    assert float(table[-1].split()[-2 if table[-1].endswith("█") else -1]) == pytest.approx(
+        1 - probs[np.argsort(-probs, kind="stable")[:12]].sum(), abs=1e-4)
+
+
+def test_cli_plurals(tmp_path, capsys):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("el cielo es azul\n", encoding="utf-8")
+    status, out, err = run(capsys, "train", corpus, "--epochs", 1, "--val-fraction", 0,
+                           "--out", tmp_path / "m.npz", "--dim", 2, "--hidden", 2)
+    assert status == 0, err
+    assert ": 1 example (0 held out), 1 step\n" in out
+
+
+def test_cli_progress_on_draws_no_bar_before_training(tmp_path, capsys):
+    pytest.importorskip("tqdm")
+    status, _, err = run(capsys, "train", tmp_path / "missing.txt", "--progress", "on",
+                         "--out", tmp_path / "m.npz")
+    assert status == 2 and err.count("\n") == 1 and err.startswith("tinyllm train: error:")
+
+
+# -- memory checked before anything is allocated --------------------------------
+def test_training_memory_covers_what_a_run_holds():
+    from tinyllm._compiled import TrainState
+    from tinyllm.train import training_memory
+
+    for optimizer in ("adam", "sgd"):
+        for dtype in ("float32", "float64"):
+            config = TinyLMConfig(vocab_size=50, dim=4, context=3, hidden=8, dtype=dtype)
+            model = TinyLM.random(config)
+            state = TrainState(model.embedding.table, model.W1, model.W2, optimizer=optimizer,
+                               batch_size=16)
+            arrays = [model.embedding.table, model.W1, model.W2, state.E, state.W1, state.W2]
+            held = sum(a.nbytes for a in arrays)
+            weights = model.embedding.table.nbytes + model.W1.nbytes + model.W2.nbytes
+            moments = 2 if optimizer == "adam" else 1
+            # + gradients, moments, the trained model, and the (B, V) logits at least
+            at_least = held + (1 + moments + 1) * weights + 16 * 50 * np.dtype(dtype).itemsize
+            estimate = training_memory(config, 16, optimizer)
+            assert at_least <= estimate <= 2 * at_least
+    big = TinyLMConfig(vocab_size=163, dim=16, context=3, hidden=32)
+    assert training_memory(big, 10**12) > 2**50 and training_memory(big, 32, examples=10**6) > 10**7
+
+
+def test_memory_limit_refuses_before_allocating(monkeypatch):
+    from tinyllm import train as train_module
+
+    limit = train_module.memory_limit()
+    assert limit is None or limit >= 2**26
+    monkeypatch.setattr(train_module, "memory_limit", lambda: 10**6)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("allocated before the check")
+    monkeypatch.setattr(TinyLM, "random", no_model)
+    with pytest.raises(ValueError, match=r"would need about [\d.,]+ GiB .* more than the 0.0 GiB"):
+        train(dim=64, hidden=64)
+    monkeypatch.undo()
+    monkeypatch.setattr(train_module, "memory_limit", lambda: 10**5)
+    with pytest.raises(ValueError, match="batch size 32"):
+        fit(TinyLM.random(TinyLMConfig(vocab_size=len(Vocab.from_text(builtin_text())), dim=16,
+                                       hidden=32), Vocab.from_text(builtin_text())), builtin_text())
+
+
+# -- divergence, Adam and SGD alike ---------------------------------------------
+@pytest.mark.parametrize("optimizer, lr", [("adam", 1e9), ("adam", 10.0), ("sgd", 1e9)])
+def test_a_loss_far_above_a_uniform_guess_stops_training(optimizer, lr):
+    """Adam with a huge learning rate keeps every number finite (2e30) but the loss
+    explodes: stopped at the step where it does, with the weights from before it."""
+    with pytest.raises(TrainingDiverged, match=r"stopped at step \d+ \(epoch 1\): the loss is .*(above|nan|inf)") as info:
+        train(options=TrainOptions(epochs=2, lr=lr, optimizer=optimizer))
+    result = info.value.result
+    assert result.steps == info.value.step - 1 >= 1
+    assert info.value.step <= 5                      # stopped at once, not epochs later
+    for w in (result.model.embedding.table, result.model.W1, result.model.W2):
+        assert np.isfinite(w).all()
+
+
+def test_a_confident_starting_model_is_not_divergence():
+    """The threshold is also 10 x the starting loss: a model that starts far from the
+    corpus (large weights) trains instead of being called diverged at step 2."""
+    vocab = Vocab.from_text(builtin_text())
+    config = TinyLMConfig(vocab_size=len(vocab), dim=8, context=3, hidden=8)
+    start = TinyLM.random(config, vocab, seed=1)
+    loud = TinyLM(config, vocab, start.embedding.table * 8, start.W1 * 8, start.W2 * 8)
+    result = fit(loud, builtin_text(), TrainOptions(epochs=2, lr=0.01))
+    assert result.history[0].train_loss > 10 * np.log(len(vocab))
+    assert result.history[-1].train_loss < result.history[0].train_loss

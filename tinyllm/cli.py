@@ -129,7 +129,7 @@ def format_trace(trace: Trace, title: str, activation: str | None = None,
     lines.append(f"5. f1 = tanh(x · W1)  {f1}" if activation == "tanh" else f"5. f1 = x · W1  {f1}")
     lines.append(f"6. logits       {_vec(trace.logits)}   (f2 = f1 · W2, one per token)")
     if trace.temperature == 0:
-        lines.append("7. softmax(logits / T=0): greedy, all the probability on the largest logit")
+        lines.append("7. softmax(logits / T) at T=0, the greedy limit (all on the largest logit):")
     else:
         temp = "" if trace.temperature == 1.0 else f" / T={_num(trace.temperature)}"
         lines.append(f"7. softmax(logits{temp}):")
