@@ -497,3 +497,14 @@ def test_sample_in_chunks_counts_as_one_call(capsys, monkeypatch):
     counts = model.draw_next("el cielo es", 300, rng=3).counts
     for token, count in counts.items():
         assert re.search(rf"^  {token}\s+{count}\s", out, re.M), (token, count)
+
+
+def test_chunks_shrink_when_slow_and_grow_when_fast(monkeypatch):
+    model = TinyLM.from_blog()
+    context = model.context_positions("el cielo es")
+    for seconds, sizes in ((0.0, [16, 8, 4, 2, 1, 1, 1, 1]), (1e9, [16, 32, 64, 128, 256, 256])):
+        monkeypatch.setattr(cli, "CHUNK_SECONDS", seconds)     # every chunk slow / fast
+        n = sum(sizes)
+        chunks = list(cli._position_chunks(model, context, n, {}, np.random.default_rng(2)))
+        assert [len(c) for c in chunks] == sizes[:-1] + [n - sum(sizes[:-1])]
+        assert [p for c in chunks for p in c] == model.generate_positions(context, n, rng=2)

@@ -294,9 +294,13 @@ class _Log:
             return
         try:
             getattr(self._stream, method)(*args)
-        except (BrokenPipeError, ValueError):   # ValueError: the file was closed
+        except BrokenPipeError:
             self._gone = True
             _point_at_devnull(self._stream)
+        except ValueError:                  # "I/O operation on closed file", and nothing else
+            if not getattr(self._stream, "closed", False):
+                raise
+            self._gone = True
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
@@ -474,8 +478,7 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--out", default="model.npz", metavar="FILE",
                        help="where to save the model (default model.npz)")
     train.add_argument("--dim", type=_integer(), default=16, help="d, numbers per embedding (default 16)")
-    train.add_argument("--context", type=_integer(), default=3,
-                       help="c, tokens the model reads (default 3)")
+    train.add_argument("--context", type=_integer(), default=3, help="c, tokens the model reads (default 3)")
     train.add_argument("--hidden", type=_integer(), default=32, help="h, hidden units (default 32)")
     train.add_argument("--activation", choices=("none", "tanh"), default="none",
                        help="of the hidden layer (default none, as in the blog)")
