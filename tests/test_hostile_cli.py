@@ -217,6 +217,22 @@ def interrupt(p: subprocess.Popen) -> tuple[float, bytes, bytes]:
     return time.perf_counter() - start, out, err
 
 
+def busy(p: subprocess.Popen, cpu_seconds: float) -> None:
+    """Wait until the child has used ``cpu_seconds`` of CPU (a few times what starting
+    Python and importing tinyllm take), or 2 s where /proc cannot tell."""
+    stat = Path(f"/proc/{p.pid}/stat")
+    if not stat.exists():
+        time.sleep(2.0)
+        return
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        if (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") >= cpu_seconds:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the child did not get going within 60 s")
+
+
 @posix_only
 def test_ctrl_c_during_generate():
     p = child("generate", "el cielo es", "-n", 10**8, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -231,7 +247,7 @@ def test_ctrl_c_during_generate():
 def test_ctrl_c_during_sample():
     p = child("sample", "el cielo es", "--draws", 10**12, stdout=subprocess.PIPE,
               stderr=subprocess.PIPE)
-    time.sleep(2.0)                               # started, and drawing (it prints at the end)
+    busy(p, cpu_seconds=1.0)             # past the imports, drawing (it prints at the end)
     seconds, out, err = interrupt(p)
     assert p.returncode == 130 and seconds < INTERRUPT_SECONDS
     assert out == b"" and err == b"tinyllm sample: interrupted\n"
