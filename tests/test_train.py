@@ -434,23 +434,24 @@ def test_training_memory_covers_what_a_run_holds():
     assert training_memory(big, 10**12) > 2**50 and training_memory(big, 32, examples=10**6) > 10**7
 
 
-def test_memory_limit_refuses_before_allocating(monkeypatch):
-    from tinyllm import train as train_module
+def test_memory_is_refused_before_allocating(monkeypatch):
+    from tinyllm import _arrays
 
-    limit = train_module.memory_limit()
-    assert limit is None or limit >= 2**26
-    monkeypatch.setattr(train_module, "memory_limit", lambda: 10**6)
+    monkeypatch.setattr(_arrays, "physical_memory", lambda: 10**6)
 
     def no_model(*args, **kwargs):
         raise AssertionError("allocated before the check")
-    monkeypatch.setattr(TinyLM, "random", no_model)
-    with pytest.raises(ValueError, match=r"would need about [\d.,]+ GiB .* more than the 0.0 GiB"):
-        train(dim=64, hidden=64)
-    monkeypatch.undo()
-    monkeypatch.setattr(train_module, "memory_limit", lambda: 10**5)
+    with monkeypatch.context() as m:
+        m.setattr(TinyLM, "random", no_model)
+        with pytest.raises(ValueError, match=r"training \(vocabulary 163, dim 64, context 3, "
+                                             r"hidden 64, batch size 32, float64, adam\) would need "
+                                             r"[\d.]+ MiB of memory; this machine has 976.6 KiB"):
+            train(dim=64, hidden=64)
+    monkeypatch.setattr(_arrays, "physical_memory", lambda: 10**5)
+    vocab = Vocab.from_text(builtin_text())
+    model = TinyLM.random(TinyLMConfig(vocab_size=len(vocab), dim=16, hidden=32), vocab)
     with pytest.raises(ValueError, match="batch size 32"):
-        fit(TinyLM.random(TinyLMConfig(vocab_size=len(Vocab.from_text(builtin_text())), dim=16,
-                                       hidden=32), Vocab.from_text(builtin_text())), builtin_text())
+        fit(model, builtin_text())
 
 
 # -- divergence, Adam and SGD alike ---------------------------------------------

@@ -48,11 +48,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyllm import blog
+from tinyllm._arrays import check_memory
 from tinyllm._compiled import __all__ as _COMPILED_FUNCTIONS
 from tinyllm._compiled import as_generator
 from tinyllm._version import __version__
 from tinyllm.model import Draws, TinyLM, Trace
-from tinyllm.train import gib, memory_limit
 from tinyllm.vocab import _NO_SPACE_BEFORE
 
 BAR_WIDTH = 40
@@ -436,20 +436,28 @@ def _cmd_plot(args: argparse.Namespace) -> str:
     return f"wrote {args.out}"
 
 
-def _integer(minimum: int | None = None):
-    """An argparse type: an integer, >= ``minimum`` if given ("must be >= 0, got -1").
+#: The largest count an option takes: what a 64-bit integer holds (no array, loop or
+#: file could use more). Seeds have no limit.
+MAX_COUNT = 2**63 - 1
 
-    Most counts are checked by the library itself, with the same wording; a minimum
-    here is for those it does not check.
+
+def _integer(minimum: int | None = None, maximum: int | None = MAX_COUNT):
+    """An argparse type: an integer, <= ``maximum`` and >= ``minimum`` when given.
+
+    Most counts' minimum is checked by the library, with the same wording ("must be
+    >= 0, got -1"); a minimum here is for those it does not check.
     """
     def parse(text) -> int:
         text = str(text)
         try:
             value = int(text)
         except ValueError:
-            digits = text.strip().lstrip("+-").isdigit()
+            digits = text.strip().lstrip("+-").isdigit()       # more digits than int() reads
             raise argparse.ArgumentTypeError(
-                "is too long a number" if digits else f"must be an integer, got {_shown(text)}") from None
+                f"{'is too long a number' if digits else 'must be an integer'}, "
+                f"got {_shown(text)}") from None
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {_shown(text)}")
         if minimum is not None and value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
         return value
@@ -497,7 +505,7 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--warmup", type=_integer(), default=d.warmup, help="warm-up steps (default 0)")
     train.add_argument("--val-fraction", type=float, default=d.val_fraction,
                        help="share of lines held out for validation (default 0.1)")
-    train.add_argument("--seed", type=_integer(), default=d.seed, help="seeds everything (default 0)")
+    train.add_argument("--seed", type=_integer(maximum=None), default=d.seed, help="seeds everything (default 0)")
     train.add_argument("--plot-loss", metavar="PNG", default=None,
                        help="also draw the loss curve (needs matplotlib)")
     train.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
@@ -595,12 +603,8 @@ def _sampling_options(args: argparse.Namespace, model: TinyLM) -> dict:
 
 def _check_json_memory(count: int, bytes_each: int, option: str) -> None:
     """--json holds everything it prints: refuse a count whose output cannot fit."""
-    need = count * bytes_each
-    limit = memory_limit()
-    if limit is not None and need > limit:
-        raise ValueError(f"--json holds all of its output in memory: {option} {count} would need "
-                         f"about {gib(need)}, more than the {gib(limit)} of this machine "
-                         f"(without --json the memory does not grow with {option})")
+    check_memory(count * bytes_each, f"--json with {option} {count}",
+                 f"--json holds all of its output; without it the memory does not grow with {option}")
 
 
 def _position_chunks(model: TinyLM, context: list[int], n: int, options: dict,
@@ -702,7 +706,7 @@ def _add_model_argument(parser: argparse.ArgumentParser) -> None:
 def _add_sampling_arguments(parser: argparse.ArgumentParser, filters: bool) -> None:
     parser.add_argument("prompt", help='the prompt, e.g. "el cielo es"')
     _add_model_argument(parser)
-    parser.add_argument("--seed", type=_integer(), default=None,
+    parser.add_argument("--seed", type=_integer(maximum=None), default=None,
                         help="seed of the random draws (same seed, same output); default: fresh")
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="divide the logits by T first; 0 is greedy (default 1)")

@@ -30,9 +30,8 @@ learning rate far too large leaves every number finite while the loss explodes.
 
 Memory is checked before anything is allocated: :func:`training_memory` estimates
 what a run holds (weights, gradients, the optimizer's moments, the batch buffers and
-the examples), and a run that would need more than :func:`memory_limit` (the
-machine's physical memory, or a lower address-space limit of the process) raises
-ValueError with the GiB it would need.
+the examples), and a run that would need more than the machine's physical memory
+raises ValueError with the amount it would need.
 
 Progress bar: ``progress=None`` shows a tqdm bar when tqdm is installed and stderr is
 a terminal, and nothing otherwise (no bar in logs, pipes and tests); ``True`` asks for
@@ -43,7 +42,6 @@ never shows one. ``pip install 'tinyllm[progress]'`` installs tqdm.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -52,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyllm._arrays import check_memory
 from tinyllm._compiled import TrainState
 from tinyllm.config import TinyLMConfig
 from tinyllm.corpus import builtin_text, corpus_lines, encode_lines, windows
@@ -60,7 +59,7 @@ from tinyllm.vocab import Vocab
 
 __all__ = ["SCHEDULES", "OPTIMIZERS", "DIVERGED_FACTOR", "TrainOptions", "EpochStats",
            "TrainResult", "TrainingDiverged", "learning_rate", "fit", "train", "progress_bar",
-           "require_tqdm", "training_memory", "memory_limit", "gib"]
+           "require_tqdm", "training_memory"]
 
 SCHEDULES = ("constant", "linear", "cosine")
 OPTIMIZERS = ("adam", "sgd")
@@ -263,50 +262,13 @@ def training_memory(config: TinyLMConfig, batch_size: int, optimizer: str = "ada
     return itemsize * (copies * weights + batch) + 8 * examples * (2 * c + 3)
 
 
-def memory_limit() -> int | None:
-    """The most memory (bytes) a run may plan to use, or None where it cannot be read.
-
-    The machine's physical memory (``os.sysconf``: Linux, macOS and other POSIX
-    systems), or the process's address-space limit (``ulimit -v``) when that is
-    lower. Where neither is known (Windows) nothing is refused in advance.
-    """
-    limits = []
-    try:
-        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
-        pass
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-        if soft != resource.RLIM_INFINITY:
-            limits.append(soft)
-    except (ImportError, AttributeError, ValueError, OSError):
-        pass
-    limits = [limit for limit in limits if limit > 0]
-    return min(limits) if limits else None
-
-
-def gib(nbytes: int) -> str:
-    """``nbytes`` in GiB for a message: '3.2 GiB', '7,450.6 GiB', '9.31e+20 GiB' (any size:
-    the sizes come from the user's numbers, however large)."""
-    if nbytes < 10**7 * 2**30:
-        return f"{nbytes / 2**30:,.1f} GiB"
-    digits = str(nbytes >> 30)
-    return f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1:02d} GiB"
-
-
 def _check_memory(config: TinyLMConfig, options: TrainOptions, examples: int = 0) -> None:
-    """ValueError, before anything is allocated, for a run that needs more than
-    :func:`memory_limit`."""
-    need = training_memory(config, options.batch_size, options.optimizer, examples)
-    limit = memory_limit()
-    if limit is not None and need > limit:
-        raise ValueError(
-            f"training would need about {gib(need)} of memory (vocabulary {config.vocab_size}, "
-            f"dim {config.dim}, context {config.context}, hidden {config.hidden}, batch size "
-            f"{options.batch_size}, {config.dtype}, {options.optimizer}), more than the "
-            f"{gib(limit)} of this machine")
+    """ValueError, before anything is allocated, for a run that needs more memory than
+    the machine has (:func:`tinyllm._arrays.check_memory`)."""
+    check_memory(training_memory(config, options.batch_size, options.optimizer, examples),
+                 f"training (vocabulary {config.vocab_size}, dim {config.dim}, context "
+                 f"{config.context}, hidden {config.hidden}, batch size {options.batch_size}, "
+                 f"{config.dtype}, {options.optimizer})")
 
 
 def _split_lines(lines: list[str], val_fraction: float, rng: np.random.Generator):
@@ -351,7 +313,7 @@ def fit(model: TinyLM, text: str, options: TrainOptions | None = None,
     UnknownTokenError
         A word of the corpus is not in the vocabulary (and it has no ``<unk>``).
     ValueError
-        The run would need more memory than :func:`memory_limit`.
+        The run would need more memory than the machine has (:func:`training_memory`).
     TrainingDiverged
         A step's loss went far above a uniform guess's, or the loss or an update
         stopped being finite (a ``ValueError``; see the module docstring).
@@ -469,8 +431,9 @@ def train(text: str | None = None, *, dim: int = 16, context: int = 3, hidden: i
     Raises
     ------
     ValueError
-        An empty corpus, sizes that would need more memory than :func:`memory_limit`
-        (checked before the model is made), or as :func:`fit` raises.
+        An empty corpus, sizes that would need more memory than the machine has
+        (:func:`training_memory`, checked before the model is made), or as :func:`fit`
+        raises.
     TrainingDiverged
         As :func:`fit`.
 
