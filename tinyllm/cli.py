@@ -64,7 +64,7 @@ CHUNK_SECONDS = 0.05    # generate: chunks are sized to take about this long (ou
 SAMPLE_CHUNK = 1 << 16  # sample: draws per call; only their counts are kept
 
 # What --json holds per generated token or drawn token (lists of tokens and positions,
-# the continuation, the JSON text), beyond 3 copies of the longest token: an estimate
+# the continuation, the JSON text), plus a few copies of the longest token: an estimate
 # for refusing sizes that cannot fit, measured at about 60 and 30 bytes.
 JSON_BYTES_PER_TOKEN = 120
 JSON_BYTES_PER_DRAW = 60
