@@ -75,8 +75,8 @@ class UnknownTokenError(ValueError):
 
 # -- characters ---------------------------------------------------------------
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): code points
-# that are drawn as nothing. ``unicodedata`` does not have it; the list (the same
-# from Unicode 9 to 15) reserves whole unassigned ranges, so later characters fit.
+# that are drawn as nothing. ``unicodedata`` does not have it; this is Unicode 14's
+# list, which also reserves unassigned ranges for invisible characters to come.
 _DEFAULT_IGNORABLE = (
     (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
     (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
