@@ -20,7 +20,7 @@ from importlib import resources
 
 import numpy as np
 
-from tinyllm.vocab import Vocab, _visible
+from tinyllm.vocab import Vocab, _require_text, _visible
 
 __all__ = ["BUILTIN_NAME", "builtin_text", "read_text", "corpus_lines", "encode_lines", "windows"]
 
@@ -61,6 +61,7 @@ def corpus_lines(text: str) -> list[str]:
     mark, zero-width spaces, ...) are left out first, so that they neither hide a
     comment's ``#`` nor make a blank line count as text.
     """
+    _require_text(text)
     lines = (_visible(line).strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
