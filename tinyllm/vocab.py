@@ -100,6 +100,7 @@ class _Patterns(NamedTuple):
     separators: re.Pattern[str]   # invisible characters that split words: become a space
     dropped: re.Pattern[str]      # invisible characters that do not: removed
     orphan_marks: re.Pattern[str]  # combining marks with nothing to sit on: removed
+    suspect: re.Pattern[str]      # finds what one of the three above may change
     tokens: re.Pattern[str]       # the "words" tokenizer's tokens, in text already cleaned
 
 
@@ -148,6 +149,7 @@ def _patterns() -> _Patterns:
             separators.add(cp)
     invisible.update(cp for first, last in _DEFAULT_IGNORABLE for cp in range(first, last + 1))
     mark = _one_of(marks)
+    orphan_marks = f"(^|\\s){mark}+"
     tag = _one_of(_TAG_LETTERS)
     # A symbol: any visible character that is not a letter, digit or mark (nor whitespace).
     symbol = f"(?![\\w\\s]|{mark}|{_one_of(invisible | separators)})(?s:.)"
@@ -160,7 +162,8 @@ def _patterns() -> _Patterns:
             # A joiner is kept only between two emoji, tag letters only after one.
             + f"|{_ZWJ}(?:(?!{symbol})|(?<!{symbol}{_ZWJ})(?<!{extend}{_ZWJ}))"
             + f"|{tag}(?<!{symbol}{tag})(?<!{extend}{tag})(?<!{tag}{tag}){tag}*"),
-        orphan_marks=re.compile(f"(^|\\s){mark}+"),
+        orphan_marks=re.compile(orphan_marks),
+        suspect=re.compile(f"{_one_of(invisible | separators)}|{orphan_marks}"),
         tokens=re.compile(
             f"\\w+(?:{mark}+\\w*)*"                      # a word, with its marks
             f"|{_one_of(_REGIONAL_INDICATORS)}{{2}}"      # a flag
@@ -180,13 +183,20 @@ def _visible(text: str) -> str:
     """``text`` without its invisible characters (see the module docstring): the
     zero-width space, controls and lone surrogates become spaces, the others go."""
     patterns = _patterns()
+    if not patterns.suspect.search(text):     # the usual case: nothing to do
+        return text
     text = patterns.dropped.sub("", patterns.separators.sub(" ", text))
     return patterns.orphan_marks.sub(r"\1", text)
 
 
+def _fold_visible(text: str) -> str:
+    """Visible text in NFC, case-folded (which may un-normalise, hence NFC again)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+
+
 def _fold(word: str) -> str:
-    """The visible characters, in NFC, case-folded (which may un-normalise, hence NFC again)."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", _visible(word)).casefold())
+    """The visible characters of ``word``, in NFC, case-folded: how words are matched."""
+    return _fold_visible(_visible(word))
 
 
 def _as_int(value: object, what: str) -> int:
@@ -229,8 +239,9 @@ def _strip_accents(word: str) -> str:
     )
 
 
-def _check_token(token: object, tokenizer: str) -> None:
-    """Raise unless ``token`` can be a token of a vocabulary with this ``tokenizer``."""
+def _checked_token(token: object, tokenizer: str) -> str:
+    """``token`` folded (the key it is looked up by), if it can be a token of a vocabulary
+    with this ``tokenizer``; else a TypeError or ValueError that says why not."""
     if not isinstance(token, str):
         raise TypeError(f"tokens must be strings, got {token!r}")
     visible = _visible(token)
@@ -239,9 +250,11 @@ def _check_token(token: object, tokenizer: str) -> None:
         raise ValueError(f"a token must have a visible character, got {token!r} ({spelled})")
     if not token or visible != visible.strip() or len(visible.split()) != 1:
         raise ValueError(f"a token must be a non-empty word without spaces, got {token!r}")
-    if tokenizer == "words" and token != UNK and tokenize(token) != [_fold(token)]:
+    folded = _fold_visible(visible)
+    if tokenizer == "words" and token != UNK and _patterns().tokens.findall(folded) != [folded]:
         raise ValueError(
             f"with tokenizer='words' a token must be one word or one punctuation mark, got {token!r}")
+    return folded
 
 
 class Vocab:
@@ -277,8 +290,7 @@ class Vocab:
         tokens = tuple(tokens)
         if not tokens:
             raise ValueError("a vocabulary needs at least one token")
-        for token in tokens:
-            _check_token(token, tokenizer)
+        folded_tokens = [_checked_token(token, tokenizer) for token in tokens]
         ids = tuple(range(len(tokens))) if ids is None else tuple(_as_int(i, "ids") for i in ids)
         if len(ids) != len(tokens):
             raise ValueError(f"{len(ids)} ids for {len(tokens)} tokens: need one id per token")
@@ -290,8 +302,7 @@ class Vocab:
         self._tokenizer = tokenizer
         self._position_of_id = {id_: pos for pos, id_ in enumerate(ids)}
         self._by_folded: dict[str, int] = {}
-        for pos, token in enumerate(tokens):
-            folded = _fold(token)
+        for pos, (token, folded) in enumerate(zip(tokens, folded_tokens)):
             if folded in self._by_folded:
                 other = tokens[self._by_folded[folded]]
                 raise ValueError(f"tokens {other!r} and {token!r} are the same word after case folding")
