@@ -226,3 +226,10 @@ def test_bytes_are_refused_whatever_they_hold(words):
     for call in (tokenize, v.encode, v.split, v.decode, TinyLM.from_blog().encode_prompt):
         with pytest.raises(TypeError):
             call(data)
+
+
+def test_decode_never_glues_tokens_into_one():
+    v = Vocab.from_text("¿ \U0001f3fb ( \U0001f3fd")          # lone skin tones are symbols
+    text = v.decode(v.encode("¿ \U0001f3fb ( \U0001f3fd"))
+    assert text == "¿ \U0001f3fb ( \U0001f3fd"
+    assert tokenize(text) == ["¿", "\U0001f3fb", "(", "\U0001f3fd"]

@@ -97,10 +97,12 @@ _SCANNED = (range(0x20000), range(0xE0000, 0xF0000))
 
 
 class _Patterns(NamedTuple):
+    # Applied in this order by _visible(); each pass sees the text the one before left.
     separators: re.Pattern[str]   # invisible characters that split words: become a space
     dropped: re.Pattern[str]      # invisible characters that do not: removed
-    orphan_marks: re.Pattern[str]  # combining marks with nothing to sit on: removed
-    suspect: re.Pattern[str]      # finds what one of the three above may change
+    orphan_marks: re.Pattern[str]  # combining marks with no letter or symbol to sit on
+    unjoined: re.Pattern[str]     # joiners and tag letters that are not part of an emoji
+    suspect: re.Pattern[str]      # finds what one of the passes may change
     tokens: re.Pattern[str]       # the "words" tokenizer's tokens, in text already cleaned
 
 
@@ -149,20 +151,21 @@ def _patterns() -> _Patterns:
             separators.add(cp)
     invisible.update(cp for first, last in _DEFAULT_IGNORABLE for cp in range(first, last + 1))
     mark = _one_of(marks)
-    orphan_marks = f"(^|\\s){mark}+"
     tag = _one_of(_TAG_LETTERS)
     # A symbol: any visible character that is not a letter, digit or mark (nor whitespace).
     symbol = f"(?![\\w\\s]|{mark}|{_one_of(invisible | separators)})(?s:.)"
     extend = f"(?:{mark}|{_one_of(_SKIN_TONES)})"     # what is written on a symbol
     emoji = f"{symbol}{extend}*{tag}*"
+    # Marks after a space, the start, a joiner or a tag letter sit on nothing visible.
+    orphan_marks = f"(^|\\s|{_ZWJ}|{tag}){mark}+"
     return _Patterns(
         separators=re.compile(_one_of(separators)),
-        dropped=re.compile(
-            _one_of(invisible - separators - {ord(_ZWJ), *_TAG_LETTERS})
-            # A joiner is kept only between two emoji, tag letters only after one.
-            + f"|{_ZWJ}(?:(?!{symbol})|(?<!{symbol}{_ZWJ})(?<!{extend}{_ZWJ}))"
-            + f"|{tag}(?<!{symbol}{tag})(?<!{extend}{tag})(?<!{tag}{tag}){tag}*"),
+        dropped=re.compile(_one_of(invisible - separators - {ord(_ZWJ), *_TAG_LETTERS})),
         orphan_marks=re.compile(orphan_marks),
+        # A joiner is kept only between two emoji, tag letters only after one.
+        unjoined=re.compile(
+            f"{_ZWJ}(?:(?!{symbol})|(?<!{symbol}{_ZWJ})(?<!{extend}{_ZWJ}))"
+            f"|{tag}(?<!{symbol}{tag})(?<!{extend}{tag})(?<!{tag}{tag}){tag}*"),
         suspect=re.compile(f"{_one_of(invisible | separators)}|{orphan_marks}"),
         tokens=re.compile(
             f"\\w+(?:{mark}+\\w*)*"                      # a word, with its marks
@@ -186,7 +189,9 @@ def _visible(text: str) -> str:
     if not patterns.suspect.search(text):     # the usual case: nothing to do
         return text
     text = patterns.dropped.sub("", patterns.separators.sub(" ", text))
-    return patterns.orphan_marks.sub(r"\1", text)
+    text = patterns.orphan_marks.sub(r"\1", text)
+    # Last: it judges joiners and tag letters by the marks and symbols that stay.
+    return patterns.unjoined.sub("", text)
 
 
 def _fold_visible(text: str) -> str:
@@ -521,7 +526,9 @@ class Vocab:
             return " ".join(tokens)
         parts: list[str] = []
         for i, token in enumerate(tokens):
-            if i and token not in _NO_SPACE_BEFORE and tokens[i - 1] not in _NO_SPACE_AFTER:
+            # A lone skin tone written right after "¿" would become part of that token.
+            if i and token not in _NO_SPACE_BEFORE and (
+                    tokens[i - 1] not in _NO_SPACE_AFTER or ord(token[0]) in _SKIN_TONES):
                 parts.append(" ")
             parts.append(token)
         return "".join(parts)
