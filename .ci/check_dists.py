@@ -66,7 +66,8 @@ def check_sdist(path):
     problems += [f"build output {n}" for n in sorted(names) if n.startswith(("build/", "dist/"))]
     stem = file_stem(metadata["Name"], metadata["Version"])
     if path.name != f"{stem}.tar.gz" or tops != {stem}:
-        problems.append(f"expected {stem}.tar.gz holding {stem}/, found {path.name} holding {sorted(tops)}")
+        problems.append(f"expected {stem}.tar.gz holding {stem}/, "
+                        f"found {path.name} holding {sorted(tops)}")
     fail(problems, path.name)
     print(f"{path.name}: ok ({len(names)} entries; {len(KERNELS)} .pyx, {len(PXDS)} .pxd, "
           f"{len(TESTS)} test files, no generated C)")

@@ -17,7 +17,8 @@ tomllib = pytest.importorskip("tomllib", reason="tomllib is new in Python 3.11")
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
-pytestmark = pytest.mark.skipif(not PYPROJECT.exists(), reason="pyproject.toml is not beside tests/")
+pytestmark = pytest.mark.skipif(not PYPROJECT.exists(),
+                                reason="pyproject.toml is not beside tests/")
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_release_workflow_builds_with_the_cibuildwheel_ci_checks():
     ci = ROOT / ".ci" / "run"
     if not (workflow.exists() and ci.exists()):
         pytest.skip("the workflow and .ci/run are not beside tests/")
-    pinned = re.search(r"uses: pypa/cibuildwheel@[0-9a-f]{40} # v(\S+)", workflow.read_text()).group(1)
+    pinned = re.search(r"uses: pypa/cibuildwheel@[0-9a-f]{40} # v(\S+)", workflow.read_text())[1]
     assert f'"cibuildwheel=={pinned}"' in ci.read_text()
     # Every action is pinned to a full commit, with its release in a comment.
     for line in re.findall(r"uses: (\S+.*)", workflow.read_text()):

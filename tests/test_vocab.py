@@ -133,9 +133,9 @@ def test_numpy_integer_ids_are_accepted_and_kept_as_ints():
 def test_ids_must_be_integers_not_bools(bad_id):
     import numpy as np
 
-    with pytest.raises(TypeError, match="ids must be an integer"):
+    with pytest.raises(TypeError, match="an id must be an integer"):
         Vocab(["a", "b"], ids=[0, bad_id])
-    with pytest.raises(TypeError, match="ids must be an integer"):
+    with pytest.raises(TypeError, match="an id must be an integer"):
         Vocab(["a", "b"], ids=[0, np.bool_(True)])
 
 

@@ -138,7 +138,7 @@ def _one_of(code_points: Iterable[int]) -> str:
 @functools.cache
 def _patterns() -> _Patterns:
     """The tokenizers' regular expressions, built on first use from the Unicode data of
-    this Python (the ``re`` module has no ``\\p{M}``); takes ~40 ms."""
+    this Python (the ``re`` module has no ``\\p{M}``); takes ~50 ms."""
     category = unicodedata.category
     marks, invisible, separators = set(), set(), {ord(_ZWSP)}
     for cp in (cp for scanned in _SCANNED for cp in scanned):
@@ -251,14 +251,15 @@ def _checked_token(token: object, tokenizer: str) -> str:
         raise TypeError(f"tokens must be strings, got {token!r}")
     visible = _visible(token)
     if token and not visible.strip():
-        spelled = " ".join(f"U+{ord(ch):04X}" for ch in token[:8]) + (" ..." if len(token) > 8 else "")
-        raise ValueError(f"a token must have a visible character, got {token!r} ({spelled})")
+        spelled = " ".join(f"U+{ord(ch):04X}" for ch in token[:8])
+        more = " ..." if len(token) > 8 else ""
+        raise ValueError(f"a token must have a visible character, got {token!r} ({spelled}{more})")
     if not token or visible != visible.strip() or len(visible.split()) != 1:
         raise ValueError(f"a token must be a non-empty word without spaces, got {token!r}")
     folded = _fold_visible(visible)
     if tokenizer == "words" and token != UNK and _patterns().tokens.findall(folded) != [folded]:
-        raise ValueError(
-            f"with tokenizer='words' a token must be one word or one punctuation mark, got {token!r}")
+        raise ValueError(f"with tokenizer='words' a token must be one word or one punctuation "
+                         f"mark, got {token!r}")
     return folded
 
 
@@ -296,7 +297,7 @@ class Vocab:
         if not tokens:
             raise ValueError("a vocabulary needs at least one token")
         folded_tokens = [_checked_token(token, tokenizer) for token in tokens]
-        ids = tuple(range(len(tokens))) if ids is None else tuple(_as_int(i, "ids") for i in ids)
+        ids = tuple(range(len(tokens))) if ids is None else tuple(_as_int(i, "an id") for i in ids)
         if len(ids) != len(tokens):
             raise ValueError(f"{len(ids)} ids for {len(tokens)} tokens: need one id per token")
         if len(set(ids)) != len(ids):
@@ -482,9 +483,9 @@ class Vocab:
         positions: a str, or bytes (whose items would read as small ints), is a TypeError.
         """
         if isinstance(positions, (str, bytes, bytearray, memoryview)):
-            hint = " (decode bytes to a str to use them as text)" if not isinstance(positions, str) else ""
-            raise TypeError(f"positions must be a sequence of integers, got {type(positions).__name__}"
-                            + hint)
+            hint = "" if isinstance(positions, str) else " (decode bytes to a str to use them as text)"
+            raise TypeError(f"positions must be a sequence of integers, "
+                            f"got {type(positions).__name__}{hint}")
         try:
             items = list(positions)
         except TypeError:
