@@ -10,9 +10,14 @@ read from this checkout's src/, so a new kernel is checked without editing this.
 An x86-64 wheel (not Windows) also carries each module's SIMD builds,
 ``tinyllm/<name>_avx2.*`` and ``tinyllm/<name>_avx512.*``, with their stubs (setup.py
 makes both); the sdist does not carry those stubs.
+
+Both files are named after the distribution (``tinyllm-cython``, normalised to
+``tinyllm_cython-<version>``), which is not the import name ``tinyllm``; the wheel's
+only other top-level entry is that ``.dist-info`` folder.
 """
 
 import email.parser
+import re
 import sys
 import tarfile
 import zipfile
@@ -28,6 +33,11 @@ TESTS = sorted(p.name for p in (ROOT / "tests").glob("*.py"))
 GENERATED = (".c", ".cpp", ".html", ".so", ".pyd", ".dylib", ".o", ".pyc")
 
 
+def file_stem(name, version):
+    """How sdist and wheel file names spell a distribution (PEP 625 / the wheel spec)."""
+    return f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}"
+
+
 def fail(problems, what):
     if problems:
         print(f"{what}: FAILED", *problems, sep="\n  ")
@@ -36,8 +46,11 @@ def fail(problems, what):
 
 def check_sdist(path):
     with tarfile.open(path) as tar:
-        # Drop the leading "tinyllm-X.Y.Z/".
+        tops = {PurePosixPath(n).parts[0] for n in tar.getnames()}
+        # Drop the leading "tinyllm_cython-X.Y.Z/".
         names = {str(PurePosixPath(*PurePosixPath(n).parts[1:])) for n in tar.getnames()}
+        pkg_info = next(n for n in tar.getnames() if PurePosixPath(n).parts[1:] == ("PKG-INFO",))
+        metadata = email.parser.Parser().parsestr(tar.extractfile(pkg_info).read().decode())
     expected = (
         {"README.md", "LICENSE", "pyproject.toml", "setup.py", "MANIFEST.in", "PKG-INFO",
          "tinyllm/py.typed", "tinyllm/__init__.py", "tinyllm/_version.py",
@@ -51,6 +64,10 @@ def check_sdist(path):
     problems += [f"generated file {n}" for n in sorted(names)
                  if n.endswith(GENERATED) or (n.startswith("tinyllm/") and n.endswith(SIMD_STUBS))]
     problems += [f"build output {n}" for n in sorted(names) if n.startswith(("build/", "dist/"))]
+    stem = file_stem(metadata["Name"], metadata["Version"])
+    if path.name != f"{stem}.tar.gz" or tops != {stem}:
+        problems.append(f"expected {stem}.tar.gz holding {stem}/, "
+                        f"found {path.name} holding {sorted(tops)}")
     fail(problems, path.name)
     print(f"{path.name}: ok ({len(names)} entries; {len(KERNELS)} .pyx, {len(PXDS)} .pxd, "
           f"{len(TESTS)} test files, no generated C)")
@@ -62,6 +79,10 @@ def check_wheel(path):
         metadata_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
         metadata = email.parser.Parser().parsestr(whl.read(metadata_name).decode())
     problems = []
+    stem = file_stem(metadata["Name"], metadata["Version"])
+    if not path.name.startswith(f"{stem}-"):
+        problems.append(f"a wheel of {metadata['Name']} {metadata['Version']} is named {stem}-..., "
+                        f"not {path.name}")
     simd = "x86_64" in path.name and "win" not in path.name  # setup.py: x86-64 with gcc/clang
     for kernel in KERNELS + ([f"{k}{v}" for k in KERNELS for v in SIMD_SUFFIXES] if simd else []):
         compiled = [n for n in names if n.startswith(f"tinyllm/{kernel}.")
@@ -77,9 +98,9 @@ def check_wheel(path):
     problems += [f"test file {n}" for n in sorted(names)
                  if n.startswith("tests/") or "/tests/" in n or n.endswith("conftest.py")]
     problems += [f"stray top-level entry {n}" for n in sorted(names)
-                 if not n.startswith(("tinyllm/", "tinyllm-"))]
+                 if not n.startswith(("tinyllm/", f"{stem}.dist-info/"))]
     for field in ("Name", "Version", "Summary", "License-Expression", "Requires-Python",
-                  "Classifier", "Project-URL", "Requires-Dist", "Description-Content-Type"):
+                  "Classifier", "Requires-Dist", "Description-Content-Type"):
         if not metadata.get_all(field):
             problems.append(f"metadata has no {field}")
     fail(problems, path.name)

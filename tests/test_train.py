@@ -332,18 +332,18 @@ def test_cli_missing_optional_dependencies(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm", None)
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     status, _, err = run(capsys, "plot", "embeddings", "--out", tmp_path / "e.png")
-    assert status == 2 and "pip install 'tinyllm[plot]'" in err and err.count("\n") == 1
+    assert status == 2 and "pip install 'tinyllm-cython[plot]'" in err and err.count("\n") == 1
     status, _, err = run(capsys, "train", "--plot-loss", tmp_path / "l.png", "--out", tmp_path / "m")
     assert status == 2 and "matplotlib" in err and not (tmp_path / "m").exists()
     status, _, err = run(capsys, "train", "--progress", "on", "--out", tmp_path / "m")
-    assert status == 2 and "pip install 'tinyllm[progress]'" in err
+    assert status == 2 and "pip install 'tinyllm-cython[progress]'" in err
     # auto: no tqdm means no bar, and training goes on.
     status, stdout, _ = run(capsys, "train", "--epochs", "1", "--out", tmp_path / "m", "-q")
     assert status == 0 and (tmp_path / "m").exists()
 
 
 def test_plot_embeddings(tmp_path, capsys, model_file):
-    pytest.importorskip("matplotlib", reason="matplotlib is not installed (pip install 'tinyllm[plot]')")
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (pip install 'tinyllm-cython[plot]')")
     from tinyllm.plot import embedding_coordinates
 
     points, xlabel, ylabel = embedding_coordinates(TinyLM.from_blog())

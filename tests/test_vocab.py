@@ -114,3 +114,101 @@ def test_decode_spacing_of_the_words_tokenizer():
     assert v.decode(v.encode(text)) == text
     plain = Vocab.from_text("el cielo es azul")       # no punctuation: spaces only
     assert plain.decode(plain.encode("es azul el cielo")) == "es azul el cielo"
+
+
+# -- NumPy integers, bools, bytes ------------------------------------------------
+
+def test_numpy_integer_ids_are_accepted_and_kept_as_ints():
+    import numpy as np
+
+    v = Vocab(["azul", "cielo"], ids=[np.int64(227), np.intp(350)])
+    assert v.ids == (227, 350) and all(type(i) is int for i in v.ids)
+    assert v.id_of(np.int64(1)) == 350 and type(v.id_of(1)) is int
+    assert v.position_of_id(np.int32(350)) == 1
+    assert Vocab(["a", "b"], ids=np.array([5, 6])).ids == (5, 6)
+    assert Vocab.from_text("a a b", min_count=np.int64(2)).tokens == ("<unk>", "a")
+
+
+@pytest.mark.parametrize("bad_id", [True, False, 1.0, "1", None])
+def test_ids_must_be_integers_not_bools(bad_id):
+    import numpy as np
+
+    with pytest.raises(TypeError, match="an id must be an integer"):
+        Vocab(["a", "b"], ids=[0, bad_id])
+    with pytest.raises(TypeError, match="an id must be an integer"):
+        Vocab(["a", "b"], ids=[0, np.bool_(True)])
+
+
+def test_position_of_id_wants_an_integer(v):
+    with pytest.raises(TypeError, match="an id must be an integer, got True"):
+        v.position_of_id(True)                 # not the token with id 1
+    with pytest.raises(TypeError, match="an id must be an integer"):
+        v.position_of_id("227")
+
+
+@pytest.mark.parametrize("text", [b"el cielo es", bytearray(b"el cielo es"), memoryview(b"el")])
+def test_bytes_are_not_text(v, text):
+    from tinyllm.vocab import tokenize
+
+    kind = type(text).__name__
+    for call in (v.encode, v.split, v.position, v.suggest, tokenize,
+                 lambda t: tokenize(t, "whitespace")):
+        with pytest.raises(TypeError, match=f"must be a str, not {kind}: decode it first"):
+            call(text)
+    # As positions, bytes would read as the small ints 101, 108, ...: refused too.
+    with pytest.raises(TypeError, match=f"positions must be a sequence of integers, got {kind}"):
+        v.decode(text)
+    assert text not in v
+
+
+def test_positions_are_not_text_nor_a_single_int(v):
+    with pytest.raises(TypeError, match="got str"):
+        v.decode("el cielo")
+    with pytest.raises(TypeError, match="got int"):
+        v.decode(3)
+
+
+def test_numpy_positions_are_accepted(v):
+    import numpy as np
+
+    assert v.decode(np.array([3, 1, 4], dtype=np.intp)) == "el cielo es"
+    assert v.decode(np.array([3, 1], dtype=np.uint8)) == "el cielo"
+    assert v.decode([np.int64(3), np.int32(1), np.uint16(4)]) == "el cielo es"
+    with pytest.raises(TypeError, match="a position must be an integer"):
+        v.decode([np.bool_(True)])
+    with pytest.raises(TypeError, match="a position must be an integer"):
+        v.decode(np.array([3.0]))
+
+
+# -- invisible characters ----------------------------------------------------------
+
+@pytest.mark.parametrize("token", [
+    "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u202e",
+    "\u2066", "\u3164", "\ufe0f", "\U000e0041", "\u0301", "\u0301\u0302", "\x00", "\u2028",
+    "\ufeff\u200b\u00ad",
+])
+@pytest.mark.parametrize("tokenizer", ["whitespace", "words"])
+def test_a_token_needs_a_visible_character(token, tokenizer):
+    with pytest.raises(ValueError, match="visible character|non-empty word without spaces"):
+        Vocab(["a", token], tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("token", ["a\u200bb", "a\x00b", "a\u2029b"])
+def test_a_zero_width_space_or_a_control_splits_a_token(token):
+    with pytest.raises(ValueError, match="without spaces"):
+        Vocab(["x", token])
+
+
+def test_invisible_characters_in_a_token_are_ignored_when_matching(v):
+    # The soft hyphen, word joiner, BOM and bidi marks are nothing: "ci\xadelo" is "cielo".
+    assert v.encode("\ufeffel ci\u00adelo\u2060 \u200ees") == [3, 1, 4]
+    assert v.encode("el\u200bcielo\u200bes") == [3, 1, 4]       # a zero-width space splits
+    soft = Vocab(["\u00adhola", "mundo"])
+    assert soft.encode("hola mundo") == [0, 1] and soft.decode([0]) == "\u00adhola"
+    with pytest.raises(ValueError, match="same word"):
+        Vocab(["hola", "ho\u00adla"])
+
+
+def test_a_message_spells_out_an_invisible_token():
+    with pytest.raises(ValueError, match=r"U\+200B U\+00AD"):
+        Vocab(["a", "\u200b\u00ad"])

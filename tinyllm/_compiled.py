@@ -97,7 +97,7 @@ def install_message(error: ImportError, package_dir: Path | None = None) -> str:
         f"{found}\n"
         f"To fix it:\n"
         f"  - install a prebuilt wheel (no compiler needed):\n"
-        f"        pip install tinyllm\n"
+        f"        pip install tinyllm-cython\n"
         f"  - or, from a source checkout, build the kernels (needs a C compiler):\n"
         f"        pip install -e \".[test]\"\n"
         f"    and build them again after changing Python version.\n"

@@ -4,8 +4,10 @@ The built-in corpus (``tinyllm/data/corpus_es.txt``, written for this project) i
 few hundred short sentences in the blog's world: the sky, the sea, colours, the
 weather and the cold ("el cielo es azul.", "el hielo es frío.").
 
-A corpus is plain UTF-8 text. Lines that start with ``#`` are comments; blank lines
-are skipped; every other line is one piece of text (a sentence, or a paragraph).
+A corpus is plain UTF-8 text (a byte-order mark at its start is skipped). Lines
+that start with ``#`` are comments; blank lines, and lines of nothing but invisible
+characters, are skipped; every other line is one piece of text (a sentence, or a
+paragraph).
 For training, the lines are tokenized and put one after the other into one stream
 of tokens, and every run of ``c`` consecutive tokens is an example whose target is
 the token that follows it.
@@ -18,9 +20,12 @@ from importlib import resources
 
 import numpy as np
 
-from tinyllm.vocab import Vocab
+from tinyllm.vocab import Vocab, _require_text, _visible
 
 __all__ = ["BUILTIN_NAME", "builtin_text", "read_text", "corpus_lines", "encode_lines", "windows"]
+
+#: The byte-order mark (U+FEFF) that some editors write at the start of a UTF-8 file.
+BOM = "\ufeff"
 
 #: How the command line and the saved models name the built-in corpus.
 BUILTIN_NAME = "built-in corpus_es.txt"
@@ -32,7 +37,7 @@ def builtin_text() -> str:
 
 
 def read_text(path: str | os.PathLike) -> str:
-    """The text of a corpus file, as UTF-8.
+    """The text of a corpus file, as UTF-8, without the byte-order mark some editors put first.
 
     Raises
     ------
@@ -44,15 +49,21 @@ def read_text(path: str | os.PathLike) -> str:
     with open(path, "rb") as f:
         data = f.read()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix(BOM)
     except UnicodeDecodeError as exc:
         raise ValueError(f"{os.fspath(path)} is not UTF-8 text (byte {exc.start})") from None
 
 
 def corpus_lines(text: str) -> list[str]:
-    """The non-blank lines of ``text`` that are not ``#`` comments, stripped."""
-    return [line.strip() for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    """The lines of ``text`` that are neither blank nor ``#`` comments, stripped.
+
+    Invisible characters (:func:`tinyllm.vocab.tokenize` drops them: a byte-order
+    mark, zero-width spaces, ...) are left out first, so that they neither hide a
+    comment's ``#`` nor make a blank line count as text.
+    """
+    _require_text(text)
+    lines = (_visible(line).strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def encode_lines(vocab: Vocab, lines: list[str]) -> np.ndarray:

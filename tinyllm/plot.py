@@ -1,4 +1,4 @@
-"""Figures (optional: ``pip install 'tinyllm[plot]'`` installs matplotlib).
+"""Figures (optional: ``pip install 'tinyllm-cython[plot]'`` installs matplotlib).
 
 - :func:`embeddings`: every token's embedding as a labelled point, like the figure of
   part 3 of the blog. For the blog's model the axes are "Sustantivo" and "Adjetivo"
@@ -20,7 +20,7 @@ import numpy as np
 __all__ = ["PLOT_MISSING", "require_matplotlib", "embeddings", "embedding_coordinates", "loss_curve"]
 
 PLOT_MISSING = ("plotting needs matplotlib, which is not installed: "
-                "pip install 'tinyllm[plot]' (or pip install matplotlib)")
+                "pip install 'tinyllm-cython[plot]' (or pip install matplotlib)")
 
 
 def require_matplotlib():

@@ -36,7 +36,7 @@ raises ValueError with the amount it would need.
 Progress bar: ``progress=None`` shows a tqdm bar when tqdm is installed and stderr is
 a terminal, and nothing otherwise (no bar in logs, pipes and tests); ``True`` asks for
 one and raises ImportError with the install command if tqdm is missing; ``False``
-never shows one. ``pip install 'tinyllm[progress]'`` installs tqdm.
+never shows one. ``pip install 'tinyllm-cython[progress]'`` installs tqdm.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ OPTIMIZERS = ("adam", "sgd")
 DIVERGED_FACTOR = 10.0
 
 PROGRESS_MISSING = ("the progress bar needs tqdm, which is not installed: "
-                    "pip install 'tinyllm[progress]' (or pip install tqdm)")
+                    "pip install 'tinyllm-cython[progress]' (or pip install tqdm)")
 
 
 @dataclass(frozen=True)

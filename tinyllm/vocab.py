@@ -10,10 +10,26 @@ Two ways to cut text into tokens (the vocabulary's ``tokenizer``):
 - ``"whitespace"`` (the blog's vocabulary, and the default): split on whitespace,
   so "es azul." is the two words ``es`` and ``azul.``;
 - ``"words"`` (a vocabulary built by :meth:`Vocab.from_text`): runs of letters and
-  digits are words and every other visible character is a token of its own, so
-  "¿es azul?" is ``¿ es azul ?``. ``decode`` then writes no space before closing
-  punctuation (``. , ; : ! ? ) ] } » …``) nor after opening punctuation
-  (``¿ ¡ ( [ { «``).
+  digits, with the combining marks written on them, are words, and every other
+  visible character is a token of its own, so "¿es azul?" is ``¿ es azul ?``.
+  ``decode`` then writes no space before closing punctuation
+  (``. , ; : ! ? ) ] } » …``) nor after opening punctuation (``¿ ¡ ( [ { «``).
+
+Every script is cut the same way: a combining mark (Unicode categories Mn, Mc,
+Me) belongs to the letter it is written on, so Devanagari "हिन्दी", Thai "ภาษาไทย",
+Arabic with its harakat, Hebrew with its points and the "i̇" that case folding
+makes of "İ" each stay one word. An emoji is one token with what is written on it
+(skin tone, keycap, tag letters of a subdivision flag), as are emoji joined by a
+zero-width joiner (👩‍💻, 👨‍👩‍👧) and a flag's two regional indicators (🇪🇸).
+
+Invisible characters are never tokens, with either tokenizer. The zero-width space
+(U+200B), control characters and lone surrogates separate words as a space does.
+The other invisible characters (Unicode's Default_Ignorable_Code_Point and format
+characters: soft hyphen, byte-order mark U+FEFF, word joiner, zero-width
+non-joiner, bidirectional controls, variation selectors, Hangul fillers, ...) are
+dropped, so "co\u00adoperar" is "cooperar" and "❤️" is "❤"; only a zero-width
+joiner between two emoji, and the tag letters after a flag, are kept, as part of
+their emoji. A combining mark with no letter or symbol before it is dropped too.
 
 A vocabulary that holds the token ``<unk>`` maps every unknown word to it (a
 vocabulary built from text has it for the words seen fewer than ``min_count``
@@ -23,10 +39,15 @@ times); one without it raises :class:`UnknownTokenError`.
 from __future__ import annotations
 
 import difflib
+import functools
+import operator
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple
+
+import numpy as np
 
 __all__ = ["UNK", "TOKENIZERS", "UnknownTokenError", "Vocab", "tokenize"]
 
@@ -36,8 +57,6 @@ UNK = "<unk>"
 #: How a vocabulary cuts text into tokens (see the module docstring).
 TOKENIZERS = ("whitespace", "words")
 
-# A word (letters, digits, underscore) or any single other visible character.
-_WORD_OR_MARK = re.compile(r"\w+|[^\w\s]")
 _NO_SPACE_BEFORE = frozenset(".,;:!?)]}»…%")
 _NO_SPACE_AFTER = frozenset("¿¡([{«")
 
@@ -54,9 +73,145 @@ class UnknownTokenError(ValueError):
         super().__init__(message)
 
 
+# -- characters ---------------------------------------------------------------
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): code points
+# that are drawn as nothing. ``unicodedata`` does not have it; this is Unicode 14's
+# list, which also reserves unassigned ranges for invisible characters to come.
+_DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+    (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+# Format characters (category Cf) that *are* drawn: Prepended_Concatenation_Mark
+# (the Arabic number sign, end of ayah, ...). Every other Cf is invisible.
+_VISIBLE_FORMAT = frozenset((*range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2,
+                             0x110BD, 0x110CD))
+_ZWSP, _ZWJ = "\u200b", "\u200d"
+_TAG_LETTERS = range(0xE0020, 0xE0080)      # after a black flag: the flag of a region
+_SKIN_TONES = range(0x1F3FB, 0x1F400)
+_REGIONAL_INDICATORS = range(0x1F1E6, 0x1F200)
+# Combining marks and format characters are all in planes 0, 1 and 14.
+_SCANNED = (range(0x20000), range(0xE0000, 0xF0000))
+
+
+class _Patterns(NamedTuple):
+    # Applied in this order by _visible(); each pass sees the text the one before left.
+    separators: re.Pattern[str]   # invisible characters that split words: become a space
+    dropped: re.Pattern[str]      # invisible characters that do not: removed
+    orphan_marks: re.Pattern[str]  # combining marks with no letter or symbol to sit on
+    unjoined: re.Pattern[str]     # joiners and tag letters that are not part of an emoji
+    suspect: re.Pattern[str]      # finds what one of the passes may change
+    tokens: re.Pattern[str]       # the "words" tokenizer's tokens, in text already cleaned
+
+
+def _ranges(code_points: Iterable[int]) -> str:
+    """The inside of a regex ``[...]`` matching exactly ``code_points``, as ranges."""
+    runs: list[list[int]] = []
+    for cp in sorted(code_points):
+        if runs and cp == runs[-1][1] + 1:
+            runs[-1][1] = cp
+        else:
+            runs.append([cp, cp])
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+                   for a, b in runs)
+
+
+def _one_of(code_points: Iterable[int]) -> str:
+    """A regex matching one character of ``code_points``.
+
+    ``re`` tests a class of BMP characters against a bitmap but astral ones range by
+    range, so in one class every character would pay for the ~150 astral ranges of
+    the marks (5x slower tokenizing); the astral part is only tried on an astral
+    character.
+    """
+    code_points = set(code_points)
+    bmp = _ranges(cp for cp in code_points if cp <= 0xFFFF)
+    astral = _ranges(cp for cp in code_points if cp > 0xFFFF)
+    parts = [f"[{bmp}]"] if bmp else []
+    if astral:
+        parts.append(f"[\\U00010000-\\U0010ffff](?<=[{astral}])")
+    return f"(?:{'|'.join(parts)})"
+
+
+@functools.cache
+def _patterns() -> _Patterns:
+    """The tokenizers' regular expressions, built on first use from the Unicode data of
+    this Python (the ``re`` module has no ``\\p{M}``); takes ~50 ms."""
+    category = unicodedata.category
+    marks, invisible, separators = set(), set(), {ord(_ZWSP)}
+    for cp in (cp for scanned in _SCANNED for cp in scanned):
+        kind = category(chr(cp))
+        if kind in ("Mn", "Mc", "Me"):
+            marks.add(cp)
+        elif kind == "Cf" and cp not in _VISIBLE_FORMAT:
+            invisible.add(cp)
+        elif kind == "Cs" or (kind == "Cc" and not chr(cp).isspace()):
+            separators.add(cp)
+    invisible.update(cp for first, last in _DEFAULT_IGNORABLE for cp in range(first, last + 1))
+    mark = _one_of(marks)
+    tag = _one_of(_TAG_LETTERS)
+    # A symbol: any visible character that is not a letter, digit or mark (nor whitespace).
+    symbol = f"(?![\\w\\s]|{mark}|{_one_of(invisible | separators)})(?s:.)"
+    extend = f"(?:{mark}|{_one_of(_SKIN_TONES)})"     # what is written on a symbol
+    emoji = f"{symbol}{extend}*{tag}*"
+    # Marks after a space, the start, a joiner or a tag letter sit on nothing visible.
+    orphan_marks = f"(^|\\s|{_ZWJ}|{tag}){mark}+"
+    return _Patterns(
+        separators=re.compile(_one_of(separators)),
+        dropped=re.compile(_one_of(invisible - separators - {ord(_ZWJ), *_TAG_LETTERS})),
+        orphan_marks=re.compile(orphan_marks),
+        # A joiner is kept only between two emoji, tag letters only after one.
+        unjoined=re.compile(
+            f"{_ZWJ}(?:(?!{symbol})|(?<!{symbol}{_ZWJ})(?<!{extend}{_ZWJ}))"
+            f"|{tag}(?<!{symbol}{tag})(?<!{extend}{tag})(?<!{tag}{tag}){tag}*"),
+        suspect=re.compile(f"{_one_of(invisible | separators)}|{orphan_marks}"),
+        tokens=re.compile(
+            f"\\w+(?:{mark}+\\w*)*"                      # a word, with its marks
+            f"|{_one_of(_REGIONAL_INDICATORS)}{{2}}"      # a flag
+            f"|{emoji}(?:{_ZWJ}{emoji})*"),               # a symbol or an emoji sequence
+    )
+
+
+def _require_text(text: object, what: str = "text") -> None:
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{what} must be a str, not {type(text).__name__}: "
+                        f"decode it first (for example data.decode('utf-8'))")
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str, got {type(text).__name__}")
+
+
+def _visible(text: str) -> str:
+    """``text`` without its invisible characters (see the module docstring): the
+    zero-width space, controls and lone surrogates become spaces, the others go."""
+    patterns = _patterns()
+    if not patterns.suspect.search(text):     # the usual case: nothing to do
+        return text
+    text = patterns.dropped.sub("", patterns.separators.sub(" ", text))
+    text = patterns.orphan_marks.sub(r"\1", text)
+    # Last: it judges joiners and tag letters by the marks and symbols that stay.
+    return patterns.unjoined.sub("", text)
+
+
+def _fold_visible(text: str) -> str:
+    """Visible text in NFC, case-folded (which may un-normalise, hence NFC again)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+
+
 def _fold(word: str) -> str:
-    """NFC, then case folding (which may un-normalise, hence NFC again)."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", word).casefold())
+    """The visible characters of ``word``, in NFC, case-folded: how words are matched."""
+    return _fold_visible(_visible(word))
+
+
+def _as_int(value: object, what: str) -> int:
+    """``value`` as a Python int: ints and NumPy integers, not bools (nor floats)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, got {value!r}") from None
 
 
 def tokenize(text: str, tokenizer: str = "words") -> list[str]:
@@ -64,14 +219,21 @@ def tokenize(text: str, tokenizer: str = "words") -> list[str]:
 
     ``"words"`` lowercases (NFC, then case folding) and splits words from
     punctuation: ``tokenize("El cielo es azul.") == ["el", "cielo", "es", "azul", "."]``.
-    ``"whitespace"`` only splits on whitespace and keeps the case.
+    ``"whitespace"`` only splits on whitespace and keeps the case. Both drop
+    invisible characters (see the module docstring).
+
+    Raises
+    ------
+    TypeError
+        ``text`` is not a str (bytes must be decoded first).
+    ValueError
+        An unknown ``tokenizer``.
     """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    _require_text(text)
     if tokenizer == "whitespace":
-        return text.split()
+        return _visible(text).split()
     if tokenizer == "words":
-        return _WORD_OR_MARK.findall(_fold(text))
+        return _patterns().tokens.findall(_fold(text))
     raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}")
 
 
@@ -82,17 +244,37 @@ def _strip_accents(word: str) -> str:
     )
 
 
+def _checked_token(token: object, tokenizer: str) -> str:
+    """``token`` folded (the key it is looked up by), if it can be a token of a vocabulary
+    with this ``tokenizer``; else a TypeError or ValueError that says why not."""
+    if not isinstance(token, str):
+        raise TypeError(f"tokens must be strings, got {token!r}")
+    visible = _visible(token)
+    if token and not visible.strip():
+        spelled = " ".join(f"U+{ord(ch):04X}" for ch in token[:8])
+        more = " ..." if len(token) > 8 else ""
+        raise ValueError(f"a token must have a visible character, got {token!r} ({spelled}{more})")
+    if not token or visible != visible.strip() or len(visible.split()) != 1:
+        raise ValueError(f"a token must be a non-empty word without spaces, got {token!r}")
+    folded = _fold_visible(visible)
+    if tokenizer == "words" and token != UNK and _patterns().tokens.findall(folded) != [folded]:
+        raise ValueError(f"with tokenizer='words' a token must be one word or one punctuation "
+                         f"mark, got {token!r}")
+    return folded
+
+
 class Vocab:
     """An ordered set of tokens, each with a position and an id.
 
     Parameters
     ----------
     tokens : sequence of str
-        The tokens in position order. Non-empty, without whitespace, and distinct
-        after NFC and case folding.
+        The tokens in position order. Each has a visible character and no
+        whitespace (a zero-width space counts as one); they are distinct after
+        dropping invisible characters, NFC and case folding.
     ids : sequence of int, optional
-        One distinct id per token (the blog's 227, 350, ...). Defaults to the
-        positions 0, 1, 2, ...
+        One distinct id per token (the blog's 227, 350, ...): ints or NumPy
+        integers, kept as ints. Defaults to the positions 0, 1, 2, ...
     tokenizer : {"whitespace", "words"}, default "whitespace"
         How :meth:`encode` cuts text into words (see the module docstring).
         With ``"words"`` every token must be one word or one punctuation mark
@@ -114,21 +296,10 @@ class Vocab:
         tokens = tuple(tokens)
         if not tokens:
             raise ValueError("a vocabulary needs at least one token")
-        for token in tokens:
-            if not isinstance(token, str):
-                raise TypeError(f"tokens must be strings, got {token!r}")
-            if not token or token != token.strip() or len(token.split()) != 1:
-                raise ValueError(f"a token must be a non-empty word without spaces, got {token!r}")
-            if tokenizer == "words" and token != UNK and tokenize(token) != [_fold(token)]:
-                raise ValueError(
-                    f"with tokenizer='words' a token must be one word or one punctuation mark, "
-                    f"got {token!r}")
-        ids = tuple(range(len(tokens))) if ids is None else tuple(ids)
+        folded_tokens = [_checked_token(token, tokenizer) for token in tokens]
+        ids = tuple(range(len(tokens))) if ids is None else tuple(_as_int(i, "an id") for i in ids)
         if len(ids) != len(tokens):
             raise ValueError(f"{len(ids)} ids for {len(tokens)} tokens: need one id per token")
-        for id_ in ids:
-            if isinstance(id_, bool) or not isinstance(id_, int):
-                raise TypeError(f"ids must be integers, got {id_!r}")
         if len(set(ids)) != len(ids):
             raise ValueError("ids must be distinct")
 
@@ -137,8 +308,7 @@ class Vocab:
         self._tokenizer = tokenizer
         self._position_of_id = {id_: pos for pos, id_ in enumerate(ids)}
         self._by_folded: dict[str, int] = {}
-        for pos, token in enumerate(tokens):
-            folded = _fold(token)
+        for pos, (token, folded) in enumerate(zip(tokens, folded_tokens)):
             if folded in self._by_folded:
                 other = tokens[self._by_folded[folded]]
                 raise ValueError(f"tokens {other!r} and {token!r} are the same word after case folding")
@@ -188,7 +358,11 @@ class Vocab:
         >>> v.encode("el sol es azul.")
         [1, 0, 2, 3, 4]
         """
-        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        try:
+            count = _as_int(min_count, "min_count")
+        except TypeError:
+            count = 0
+        if count < 1:
             raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
         words = tokenize(text, "words")
         if not words:
@@ -197,7 +371,7 @@ class Vocab:
         first_seen: dict[str, int] = {}
         for i, word in enumerate(words):
             first_seen.setdefault(word, i)
-        kept = sorted((w for w, n in counts.items() if n >= min_count and w != UNK),
+        kept = sorted((w for w, n in counts.items() if n >= count and w != UNK),
                       key=lambda w: (-counts[w], first_seen[w]))
         if not kept:
             raise ValueError(f"no word of the text appears at least min_count={min_count} times")
@@ -252,6 +426,10 @@ class Vocab:
 
     # -- lookups --------------------------------------------------------------
     def _lookup(self, word: str) -> int | None:
+        _require_text(word, "a word")
+        pos = self._by_folded.get(word)       # a word as split() gives it: already folded
+        if pos is not None:
+            return pos
         folded = _fold(word)
         pos = self._by_folded.get(folded)
         if pos is None:
@@ -270,6 +448,7 @@ class Vocab:
 
     def suggest(self, word: str, n: int = 3) -> list[str]:
         """The ``n`` known tokens closest to ``word`` in spelling (for error messages)."""
+        _require_text(word, "a word")
         folded = _strip_accents(_fold(word))
         keys = {_strip_accents(_fold(t)): t for t in self._tokens}
         close = difflib.get_close_matches(folded, list(keys), n=n, cutoff=0.5)
@@ -283,15 +462,14 @@ class Vocab:
 
     def position_of_id(self, id_: int) -> int:
         """The position of the token with id ``id_``."""
+        id_ = _as_int(id_, "an id")
         try:
             return self._position_of_id[id_]
         except KeyError:
             raise ValueError(f"no token has id {id_!r}") from None
 
     def _checked_position(self, position: int) -> int:
-        if isinstance(position, bool) or not hasattr(position, "__index__"):
-            raise TypeError(f"a position must be an integer, got {position!r}")
-        position = position.__index__()
+        position = _as_int(position, "a position")
         if not 0 <= position < len(self):
             raise ValueError(f"position {position} is out of range for {len(self)} tokens")
         return position
@@ -301,9 +479,18 @@ class Vocab:
 
         Plain ints (the usual case) are checked in bulk: their types, then min and max.
         Anything else (bools, NumPy integers, a bad value) goes one by one, so the
-        first bad position raises, with its own message.
+        first bad position raises, with its own message. Text is not a sequence of
+        positions: a str, or bytes (whose items would read as small ints), is a TypeError.
         """
-        items = list(positions)
+        if isinstance(positions, (str, bytes, bytearray, memoryview)):
+            hint = "" if isinstance(positions, str) else " (decode bytes to a str to use them as text)"
+            raise TypeError(f"positions must be a sequence of integers, "
+                            f"got {type(positions).__name__}{hint}")
+        try:
+            items = list(positions)
+        except TypeError:
+            raise TypeError(f"positions must be a sequence of integers, "
+                            f"got {type(positions).__name__}") from None
         if (items and {*map(type, items)} == {int}
                 and min(items) >= 0 and max(items) < len(self._tokens)):
             return items
@@ -340,7 +527,9 @@ class Vocab:
             return " ".join(tokens)
         parts: list[str] = []
         for i, token in enumerate(tokens):
-            if i and token not in _NO_SPACE_BEFORE and tokens[i - 1] not in _NO_SPACE_AFTER:
+            # A lone skin tone written right after "¿" would become part of that token.
+            if i and token not in _NO_SPACE_BEFORE and (
+                    tokens[i - 1] not in _NO_SPACE_AFTER or ord(token[0]) in _SKIN_TONES):
                 parts.append(" ")
             parts.append(token)
         return "".join(parts)
