@@ -1,15 +1,19 @@
-"""Build the Cython kernels in ``src/`` as ``tinyllm._<name>`` extension modules.
+"""Build tinyllm's Cython sources in ``src/`` as extension modules of the package.
 
-Every ``src/<name>.pyx`` becomes ``tinyllm.<name>``. Compiler directives are set once,
-here, for the whole build. Set ``TINYLLM_DEBUG_CHECKS=1`` to rebuild everything with
-bounds, wraparound and initialisation checks on (the test-suite runs against that
-build too, in ``.ci/run``).
+Two kinds of module (see the README's Layout section):
 
-On x86-64 with gcc or clang every module is built three times from the same source:
-``tinyllm.<name>`` for any x86-64 CPU (SSE2), ``tinyllm.<name>_avx2`` with AVX2 and
-FMA, and ``tinyllm.<name>_avx512`` with AVX-512 (F, DQ, VL, BW). ``tinyllm/_compiled.py``
-imports the best build the CPU runs (``TINYLLM_SIMD=baseline|avx2|avx512`` asks for
-one), so a wheel stays portable. Elsewhere (arm64, MSVC) only the baseline is built.
+- the **kernels**, ``src/_kernels.pyx`` and the ``src/kernels/*.pxi`` it includes, built
+  once per instruction set: ``tinyllm._kernels_baseline`` for any CPU of the target
+  and, on x86-64 with gcc or clang, ``tinyllm._kernels_avx2`` (AVX2 + FMA) and
+  ``tinyllm._kernels_avx512`` (AVX-512 F/DQ/VL/BW) from the same source.
+  ``tinyllm._cpu`` picks the best one the CPU runs at import;
+- every other ``src/<name>.pyx`` -- the CPU choice and the stage modules that validate
+  arguments and call the kernels -- built once, as ``tinyllm.<name>``.
+
+Compiler directives are set once, here. ``TINYLLM_DEBUG_CHECKS=1`` rebuilds with
+bounds, wraparound and initialisation checks on, at -O1 and for the baseline
+instruction set only (the test-suite runs against that build too, in ``.ci/run``).
+Cython runs on several files at once, and build_ext compiles in parallel.
 """
 
 import os
@@ -20,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
-from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
 DEBUG_CHECKS = os.environ.get("TINYLLM_DEBUG_CHECKS", "0") not in ("", "0")
 CYTHON_BUILD_DIR = Path("build/cython-debug" if DEBUG_CHECKS else "build/cython")
+JOBS = os.cpu_count() or 1
 
 directives = {
     "language_level": 3,
@@ -37,15 +41,17 @@ directives = {
 
 MSVC = os.name == "nt"
 if MSVC:
-    extra_compile_args = ["/O2"]
+    KERNEL_ARGS = STAGE_ARGS = ["/O2"]
+elif DEBUG_CHECKS:
+    KERNEL_ARGS = STAGE_ARGS = ["-O1", "-g", "-fno-trapping-math"]
 else:
-    # -O3 lets gcc/clang vectorise the inner loops. No -ffast-math: the inf/NaN rules
-    # of softmax depend on IEEE semantics. -fno-trapping-math (clang's default) only
-    # says that no code watches the floating-point exception flags; without it gcc
-    # will not turn the clamps of _fastmath's exp into vector selects.
-    extra_compile_args = ["-O3", "-fno-trapping-math"]
-    if DEBUG_CHECKS:
-        extra_compile_args = ["-O1", "-g", "-fno-trapping-math"]
+    # -O3 lets gcc/clang vectorise the kernels' loops. No -ffast-math: the inf/NaN
+    # rules of softmax depend on IEEE semantics. -fno-trapping-math (clang's default)
+    # only says that no code watches the floating-point exception flags; without it
+    # gcc will not turn the clamps of the exp into vector selects. The stage modules
+    # hold no hot loop: -O2 compiles them faster.
+    KERNEL_ARGS = ["-O3", "-fno-trapping-math"]
+    STAGE_ARGS = ["-O2", "-fno-trapping-math"]
 
 define_macros = [
     ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
@@ -55,15 +61,16 @@ define_macros = [
 
 
 # ===========================================================================
-# SIMD variants
+# The instruction sets of the kernels
 # ===========================================================================
 
-#: suffix -> extra compiler flags of the variants built beside the baseline.
-SIMD_FLAGS = {
-    "_avx2": ["-mavx2", "-mfma"],
+#: instruction set -> the compiler flags of its build of the kernels.
+ISA_FLAGS = {
+    "baseline": [],
+    "avx2": ["-mavx2", "-mfma"],
     # Zen 4 and recent Intel: NumPy's own exp uses AVX-512 there, so tinyllm needs it
     # too to stay ahead on long rows.
-    "_avx512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma"],
+    "avx512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma"],
 }
 
 
@@ -81,63 +88,35 @@ def _target_is_x86_64() -> bool:
     return sysconfig.get_platform().endswith(("x86_64", "amd64"))  # not universal2
 
 
-BUILD_SIMD_VARIANTS = not MSVC and _target_is_x86_64()
+def _isas() -> list[str]:
+    """The instruction sets to build the kernels for here."""
+    if DEBUG_CHECKS or MSVC or not _target_is_x86_64():
+        return ["baseline"]
+    return list(ISA_FLAGS)
 
 
-def _variant_source(pyx: Path, suffix: str) -> str:
-    """A one-line .pyx that includes ``pyx``: Cython names the module after the file."""
-    shim_dir = CYTHON_BUILD_DIR / "variants"
+def _kernels_source(isa: str) -> str:
+    """A one-line .pyx that includes src/_kernels.pyx: Cython names a module after its
+    file, so each instruction set gets a file of its own."""
+    shim_dir = CYTHON_BUILD_DIR / "kernels"
     shim_dir.mkdir(parents=True, exist_ok=True)
-    shim = shim_dir / f"{pyx.stem}{suffix}.pyx"
-    text = (f"# Generated by setup.py: src/{pyx.name} built as tinyllm.{pyx.stem}{suffix}.\n"
-            f'include "{pyx.name}"\n')
+    shim = shim_dir / f"_kernels_{isa}.pyx"
+    text = (f"# Generated by setup.py: src/_kernels.pyx built as tinyllm._kernels_{isa}.\n"
+            f'include "_kernels.pyx"\n')
     if not shim.exists() or shim.read_text() != text:  # keep the mtime: no needless rebuilds
         shim.write_text(text)
     return str(shim)
 
 
 def _extensions():
+    common = dict(include_dirs=[np.get_include(), "src"], define_macros=define_macros)
+    for isa in _isas():
+        yield Extension(f"tinyllm._kernels_{isa}", [_kernels_source(isa)],
+                        extra_compile_args=KERNEL_ARGS + ISA_FLAGS[isa], **common)
     for pyx in sorted((HERE / "src").glob("*.pyx")):
-        pyx = pyx.relative_to(HERE)
-        yield Extension(
-            f"tinyllm.{pyx.stem}",
-            [str(pyx)],
-            include_dirs=[np.get_include(), "src"],
-            define_macros=define_macros,
-            extra_compile_args=extra_compile_args,
-        )
-        if not BUILD_SIMD_VARIANTS:
-            continue
-        for suffix, flags in SIMD_FLAGS.items():
-            yield Extension(
-                f"tinyllm.{pyx.stem}{suffix}",
-                [_variant_source(pyx, suffix)],
-                include_dirs=[np.get_include(), "src"],
-                define_macros=define_macros,
-                extra_compile_args=extra_compile_args + flags,
-            )
-
-
-class build_ext_with_variant_stubs(build_ext):
-    """build_ext that writes a stub beside each SIMD variant: ``from <baseline> import *``.
-
-    The stub exists exactly where the variant was built (tests/test_stubs.py wants
-    one stub per compiled module), so it is made here, not kept in the repository.
-    """
-
-    def run(self):
-        super().run()
-        for ext in self.extensions:
-            stem = ext.name.rpartition(".")[2]
-            baseline = next((stem[: -len(s)] for s in SIMD_FLAGS if stem.endswith(s)), None)
-            if baseline is None:
-                continue
-            stub = Path(self.get_ext_fullpath(ext.name)).parent / f"{stem}.pyi"
-            stub.write_text(
-                f"# Generated by setup.py: tinyllm.{stem} is src/{baseline}.pyx built with\n"
-                f"# {' '.join(SIMD_FLAGS[stem[len(baseline):]])}; same API as tinyllm.{baseline}.\n"
-                f"from tinyllm.{baseline} import *\n"
-            )
+        if pyx.stem != "_kernels":
+            yield Extension(f"tinyllm.{pyx.stem}", [str(pyx.relative_to(HERE))],
+                            extra_compile_args=STAGE_ARGS, **common)
 
 
 setup(
@@ -147,6 +126,7 @@ setup(
         include_path=["src"],
         # Generated C stays out of src/; the checked build gets its own copy.
         build_dir=str(CYTHON_BUILD_DIR),
+        nthreads=JOBS,
     ),
-    cmdclass={"build_ext": build_ext_with_variant_stubs},
+    options={"build_ext": {"parallel": JOBS}},
 )

@@ -4,54 +4,23 @@ Both compute what ``TinyLM.generate`` computes, with the model's own weights:
 
     context (last c positions) -> embedding rows -> flatten -> x @ W1 -> @ W2 -> softmax -> draw
 
-Each is what a competent user of that tool would write: the Python one keeps the
-weights as lists of columns, so each output is one ``sum(map(mul, ...))`` dot
-product (the blog's formulation), and draws with ``random.choices`` (what the blog's
-notebooks use); the NumPy one uses ``@`` and draws with cumsum + searchsorted (faster
-than ``rng.choice(V, p=p)``, which checks and normalises ``p`` on every call).
+Each is what a competent user of that tool would write: the Python one is
+``tinyllm.reference.PythonLM`` (the weights as lists of columns, so each output is one
+``sum(map(mul, ...))`` dot product, the blog's formulation, and draws with
+``random.choices``, what the blog's notebooks use); the NumPy one uses ``@`` and draws
+with cumsum + searchsorted (faster than ``rng.choice(V, p=p)``, which checks and
+normalises ``p`` on every call).
 All three return the continuation as text (``vocab.decode``), so they do the same work.
 """
 
 from __future__ import annotations
 
-import math
-import random
-from operator import mul
-
 import numpy as np
 
 import tinyllm
+from tinyllm.reference import PythonLM
 
-
-class PythonLM:
-    """The model step in pure Python (floats are Python floats, i.e. float64)."""
-
-    def __init__(self, model: tinyllm.TinyLM):
-        self.vocab = model.vocab
-        self.context = model.config.context
-        self.embeddings = model.embedding.table.tolist()       # V rows of d
-        self.W1_columns = model.W1.T.tolist()                   # h columns of c*d
-        self.W2_columns = model.W2.T.tolist()                   # V columns of h
-        self.positions = range(model.config.vocab_size)
-
-    def logits(self, context: list[int]) -> list[float]:
-        x = [v for p in context for v in self.embeddings[p]]
-        f1 = [sum(map(mul, x, column)) for column in self.W1_columns]
-        return [sum(map(mul, f1, column)) for column in self.W2_columns]
-
-    def next_position(self, context: list[int], rng: random.Random) -> int:
-        logits = self.logits(context)
-        m = max(logits)
-        weights = [math.exp(v - m) for v in logits]
-        return rng.choices(self.positions, weights=weights)[0]
-
-    def generate(self, prompt: list[int], n: int, rng: random.Random) -> str:
-        context, new = list(prompt[-self.context:]), []
-        for _ in range(n):
-            position = self.next_position(context, rng)
-            context = context[1:] + [position]
-            new.append(position)
-        return self.vocab.decode(new)
+__all__ = ["PythonLM", "NumpyLM", "LARGE_CONFIG", "blog_model", "large_model"]
 
 
 class NumpyLM:

@@ -29,7 +29,6 @@ adds the median time of each phase of a step, for NumPy and for the variant used
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import platform
 import statistics
@@ -104,18 +103,17 @@ def numpy_state(E, W1, W2, optimizer, momentum=0.9, b1=0.9, b2=0.999, eps=1e-8, 
     return step
 
 
-def variants():
-    """The compiled training modules that exist, and the one tinyllm uses."""
-    import tinyllm._compiled as compiled
+def on_isa(step, isa: str):
+    """``step`` with tinyllm's kernels switched to the build for ``isa`` while it runs."""
+    from tinyllm import _cpu
 
-    found = {}
-    for name in ("_train", "_train_avx2", "_train_avx512"):
+    def run_step(*args):
+        previous = _cpu.use(isa)
         try:
-            found[name] = importlib.import_module(f"tinyllm.{name}")
-        except ImportError:
-            pass
-    used = next((n for n, mod in found.items() if mod.TrainState is compiled.TrainState), None)
-    return found, used
+            return step(*args)
+        finally:
+            _cpu.use(previous)
+    return run_step
 
 
 def run(batch_size: int, optimizer: str, rounds: int, warmup: int = 2,
@@ -128,14 +126,17 @@ def run(batch_size: int, optimizer: str, rounds: int, warmup: int = 2,
     windows = rng.integers(0, V, (batch_size, CONTEXT))
     targets = rng.integers(0, V, batch_size)
     lr = 1e-4
-    modules, used = variants()
+    from tinyllm import _cpu
+    from tinyllm._compiled import TrainState
+
+    used = f"tinyllm_{_cpu.CHOSEN}"
     np_phases: dict[str, list[float]] = {}
     contenders = {"numpy": numpy_state(E, W1, W2, optimizer, phases=np_phases if profile else None)}
     used_state = None
-    for name, mod in modules.items():
-        state = mod.TrainState(E, W1, W2, optimizer=optimizer, batch_size=batch_size)
-        contenders[f"tinyllm{name}"] = state.step
-        if name == used:
+    for isa in _cpu.available():
+        state = TrainState(E, W1, W2, optimizer=optimizer, batch_size=batch_size)
+        contenders[f"tinyllm_{isa}"] = on_isa(state.step, isa)
+        if f"tinyllm_{isa}" == used:
             used_state = state
     tl_phases: dict[str, list[float]] = {}
     for step in contenders.values():
@@ -148,14 +149,14 @@ def run(batch_size: int, optimizer: str, rounds: int, warmup: int = 2,
             start = time.perf_counter()
             step(windows, targets, lr)
             times[name].append(time.perf_counter() - start)
-            if profile and used_state is not None and name == f"tinyllm{used}":
+            if profile and used_state is not None and name == used:
                 for phase, dt in used_state._phase_seconds().items():
                     tl_phases.setdefault(phase, []).append(dt)
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     phase_medians = {side: {k: statistics.median(v) for k, v in ph.items()}
                      for side, ph in (("numpy", np_phases), ("tinyllm", tl_phases)) if ph}
     return {"batch_size": batch_size, "optimizer": optimizer, "medians": medians,
-            "used": f"tinyllm{used}" if used else None, "times": times, "phases": phase_medians}
+            "used": used, "times": times, "phases": phase_medians}
 
 
 def blas_threads() -> str:

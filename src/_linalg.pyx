@@ -1,7 +1,9 @@
 """Dot product and projection: the model's f1 and f2.
 
-Layout: ``noexcept nogil`` kernels on typed memoryviews first (they trust their
-inputs), then the Python-facing entry points that validate, coerce and call them.
+The entry points validate and coerce their inputs (``_checks.pxd``), then call the
+``dot`` and ``project`` kernels (``src/kernels/linalg.pxi``) through the table of the
+instruction set in use. A fast path takes plain arrays straight to the kernel: the
+blog's vectors are so short that a check or a copy would cost more than the product.
 """
 
 cimport numpy as cnp
@@ -9,7 +11,7 @@ from cython cimport floating
 from libc.math cimport isfinite
 from libc.stdlib cimport free, malloc
 
-from _common cimport (
+from _checks cimport (
     as_float_array,
     as_typed_rows,
     checked_out,
@@ -20,8 +22,12 @@ from _common cimport (
     new_array,
     shape_of,
 )
-from _fastmath cimport row_all_finite
-from _project cimport project_rows, project_tile
+from _defs cimport GIL_FREE_MIN, project_scratch
+from _kernel_table cimport Kernels, active_table
+from _kernel_table cimport dot as dot_kernel
+from _kernel_table cimport project as project_kernel
+
+import numpy as np
 
 cnp.import_array()
 
@@ -36,50 +42,52 @@ cdef extern from *:
 #: True in a build made with TINYLLM_DEBUG_CHECKS=1 (bounds and wraparound checks on).
 DEBUG_CHECKS = bool(TINYLLM_DEBUG_CHECKS)
 
+cdef const Kernels** KERNELS = active_table()
+
 
 # ===========================================================================
-# Kernels (raw pointers: the entry points pass PyArray_DATA, which costs nothing,
-# where a typed memoryview costs a buffer request per call)
+# The kernels' calls (one fused body each: the dtype is chosen once per call)
 # ===========================================================================
 
-cdef enum:
-    LANES = 16           # independent partial sums: a few vectors of FMAs in flight
-    SMALL = 4096         # below this many multiply-adds, keep the GIL (releasing it costs more)
+cdef double run_dot(const floating* x, const floating* w, Py_ssize_t n) noexcept:
+    """sum(x * w), without the GIL when the vectors are long enough to pay for it."""
+    cdef const Kernels* k = KERNELS[0]
+    if n < GIL_FREE_MIN:
+        return dot_kernel(k, x, w, n)
+    with nogil:
+        return dot_kernel(k, x, w, n)
 
 
-cdef double dot_kernel(const floating* x, const floating* w, Py_ssize_t n) noexcept nogil:
-    """sum_i x[i] * w[i], accumulated in double in LANES partial sums."""
-    cdef double s[LANES]
-    cdef Py_ssize_t i, j, body = n - n % LANES
-    for j in range(LANES):
-        s[j] = 0.0
-    # Independent lanes: the compiler turns each group into vector FMAs (no
-    # reassociation needed, so no -ffast-math).
-    for i in range(0, body, 16):   # 16 == LANES (range() needs a literal step)
-        for j in range(LANES):
-            s[j] += <double>x[i + j] * w[i + j]
-    for i in range(body, n):
-        s[i - body] += <double>x[i] * w[i]
-    j = LANES
-    while j > 1:       # pairwise: lane j folds into lane j - half
-        j //= 2
-        for i in range(j):
-            s[i] += s[i + j]
-    return s[0]
+cdef int run_project(const floating* H, Py_ssize_t B, const floating* W, Py_ssize_t n_in,
+                     Py_ssize_t n_out, floating* out) except -1:
+    """out (B, n_out) = H (B, n_in) @ W (n_in, n_out); 0 if a result is not finite, else 1.
 
-
-cdef bint project_checked(const floating* H, Py_ssize_t B, const floating* W, Py_ssize_t k,
-                          Py_ssize_t V, floating* out, double* acc) noexcept nogil:
-    """out (B, V) = H (B, k) @ W (k, V) (see _project.pxd); False if a result is not finite."""
-    project_rows(H, B, W, k, V, out, acc)
-    return row_all_finite(out, B * V)
+    The double accumulators live on the stack for small outputs, else on the heap.
+    """
+    cdef const Kernels* k = KERNELS[0]
+    cdef Py_ssize_t n_acc = project_scratch(B, n_out)
+    cdef double stack_acc[1024]
+    cdef double* acc = &stack_acc[0]
+    cdef bint finite
+    if n_acc > 1024:
+        acc = <double*>malloc(n_acc * sizeof(double))
+        if acc == NULL:
+            raise MemoryError()
+    if B * n_in * n_out < GIL_FREE_MIN:
+        finite = project_kernel(k, H, B, W, n_in, n_out, out, acc)
+    else:
+        with nogil:
+            finite = project_kernel(k, H, B, W, n_in, n_out, out, acc)
+    if acc != &stack_acc[0]:
+        free(acc)
+    return finite
 
 
 # ===========================================================================
 # Entry points
 # ===========================================================================
 
-cdef str _nonfinite_message(str func, list named_arrays):
+cdef str nonfinite_message(str func, list named_arrays):
     """Explain a non-finite result: a bad input value, or else an overflow."""
     for name, arr in named_arrays:
         found = describe_bad_value(arr, name)
@@ -88,19 +96,14 @@ cdef str _nonfinite_message(str func, list named_arrays):
     return f"{func}: the result overflows the float range (inputs are finite but too large)"
 
 
-cdef inline bint is_plain(object a, int typenum) noexcept:
-    """``a`` is a kernel-ready ndarray of ``typenum``: the fast path's input."""
-    return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
-            and is_kernel_ready(<cnp.ndarray>a))
-
-
 cdef inline int plain_pair_typenum(object a, object b) noexcept:
-    """NPY_FLOAT or NPY_DOUBLE when ``a`` and ``b`` are both plain arrays of it, else -1."""
-    if not cnp.PyArray_Check(a):
+    """NPY_FLOAT or NPY_DOUBLE when ``a`` and ``b`` are kernel-ready arrays of it, else -1."""
+    if not (cnp.PyArray_Check(a) and cnp.PyArray_Check(b)):
         return -1
     cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>a)
-    if (typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE) and is_plain(a, typenum) \
-            and is_plain(b, typenum):
+    if ((typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE)
+            and cnp.PyArray_TYPE(<cnp.ndarray>b) == typenum
+            and is_kernel_ready(<cnp.ndarray>a) and is_kernel_ready(<cnp.ndarray>b)):
         return typenum
     return -1
 
@@ -159,56 +162,29 @@ def dot(x, w):
     cdef void* pw = cnp.PyArray_DATA(wa)
     cdef double result
     if typenum == cnp.NPY_FLOAT:
-        if n < SMALL:
-            result = dot_kernel(<const float*>px, <const float*>pw, n)
-        else:
-            with nogil:
-                result = dot_kernel(<const float*>px, <const float*>pw, n)
+        result = run_dot(<const float*>px, <const float*>pw, n)
     else:
-        if n < SMALL:
-            result = dot_kernel(<const double*>px, <const double*>pw, n)
-        else:
-            with nogil:
-                result = dot_kernel(<const double*>px, <const double*>pw, n)
+        result = run_dot(<const double*>px, <const double*>pw, n)
     if not isfinite(result):
-        raise ValueError(_nonfinite_message("dot", [("x", xa), ("w", wa)]))
+        raise ValueError(nonfinite_message("dot", [("x", xa), ("w", wa)]))
     return result
 
 
-cdef int run_project(cnp.ndarray ha, cnp.ndarray Wa, cnp.ndarray target) except -1:
-    """target = ha @ Wa on plain arrays of one dtype; 0 if a result is not finite, else 1.
-
-    The double accumulators live on the stack for small outputs, else on the heap.
-    """
-    cdef Py_ssize_t k = cnp.PyArray_DIM(Wa, 0), V = cnp.PyArray_DIM(Wa, 1)
+cdef int project_arrays(cnp.ndarray ha, cnp.ndarray Wa, cnp.ndarray target) except -1:
+    """target = ha @ Wa on kernel-ready arrays of one dtype; ValueError if not finite."""
+    cdef Py_ssize_t n_in = cnp.PyArray_DIM(Wa, 0), n_out = cnp.PyArray_DIM(Wa, 1)
     cdef Py_ssize_t B = cnp.PyArray_DIM(ha, 0) if cnp.PyArray_NDIM(ha) == 2 else 1
-    cdef Py_ssize_t n_acc = B * project_tile(B, V)
-    cdef double stack_acc[1024]
-    cdef double* acc = &stack_acc[0]
-    if n_acc > 1024:
-        acc = <double*>malloc(n_acc * sizeof(double))
     cdef void* H = cnp.PyArray_DATA(ha)
     cdef void* W = cnp.PyArray_DATA(Wa)
     cdef void* out = cnp.PyArray_DATA(target)
-    cdef bint finite, is_float = cnp.PyArray_TYPE(Wa) == cnp.NPY_FLOAT
-    if acc == NULL:
-        raise MemoryError()
-    if B * k * V < SMALL:
-        if is_float:
-            finite = project_checked(<const float*>H, B, <const float*>W, k, V, <float*>out, acc)
-        else:
-            finite = project_checked(<const double*>H, B, <const double*>W, k, V, <double*>out, acc)
+    cdef int finite
+    if cnp.PyArray_TYPE(Wa) == cnp.NPY_FLOAT:
+        finite = run_project(<const float*>H, B, <const float*>W, n_in, n_out, <float*>out)
     else:
-        with nogil:
-            if is_float:
-                finite = project_checked(<const float*>H, B, <const float*>W, k, V,
-                                         <float*>out, acc)
-            else:
-                finite = project_checked(<const double*>H, B, <const double*>W, k, V,
-                                         <double*>out, acc)
-    if acc != &stack_acc[0]:
-        free(acc)
-    return finite
+        finite = run_project(<const double*>H, B, <const double*>W, n_in, n_out, <double*>out)
+    if not finite:
+        raise ValueError(nonfinite_message("project", [("h", ha), ("W", Wa)]))
+    return 0
 
 
 def project(h, W, out=None):
@@ -223,7 +199,8 @@ def project(h, W, out=None):
     W : array_like, shape (k, V)
         Projection matrix.
     out : ndarray, shape (V,) or (B, V), optional
-        Writable array of the result's shape and dtype to write into.
+        Writable array of the result's shape and dtype to write into (any layout
+        or byte order).
 
     Returns
     -------
@@ -249,20 +226,15 @@ def project(h, W, out=None):
             and cnp.PyArray_SIZE(<cnp.ndarray>h) > 0 and cnp.PyArray_SIZE(<cnp.ndarray>W) > 0
             and cnp.PyArray_DIM(<cnp.ndarray>h, cnp.PyArray_NDIM(<cnp.ndarray>h) - 1)
                 == cnp.PyArray_DIM(<cnp.ndarray>W, 0)):
-        # Fast path: plain arrays of one dtype, no out. Nothing to check or copy.
+        # Fast path: kernel-ready arrays of one dtype, no out. Nothing to check or copy.
         ha, Wa = <cnp.ndarray>h, <cnp.ndarray>W
         nd = cnp.PyArray_NDIM(ha)
         dims[0] = cnp.PyArray_DIM(ha, 0)
         dims[nd - 1] = cnp.PyArray_DIM(Wa, 1)
         result = cnp.PyArray_SimpleNew(nd, dims, typenum)
-        if not run_project(ha, Wa, result):
-            raise_not_finite(ha, Wa)
+        project_arrays(ha, Wa, result)
         return result
     return project_general(h, W, out)
-
-
-cdef raise_not_finite(cnp.ndarray ha, cnp.ndarray Wa):
-    raise ValueError(_nonfinite_message("project", [("h", ha), ("W", Wa)]))
 
 
 cdef project_general(h, W, out):
@@ -286,8 +258,8 @@ cdef project_general(h, W, out):
         new_array(shape, typenum) if out is None
         else checked_out(out, shape, typenum, "project")
     )
-    # Compute in place when ``out`` is kernel-ready and shares no memory
-    # with the inputs; otherwise into a scratch array that is copied into ``out``.
+    # Compute in place when ``out`` is kernel-ready and shares no memory with the
+    # inputs; otherwise into a scratch array that is copied into ``out``.
     cdef cnp.ndarray target = result
     if out is not None and (
         not is_kernel_ready(result)
@@ -295,8 +267,7 @@ cdef project_general(h, W, out):
         or may_share_memory(result, Wa)
     ):
         target = new_array(shape, typenum)
-    if not run_project(ha, Wa, target):
-        raise_not_finite(ha, Wa)
+    project_arrays(ha, Wa, target)
     if target is not result:
         result[...] = target
     return result

@@ -1,4 +1,4 @@
-"""Training kernels: the forward pass on a batch, its gradients, and the optimizer steps.
+"""Training: the forward pass on a batch, its gradients, and the optimizer steps.
 
 One training step on a batch of B windows of c tokens (V tokens, d dims, h hidden, D = c*d):
 
@@ -17,44 +17,44 @@ One training step on a batch of B windows of c tokens (V tokens, d dims, h hidde
 Who does what. The matrix products (three of them B x h x V: nearly all the
 arithmetic) go to NumPy's BLAS: ``np.matmul(..., out=...)`` into scratch arrays
 allocated once per TrainState, the transposes being views (BLAS reads them
-transposed; nothing is copied). Everything else is a ``noexcept nogil`` kernel here,
-each one pass over its data: the gather and scatter of embedding rows, tanh, the
-softmax + cross-entropy + gradient of a row (_fastmath's vectorised exp), and the
-optimizer update of each weight array (momentum/moments, bias correction and the
-new weight in one pass, no temporaries).
+transposed; nothing is copied). Everything else is a kernel of
+``src/kernels/train.pxi``, called through the table of the instruction set in use,
+each one pass over its data: the gather and scatter of embedding rows, tanh (the
+forward pass's own kernels, for a batch), the softmax + cross-entropy + gradient of a
+row, and the optimizer update of each weight array (momentum/moments, bias
+correction and the new weight in one pass, no temporaries). Each method branches
+on the dtype once, into a fused body.
 
 Finiteness. A step whose loss, gradients or new weights would not be finite must
-change nothing. The loss is checked first. The update pass itself records the
-largest magnitude of every weight, moment and velocity it writes (an integer max of
-the bit patterns: it vectorises, and a NaN is larger than any number), and the
-gradients' largest magnitudes are known cheaply (dE and dW1 are small; |dW2| <=
-max|H|, since every entry of dZ is at most 1/B in magnitude). From these a few lines of arithmetic bound every number the next
-update can produce; only when that bound does not prove the update finite is the
-exact check made: a pass that computes every new value without storing it.
-
-Layout: the kernels (``noexcept nogil``, fused float/double, trusting their inputs) in
-the order data flows -- forward, loss, backward, optimizers -- then the
-Python-facing entry points that validate, call BLAS and the kernels.
+change nothing. The loss is checked first (also against ``max_loss``). The update
+pass itself records the largest magnitude of every weight, moment and velocity it
+writes, and the gradients' largest magnitudes are known cheaply (dE and dW1 are
+small; |dW2| <= max|H|, since every entry of dZ is at most 1/B in magnitude). From
+these a few lines of arithmetic bound every number the next update can produce; only
+when that bound does not prove the update finite is the exact check made: a pass
+that computes every new value without storing it.
 """
 
 cimport cython
 cimport numpy as cnp
 from cython cimport floating
-from libc.math cimport INFINITY, NAN, isfinite, log, tanh
-from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcpy, memset
+from libc.math cimport INFINITY, isfinite
+from numpy cimport intp_t
 
-from _common cimport as_float_array
-from _fastmath cimport (
-    CHUNK,
-    LANES,
-    _bits32,
-    _bits64,
-    _from_bits32,
-    _from_bits64,
-    fast_exp,
-    fast_expf,
-    row_max,
+from _checks cimport as_float_array, as_real, checked_count, checked_positions
+from _kernel_table cimport (
+    Kernels,
+    absmax,
+    active_table,
+    adam,
+    clear_rows,
+    gather,
+    rows_absmax,
+    scatter_rows,
+    sgd,
+    tanh_all,
+    tanh_backward,
+    xent,
 )
 
 import numpy as np
@@ -62,339 +62,29 @@ from time import perf_counter
 
 cnp.import_array()
 
-ctypedef cnp.intp_t intp_t
+cdef const Kernels** KERNELS = active_table()
 
-cdef extern from *:
-    """
-    /* sqrt of each number of a short buffer, in place, with SIMD instructions. The
-       optimizer loops cannot call libm's sqrt: without -fno-math-errno gcc keeps it a
-       scalar call (it may set errno), and the whole loop stays scalar. */
-    #include <math.h>
-    #if defined(__AVX__)
-    #include <immintrin.h>
-    #define TINYLLM_AVX 1
-    #elif defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
-    #include <emmintrin.h>
-    #define TINYLLM_SSE2 1
-    #endif
-    static inline void tinyllm_sqrt_f32(float* x, Py_ssize_t n) {
-        Py_ssize_t i = 0;
-    #if defined(TINYLLM_AVX)
-        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
-    #elif defined(TINYLLM_SSE2)
-        for (; i + 4 <= n; i += 4) _mm_storeu_ps(x + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
-    #endif
-        for (; i < n; i++) x[i] = sqrtf(x[i]);
-    }
-    static inline void tinyllm_sqrt_f64(double* x, Py_ssize_t n) {
-        Py_ssize_t i = 0;
-    #if defined(TINYLLM_AVX)
-        for (; i + 4 <= n; i += 4) _mm256_storeu_pd(x + i, _mm256_sqrt_pd(_mm256_loadu_pd(x + i)));
-    #elif defined(TINYLLM_SSE2)
-        for (; i + 2 <= n; i += 2) _mm_storeu_pd(x + i, _mm_sqrt_pd(_mm_loadu_pd(x + i)));
-    #endif
-        for (; i < n; i++) x[i] = sqrt(x[i]);
-    }
-    """
-    void tinyllm_sqrt_f32(float* x, Py_ssize_t n) noexcept nogil
-    void tinyllm_sqrt_f64(double* x, Py_ssize_t n) noexcept nogil
 
-cdef enum:
-    OB = 256      # numbers per block of the Adam update (its buffers stay in L1)
+class Diverged(ValueError):
+    """A training step whose loss is not finite or above its limit, or whose gradients
+    or updated weights would not be finite. The step changed nothing."""
 
-cdef enum Optim:
-    SGD = 0
-    ADAM = 1
+
+cdef inline void* data(object arr) noexcept:
+    """The first byte of a C-contiguous array (or of a view that starts where it does)."""
+    return cnp.PyArray_DATA(<cnp.ndarray>arr)
 
 
 # ===========================================================================
-# Small helpers: |x| as bits (for max reductions that vectorise), sqrt of a buffer
+# The loss alone: cross_entropy_grad
 # ===========================================================================
 
-cdef inline uint32_t abs_bits32(float x) noexcept nogil:
-    """The bits of |x|: ordered as |x| is, with inf above every number and NaN above inf."""
-    return _bits32(x) & <uint32_t>0x7FFFFFFF
+cdef void run_xent(floating* Z, Py_ssize_t B, Py_ssize_t V, const intp_t* targets,
+                   double scale, double* losses) noexcept:
+    cdef const Kernels* k = KERNELS[0]
+    with nogil:
+        xent(k, Z, B, V, targets, scale, True, losses)
 
-
-cdef inline uint64_t abs_bits64(double x) noexcept nogil:
-    """The bits of |x|, as abs_bits32."""
-    return _bits64(x) & <uint64_t>0x7FFFFFFFFFFFFFFF
-
-
-cdef inline void vsqrt(floating* x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        tinyllm_sqrt_f32(x, n)
-    else:
-        tinyllm_sqrt_f64(x, n)
-
-
-cdef double absmax(const floating* x, Py_ssize_t n) noexcept nogil:
-    """max |x_i| (0 for n = 0); NaN if some x_i is NaN, inf if one is infinite."""
-    cdef Py_ssize_t i
-    cdef uint32_t m32 = 0, u32
-    cdef uint64_t m64 = 0, u64
-    if floating is float:
-        for i in range(n):
-            u32 = abs_bits32(x[i])
-            m32 = u32 if u32 > m32 else m32
-        return _from_bits32(m32)
-    else:
-        for i in range(n):
-            u64 = abs_bits64(x[i])
-            m64 = u64 if u64 > m64 else m64
-        return _from_bits64(m64)
-
-
-# ===========================================================================
-# Forward
-# ===========================================================================
-
-cdef void gather(const floating[:, ::1] E, const intp_t[:, ::1] windows,
-                 floating[:, ::1] X) noexcept nogil:
-    """X[b] = E[windows[b, 0]], E[windows[b, 1]], ... side by side (the blog's flatten)."""
-    cdef Py_ssize_t b, t, d = E.shape[1]
-    for b in range(windows.shape[0]):
-        for t in range(windows.shape[1]):
-            memcpy(&X[b, t * d], &E[windows[b, t], 0], d * sizeof(floating))
-
-
-cdef void tanh_rows(floating[:, ::1] H) noexcept nogil:
-    cdef Py_ssize_t b, j
-    for b in range(H.shape[0]):
-        for j in range(H.shape[1]):
-            H[b, j] = tanh(H[b, j])
-
-
-# ===========================================================================
-# Loss: softmax cross-entropy and its gradient
-# ===========================================================================
-
-cdef inline floating exp_of(floating x) noexcept nogil:
-    if floating is float:
-        return fast_expf(x)
-    else:
-        return fast_exp(x)
-
-
-cdef double xent_row(floating* z, Py_ssize_t V, intp_t target, double scale,
-                     bint grad) noexcept nogil:
-    """-log softmax(z)[target]; with ``grad``, z becomes (softmax(z) - onehot) * scale.
-
-    Stable: max subtracted first, so every exponent is <= 0; the sum ends in double.
-    NaN or +inf in z gives a NaN loss. Three passes over the row (it stays in L2),
-    each in LANES independent lanes so that it vectorises: the max; the
-    exponentials, summed (and, with ``grad``, stored over z); the scaling.
-    """
-    cdef floating part[LANES]
-    cdef double lanes[LANES]
-    cdef Py_ssize_t b, i, j, blocks = V // LANES
-    cdef floating m, e
-    cdef double total = 0.0, loss
-    m = row_max(z, V)
-    if not isfinite(m):                  # +inf (or all -inf): not a distribution
-        return NAN
-    loss = -(<double>z[target] - m)      # NaN if z held a NaN (then so is the sum)
-    for j in range(LANES):
-        part[j] = 0
-        lanes[j] = 0.0
-    for b in range(blocks):
-        i = b * LANES
-        if grad:
-            for j in range(LANES):
-                e = exp_of(<floating>(z[i + j] - m))
-                z[i + j] = e
-                part[j] += e
-        else:
-            for j in range(LANES):
-                part[j] += exp_of(<floating>(z[i + j] - m))
-        if b % CHUNK == CHUNK - 1 or b == blocks - 1:
-            for j in range(LANES):
-                lanes[j] += part[j]
-                part[j] = 0
-    for i in range(blocks * LANES, V):
-        e = exp_of(<floating>(z[i] - m))
-        if grad:
-            z[i] = e
-        total += e
-    for j in range(LANES):
-        total += lanes[j]
-    loss += log(total)
-    if grad:
-        e = <floating>(scale / total)
-        for j in range(V):
-            z[j] = z[j] * e
-        z[target] -= <floating>scale
-    return loss
-
-
-cdef double xent(floating[:, ::1] Z, const intp_t[::1] targets, double scale, bint grad,
-                 double* losses) noexcept nogil:
-    """Sum over rows of the cross-entropy (each in ``losses`` if not NULL); see xent_row."""
-    cdef Py_ssize_t b, V = Z.shape[1]
-    cdef double total = 0.0, loss
-    for b in range(Z.shape[0]):
-        loss = xent_row(&Z[b, 0], V, targets[b], scale, grad)
-        if losses != NULL:
-            losses[b] = loss
-        total += loss
-    return total
-
-
-# ===========================================================================
-# Backward (the products are BLAS's; these are the steps between them)
-# ===========================================================================
-
-cdef void tanh_backward(floating[:, ::1] dHt, const floating[:, ::1] H) noexcept nogil:
-    """dH *= 1 - H*H (H holds tanh's output: tanh' = 1 - tanh^2); dHt is dH transposed."""
-    cdef Py_ssize_t b, j
-    for j in range(dHt.shape[0]):
-        for b in range(dHt.shape[1]):
-            dHt[j, b] = dHt[j, b] * (1 - H[b, j] * H[b, j])
-
-
-cdef void scatter_rows(const floating[:, ::1] dX, const intp_t[:, ::1] windows,
-                       floating[:, ::1] dE) noexcept nogil:
-    """dE[windows[b, t]] += dX[b, t*d:(t+1)*d] (a token repeated in a window adds up)."""
-    cdef Py_ssize_t b, t, k, d = dE.shape[1], row
-    for b in range(windows.shape[0]):
-        for t in range(windows.shape[1]):
-            row = windows[b, t]
-            for k in range(d):
-                dE[row, k] += dX[b, t * d + k]
-
-
-cdef double rows_absmax(const floating[:, ::1] dE, const intp_t[:, ::1] windows) noexcept nogil:
-    """max |dE| over the rows the windows name (the only rows a batch writes)."""
-    cdef Py_ssize_t b, t
-    cdef double m = 0.0, r
-    for b in range(windows.shape[0]):
-        for t in range(windows.shape[1]):
-            r = absmax(&dE[windows[b, t], 0], dE.shape[1])
-            if not (r <= m):             # NaN sticks
-                m = r
-    return m
-
-
-cdef void clear_rows(floating[:, ::1] dE, const intp_t[:, ::1] windows) noexcept nogil:
-    """dE[windows[b, t]] = 0: dE is zero again between steps."""
-    cdef Py_ssize_t b, t
-    for b in range(windows.shape[0]):
-        for t in range(windows.shape[1]):
-            memset(&dE[windows[b, t], 0], 0, dE.shape[1] * sizeof(floating))
-
-
-# ===========================================================================
-# Optimizers: one pass over each weight array
-#
-# SGD with momentum (PyTorch's form):  v = mu v + g;   p -= lr v
-# Adam (Kingma & Ba 2015):  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
-#                           p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
-# With ``apply`` the new values are stored; without, only computed (the exact check).
-# Either way ``maxes`` receives the largest magnitudes of what was (or would be)
-# written: [new p, new velocity or m, new v], NaN or inf if any of them is not finite.
-# The float32 arithmetic stays in float32 (8 numbers per AVX2 instruction).
-# ===========================================================================
-
-cdef void sgd(floating* p, const floating* g, floating* vel, Py_ssize_t n,
-              floating lr, floating mu, bint apply, double* maxes) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating v, q
-    cdef uint32_t pm32 = 0, vm32 = 0, u32
-    cdef uint64_t pm64 = 0, vm64 = 0, u64
-    for i in range(n):
-        v = mu * vel[i] + g[i]
-        q = p[i] - lr * v
-        if apply:
-            vel[i] = v
-            p[i] = q
-        if floating is float:
-            u32 = abs_bits32(q)
-            pm32 = u32 if u32 > pm32 else pm32
-            u32 = abs_bits32(v)
-            vm32 = u32 if u32 > vm32 else vm32
-        else:
-            u64 = abs_bits64(q)
-            pm64 = u64 if u64 > pm64 else pm64
-            u64 = abs_bits64(v)
-            vm64 = u64 if u64 > vm64 else vm64
-    if floating is float:
-        maxes[0] = _from_bits32(pm32)
-        maxes[1] = _from_bits32(vm32)
-    else:
-        maxes[0] = _from_bits64(pm64)
-        maxes[1] = _from_bits64(vm64)
-    maxes[2] = 0.0
-
-
-cdef void adam(floating* p, const floating* g, floating* m1, floating* m2, Py_ssize_t n,
-               floating lr, floating b1, floating b2, floating eps, floating c1, floating c2,
-               bint apply, double* maxes) noexcept nogil:
-    """``c1 = 1 / (1 - b1^t)`` and ``c2 = 1 / (1 - b2^t)`` are the bias corrections.
-
-    In blocks of OB numbers: the new moments into two small buffers (and m1, m2),
-    sqrt of the second with SIMD instructions, then the new weights.
-    """
-    cdef floating abuf[OB]
-    cdef floating sbuf[OB]
-    cdef Py_ssize_t i0, i, nb
-    cdef floating a, b, gi, q, one = 1
-    cdef uint32_t pm32 = 0, am32 = 0, bm32 = 0, u32
-    cdef uint64_t pm64 = 0, am64 = 0, bm64 = 0, u64
-    cdef floating* pp
-    cdef const floating* gp
-    cdef floating* ap
-    cdef floating* bp
-    i0 = 0
-    while i0 < n:
-        nb = n - i0 if n - i0 < OB else OB
-        pp = p + i0
-        gp = g + i0
-        ap = m1 + i0
-        bp = m2 + i0
-        for i in range(nb):
-            gi = gp[i]
-            a = b1 * ap[i] + (one - b1) * gi
-            b = b2 * bp[i] + (one - b2) * gi * gi
-            abuf[i] = a
-            sbuf[i] = b * c2
-            if floating is float:
-                u32 = abs_bits32(a)
-                am32 = u32 if u32 > am32 else am32
-                u32 = abs_bits32(b)
-                bm32 = u32 if u32 > bm32 else bm32
-            else:
-                u64 = abs_bits64(a)
-                am64 = u64 if u64 > am64 else am64
-                u64 = abs_bits64(b)
-                bm64 = u64 if u64 > bm64 else bm64
-            if apply:
-                ap[i] = a
-                bp[i] = b
-        vsqrt(sbuf, nb)
-        for i in range(nb):
-            q = pp[i] - lr * (abuf[i] * c1) / (sbuf[i] + eps)
-            if apply:
-                pp[i] = q
-            if floating is float:
-                u32 = abs_bits32(q)
-                pm32 = u32 if u32 > pm32 else pm32
-            else:
-                u64 = abs_bits64(q)
-                pm64 = u64 if u64 > pm64 else pm64
-        i0 += OB
-    if floating is float:
-        maxes[0] = _from_bits32(pm32)
-        maxes[1] = _from_bits32(am32)
-        maxes[2] = _from_bits32(bm32)
-    else:
-        maxes[0] = _from_bits64(pm64)
-        maxes[1] = _from_bits64(am64)
-        maxes[2] = _from_bits64(bm64)
-
-
-# ===========================================================================
-# Entry points
-# ===========================================================================
 
 def cross_entropy_grad(logits, targets, double scale=1.0):
     """Softmax cross-entropy of each row and its gradient w.r.t. the logits.
@@ -426,7 +116,7 @@ def cross_entropy_grad(logits, targets, double scale=1.0):
     if la.ndim != 2 or la.shape[0] == 0 or la.shape[1] == 0:
         raise ValueError(f"cross_entropy_grad: logits must be a non-empty (B, V) matrix, "
                          f"got shape {(<object>la).shape}")
-    ta = _positions(targets, "cross_entropy_grad: targets", la.shape[1])
+    ta = checked_positions(targets, "targets", la.shape[1], "cross_entropy_grad")
     if ta.ndim != 1 or ta.shape[0] != la.shape[0]:
         raise ValueError(f"cross_entropy_grad: targets have shape {ta.shape}, "
                          f"expected ({la.shape[0]},)")
@@ -434,33 +124,18 @@ def cross_entropy_grad(logits, targets, double scale=1.0):
         raise ValueError("cross_entropy_grad: logits contain NaN or infinite values")
     grad = np.array(la, order="C", copy=True)
     losses = np.empty(la.shape[0], dtype=np.float64)
-    cdef double[::1] lv = losses
-    cdef const intp_t[::1] tv = ta
-    cdef float[:, ::1] g32
-    cdef double[:, ::1] g64
+    cdef Py_ssize_t B = la.shape[0], V = la.shape[1]
+    cdef const intp_t* t = <const intp_t*>data(ta)
     if grad.dtype == np.float32:
-        g32 = grad
-        with nogil:
-            xent(g32, tv, scale, True, &lv[0])
+        run_xent(<float*>data(grad), B, V, t, scale, <double*>data(losses))
     else:
-        g64 = grad
-        with nogil:
-            xent(g64, tv, scale, True, &lv[0])
+        run_xent(<double*>data(grad), B, V, t, scale, <double*>data(losses))
     return losses, grad
 
 
-cdef object _positions(object values, str name, Py_ssize_t limit):
-    """``values`` as a C-contiguous intp array with every entry in [0, limit)."""
-    arr = np.asarray(values)
-    if arr.size == 0:
-        arr = arr.astype(np.intp)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
-    if arr.size and (arr.min() < 0 or arr.max() >= limit):
-        bad = arr[(arr < 0) | (arr >= limit)].flat[0]
-        raise ValueError(f"{name}: position {int(bad)} is out of range for {limit} tokens")
-    return np.ascontiguousarray(arr, dtype=np.intp)
-
+# ===========================================================================
+# TrainState
+# ===========================================================================
 
 #: The phases of TrainState.step, in the order they run (see TrainState._phase_seconds).
 _PHASES = ("gather + f1", "f2 = H W2", "softmax + xent + dZ", "dW2 = H^T dZ", "dH^T = W2 dZ^T",
@@ -495,10 +170,10 @@ cdef class TrainState:
     :meth:`step` runs forward, loss, backward and the update: the matrix products on
     NumPy's BLAS (with as many threads as NumPy's BLAS is allowed), everything else
     in kernels on one thread without the GIL. A step whose loss, gradients or updated
-    weights would not be finite raises ``FloatingPointError`` and leaves the weights
-    and moments as they were. (The weights are the state's own: ``E``, ``W1`` and
-    ``W2`` are meant to be read; the finiteness check relies on the largest weight
-    the state itself wrote.)
+    weights would not be finite raises :class:`Diverged` and leaves the weights and
+    moments as they were. (The weights are the state's own: ``E``, ``W1`` and ``W2``
+    are meant to be read; the finiteness check relies on the largest weight the state
+    itself wrote.)
     """
 
     cdef readonly object E, W1, W2          # the weights (writable copies, C order)
@@ -534,8 +209,10 @@ cdef class TrainState:
                 raise ValueError(f"TrainState: {n} contains NaN or infinite values")
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"TrainState: optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"TrainState: batch_size must be an integer >= 1, got {batch_size!r}")
+        batch_size = checked_count(batch_size, "batch_size", 1, "TrainState")
+        momentum = as_real(momentum, "momentum", "TrainState")
+        beta1, beta2 = as_real(beta1, "beta1", "TrainState"), as_real(beta2, "beta2", "TrainState")
+        eps = as_real(eps, "eps", "TrainState")
         if not (0.0 <= momentum < 1.0):
             raise ValueError(f"TrainState: momentum must be in [0, 1), got {momentum!r}")
         if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
@@ -548,7 +225,7 @@ cdef class TrainState:
         self.V, self.d, self.c, self.h = V, d, D // d, h
         self.tanh = bool(tanh)
         self.optimizer = optimizer
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         self.momentum, self.beta1, self.beta2, self.eps = momentum, beta1, beta2, eps
         self.steps = 0
         B = self.batch_size
@@ -581,185 +258,14 @@ cdef class TrainState:
         return {name: self.seconds[k] for k, name in enumerate(_PHASES)}
 
     def _batch(self, windows, targets, str func):
-        w = _positions(windows, f"TrainState.{func}: windows", self.V)
-        t = _positions(targets, f"TrainState.{func}: targets", self.V)
+        w = checked_positions(windows, "windows", self.V, f"TrainState.{func}")
+        t = checked_positions(targets, "targets", self.V, f"TrainState.{func}")
         if w.ndim != 2 or w.shape[1] != self.c or w.shape[0] == 0:
             raise ValueError(f"TrainState.{func}: windows must have shape (B, {self.c}) with B >= 1, "
                              f"got {w.shape}")
         if t.shape != (w.shape[0],):
             raise ValueError(f"TrainState.{func}: targets have shape {t.shape}, expected ({w.shape[0]},)")
         return w, t
-
-    # -- the phases ---------------------------------------------------------------
-
-    cdef int _gather_f1(self, const intp_t[:, ::1] w, Py_ssize_t n) except -1:
-        """X = the windows' embeddings side by side, H = [tanh](X @ W1), on rows :n."""
-        cdef float[:, ::1] E32, X32, H32
-        cdef double[:, ::1] E64, X64, H64
-        X, H = self.X[:n], self.H[:n]
-        if self.f32:
-            E32, X32 = self.E, X
-            with nogil:
-                gather(E32, w, X32)
-        else:
-            E64, X64 = self.E, X
-            with nogil:
-                gather(E64, w, X64)
-        np.matmul(X, self.W1, out=H)
-        if self.tanh:
-            if self.f32:
-                H32 = H
-                with nogil:
-                    tanh_rows(H32)
-            else:
-                H64 = H
-                with nogil:
-                    tanh_rows(H64)
-        return 0
-
-    cdef double _xent(self, const intp_t[::1] t, Py_ssize_t n, bint grad, double scale) except? -1.0:
-        """Sum of the cross-entropies of rows :n of Z; with ``grad``, Z becomes dZ."""
-        cdef float[:, ::1] Z32
-        cdef double[:, ::1] Z64
-        cdef double total
-        if self.f32:
-            Z32 = self.Z
-            with nogil:
-                total = xent(Z32[:n], t, scale, grad, NULL)
-        else:
-            Z64 = self.Z
-            with nogil:
-                total = xent(Z64[:n], t, scale, grad, NULL)
-        return total
-
-    cdef int _dW1_dX_scatter(self, const intp_t[:, ::1] w, Py_ssize_t n) except -1:
-        """[dH *= tanh'], dW1 = X^T dH, dX = dH W1^T, dE += dX's rows (dH^T already made)."""
-        cdef float[:, ::1] dH32, H32, dX32, dE32
-        cdef double[:, ::1] dH64, H64, dX64, dE64
-        H, X, dX = self.H[:n], self.X[:n], self.dX[:n]
-        dH = self.dH[:self.h * n].reshape(self.h, n)          # dH^T, C order
-        if self.tanh:
-            if self.f32:
-                dH32, H32 = dH, H
-                with nogil:
-                    tanh_backward(dH32, H32)
-            else:
-                dH64, H64 = dH, H
-                with nogil:
-                    tanh_backward(dH64, H64)
-        np.matmul(X.T, dH.T, out=self.dW1)
-        np.matmul(dH.T, self.W1.T, out=dX)
-        if self.f32:
-            dX32, dE32 = dX, self.dE
-            with nogil:
-                scatter_rows(dX32, w, dE32)
-        else:
-            dX64, dE64 = dX, self.dE
-            with nogil:
-                scatter_rows(dX64, w, dE64)
-        return 0
-
-    cdef int _clear_dE(self, const intp_t[:, ::1] w) except -1:
-        cdef float[:, ::1] dE32
-        cdef double[:, ::1] dE64
-        if self.f32:
-            dE32 = self.dE
-            with nogil:
-                clear_rows(dE32, w)
-        else:
-            dE64 = self.dE
-            with nogil:
-                clear_rows(dE64, w)
-        return 0
-
-    cdef int _gradient_bounds(self, const intp_t[:, ::1] w, Py_ssize_t n, double* gmax) except -1:
-        """gmax[k] >= max |gradient of weight k| (NaN if a gradient is not finite).
-
-        dE and dW1 exactly (a batch writes only B*c rows of dE; dW1 is small). dW2 =
-        H^T dZ is not read: every entry of dZ is at most 1/n in magnitude (a softmax
-        probability, or it minus one, over n), so |dW2| <= max|H| up to the rounding
-        of a sum of n products.
-        """
-        cdef float[:, ::1] dE32, dW132, H32
-        cdef double[:, ::1] dE64, dW164, H64
-        cdef double hmax
-        if self.f32:
-            dE32, dW132, H32 = self.dE, self.dW1, self.H
-            with nogil:
-                gmax[0] = rows_absmax(dE32, w)
-                gmax[1] = absmax(&dW132[0, 0], dW132.shape[0] * dW132.shape[1])
-                hmax = absmax(&H32[0, 0], n * H32.shape[1])
-            gmax[2] = hmax * (1.01 + n * 2.4e-7)
-        else:
-            dE64, dW164, H64 = self.dE, self.dW1, self.H
-            with nogil:
-                gmax[0] = rows_absmax(dE64, w)
-                gmax[1] = absmax(&dW164[0, 0], dW164.shape[0] * dW164.shape[1])
-                hmax = absmax(&H64[0, 0], n * H64.shape[1])
-            gmax[2] = hmax * (1.01 + n * 4.5e-16)
-        return 0
-
-    cdef bint _proven_finite(self, double lr, double c1, double c2, const double* gmax):
-        """Whether the tracked maxima and ``gmax`` prove every number of the update finite.
-
-        Bounds on the magnitude of each intermediate of the kernels' formulas, computed in
-        double with a margin of 3x below float32's largest number (16x for float64).
-        False (then the exact check runs) when a bound is too large or is NaN.
-        """
-        cdef double limit = 1e38 if self.f32 else 1e307
-        cdef double eps = <float>self.eps if self.f32 else self.eps
-        cdef double b1 = self.beta1, b2 = self.beta2, mu = self.momentum
-        cdef double p, s, v, g, a, b, num
-        cdef int k
-        if not (lr < limit and c1 < limit and c2 < limit and eps > 0.0):
-            return False
-        for k in range(3):
-            p, s, v, g = self.tracked[3 * k], self.tracked[3 * k + 1], self.tracked[3 * k + 2], gmax[k]
-            if not (g < limit and p < limit):
-                return False
-            if self.optimizer == "adam":
-                a = b1 * s + (1.0 - b1) * g                      # >= |new m|
-                b = b2 * v + (1.0 - b2) * g * g                  # >= new v
-                num = lr * (a * c1)                              # >= |lr m c1|
-                if not (g * g < limit and a * c1 < limit and b * c2 < limit and num < limit
-                        and p + num / eps < limit):              # the denominator is >= eps
-                    return False
-            else:
-                a = mu * s + g                                   # >= |new velocity|
-                if not (a < limit and p + lr * a < limit):
-                    return False
-        return True
-
-    cdef int _update(self, double lr, double c1, double c2, bint apply, double* maxes) except -1:
-        """The optimizer on E, W1 and W2 (``apply``: stored; else only computed); see adam/sgd."""
-        cdef int k
-        cdef bint adam_ = self.optimizer == "adam"
-        cdef float[::1] p32, g32, a32, b32
-        cdef double[::1] p64, g64, a64, b64
-        cdef Py_ssize_t n
-        for k, (p, g) in enumerate(((self.E, self.dE), (self.W1, self.dW1), (self.W2, self.dW2))):
-            m1 = self.s1[k]
-            m2 = self.s2[k] if adam_ else m1
-            n = p.size
-            if self.f32:
-                p32, g32, a32, b32 = p.reshape(-1), g.reshape(-1), m1.reshape(-1), m2.reshape(-1)
-                with nogil:
-                    if adam_:
-                        adam(&p32[0], &g32[0], &a32[0], &b32[0], n, <float>lr, <float>self.beta1,
-                             <float>self.beta2, <float>self.eps, <float>c1, <float>c2, apply,
-                             maxes + 3 * k)
-                    else:
-                        sgd(&p32[0], &g32[0], &a32[0], n, <float>lr, <float>self.momentum, apply,
-                            maxes + 3 * k)
-            else:
-                p64, g64, a64, b64 = p.reshape(-1), g.reshape(-1), m1.reshape(-1), m2.reshape(-1)
-                with nogil:
-                    if adam_:
-                        adam(&p64[0], &g64[0], &a64[0], &b64[0], n, lr, self.beta1, self.beta2,
-                             self.eps, c1, c2, apply, maxes + 3 * k)
-                    else:
-                        sgd(&p64[0], &g64[0], &a64[0], n, lr, self.momentum, apply, maxes + 3 * k)
-        return 0
 
     # -- the API ------------------------------------------------------------------
 
@@ -780,16 +286,17 @@ cdef class TrainState:
             logits are not finite).
         """
         w, t = self._batch(windows, targets, "loss")
-        cdef const intp_t[:, ::1] wv = w
-        cdef const intp_t[::1] tv = t
         cdef Py_ssize_t N = w.shape[0], lo, hi
+        cdef const intp_t* wp = <const intp_t*>data(w)
+        cdef const intp_t* tp = <const intp_t*>data(t)
         cdef double total = 0.0
         with np.errstate(**_QUIET):
             for lo in range(0, N, self.batch_size):
                 hi = min(lo + self.batch_size, N)
-                self._gather_f1(wv[lo:hi], hi - lo)
-                np.matmul(self.H[:hi - lo], self.W2, out=self.Z[:hi - lo])
-                total += self._xent(tv[lo:hi], hi - lo, False, 1.0)
+                if self.f32:
+                    total += batch_loss(self, <float*>NULL, wp + lo * self.c, tp + lo, hi - lo)
+                else:
+                    total += batch_loss(self, <double*>NULL, wp + lo * self.c, tp + lo, hi - lo)
         return total / N
 
     def gradients(self, windows, targets):
@@ -804,22 +311,18 @@ cdef class TrainState:
         w, t = self._batch(windows, targets, "gradients")
         if w.shape[0] > self.batch_size:
             raise ValueError(f"TrainState.gradients: batch of {w.shape[0]} > batch_size {self.batch_size}")
-        cdef const intp_t[:, ::1] wv = w
-        cdef const intp_t[::1] tv = t
         cdef Py_ssize_t n = w.shape[0]
+        cdef const intp_t* wp = <const intp_t*>data(w)
+        cdef const intp_t* tp = <const intp_t*>data(t)
         saved = np.seterr(**_QUIET)
         try:
-            self._gather_f1(wv, n)
-            H, Z = self.H[:n], self.Z[:n]
-            np.matmul(H, self.W2, out=Z)
-            loss = self._xent(tv, n, True, 1.0 / n) / n
-            if isfinite(loss):
-                np.matmul(H.T, Z, out=self.dW2)
-                np.matmul(self.W2, Z.T, out=self.dH[:self.h * n].reshape(self.h, n))
-                self._dW1_dX_scatter(wv, n)
+            if self.f32:
+                loss = batch_gradients(self, <float*>NULL, wp, tp, n, NULL)
+            else:
+                loss = batch_gradients(self, <double*>NULL, wp, tp, n, NULL)
             result = (loss, self.dE.copy(), self.dW1.copy(), self.dW2.copy())
         finally:
-            self._clear_dE(wv)
+            self.clear_dE(wp, n)
             np.seterr(**saved)
         return result
 
@@ -845,64 +348,229 @@ cdef class TrainState:
 
         Raises
         ------
-        FloatingPointError
+        Diverged
             The loss is not finite or above ``max_loss``, or a gradient or an
             updated weight would not be finite; nothing was changed (the message
-            says which).
+            says which). A ValueError.
         """
         w, t = self._batch(windows, targets, "step")
         cdef Py_ssize_t n = w.shape[0]
         if n > self.batch_size:
             raise ValueError(f"TrainState.step: batch of {n} > batch_size {self.batch_size}")
-        lr = float(lr)
-        if not (lr > 0.0 and isfinite(lr)):
+        cdef double rate = as_real(lr, "lr", "TrainState.step")
+        if not (rate > 0.0 and isfinite(rate)):
             raise ValueError(f"TrainState.step: lr must be finite and > 0, got {lr!r}")
-        cdef double loss_limit = INFINITY if max_loss is None else float(max_loss)
+        cdef double loss_limit = INFINITY if max_loss is None else as_real(
+            max_loss, "max_loss", "TrainState.step")
         if not loss_limit > 0.0:
             raise ValueError(f"TrainState.step: max_loss must be > 0, got {max_loss!r}")
-        cdef const intp_t[:, ::1] wv = w
-        cdef const intp_t[::1] tv = t
-        cdef double gmax[3]
-        cdef double trial[9]
-        cdef double clock[N_PHASES + 1]
-        cdef long tnext = self.steps + 1
-        cdef double c1 = 1.0 / (1.0 - self.beta1 ** tnext), c2 = 1.0 / (1.0 - self.beta2 ** tnext)
+        cdef const intp_t* wp = <const intp_t*>data(w)
+        cdef const intp_t* tp = <const intp_t*>data(t)
         cdef int k
-        H, Z = self.H[:n], self.Z[:n]
         for k in range(N_PHASES):
             self.seconds[k] = 0.0
         saved = np.seterr(**_QUIET)
         try:
-            clock[0] = perf_counter()
-            self._gather_f1(wv, n)
-            clock[1] = perf_counter()
-            np.matmul(H, self.W2, out=Z)                      # the logits
-            clock[2] = perf_counter()
-            loss = self._xent(tv, n, True, 1.0 / n) / n       # Z becomes dZ
-            clock[3] = perf_counter()
-            if not isfinite(loss):
-                raise FloatingPointError(f"the loss is {loss}")
-            if loss > loss_limit:
-                raise FloatingPointError(f"the loss is {loss:.4g}, above {loss_limit:.4g}")
-            np.matmul(H.T, Z, out=self.dW2)                   # dW2 = H^T dZ
-            clock[4] = perf_counter()
-            np.matmul(self.W2, Z.T, out=self.dH[:self.h * n].reshape(self.h, n))   # dH^T = W2 dZ^T
-            clock[5] = perf_counter()
-            self._dW1_dX_scatter(wv, n)
-            clock[6] = perf_counter()
-            self._gradient_bounds(wv, n, gmax)
-            if not self._proven_finite(lr, c1, c2, gmax):
-                self._update(lr, c1, c2, False, trial)        # the exact check: nothing stored
-                for k in range(9):
-                    if not isfinite(trial[k]):
-                        raise FloatingPointError("a gradient or an updated weight is not finite")
-            clock[7] = perf_counter()
-            self._update(lr, c1, c2, True, &self.tracked[0])
-            clock[8] = perf_counter()
-            self.steps += 1
-            for k in range(N_PHASES):
-                self.seconds[k] = clock[k + 1] - clock[k]
+            if self.f32:
+                loss = train_step(self, <float*>NULL, wp, tp, n, rate, loss_limit)
+            else:
+                loss = train_step(self, <double*>NULL, wp, tp, n, rate, loss_limit)
         finally:
-            self._clear_dE(wv)
+            self.clear_dE(wp, n)
             np.seterr(**saved)
         return loss
+
+    cdef void clear_dE(self, const intp_t* w, Py_ssize_t n):
+        """dE = 0 again on the rows the batch wrote."""
+        cdef const Kernels* k = KERNELS[0]
+        if self.f32:
+            clear_rows(k, <float*>data(self.dE), self.d, w, n * self.c)
+        else:
+            clear_rows(k, <double*>data(self.dE), self.d, w, n * self.c)
+
+
+# ===========================================================================
+# TrainState's phases: fused bodies (``like`` is a NULL pointer of the state's dtype;
+# it only picks the specialisation)
+# ===========================================================================
+
+cdef int gather_f1(TrainState s, floating* like, const intp_t* w, Py_ssize_t n) except -1:
+    """X = the windows' embeddings side by side, H = [tanh](X @ W1), on rows :n."""
+    cdef const Kernels* k = KERNELS[0]
+    cdef const floating* E = <const floating*>data(s.E)
+    cdef floating* X = <floating*>data(s.X)
+    cdef floating* H = <floating*>data(s.H)
+    with nogil:
+        gather(k, E, s.d, w, n, s.c, X)
+    np.matmul(s.X[:n], s.W1, out=s.H[:n])
+    if s.tanh:
+        with nogil:
+            tanh_all(k, H, n * s.h)
+    return 0
+
+
+cdef double batch_loss(TrainState s, floating* like, const intp_t* w, const intp_t* t,
+                       Py_ssize_t n) except? -1.0:
+    """Sum of the cross-entropies of a batch of n windows (no gradient)."""
+    cdef const Kernels* k = KERNELS[0]
+    cdef floating* Z = <floating*>data(s.Z)
+    cdef double total
+    gather_f1(s, like, w, n)
+    np.matmul(s.H[:n], s.W2, out=s.Z[:n])
+    with nogil:
+        total = xent(k, Z, n, s.V, t, 1.0, False, NULL)
+    return total
+
+
+cdef double batch_gradients(TrainState s, floating* like, const intp_t* w, const intp_t* t,
+                            Py_ssize_t n, double* clock) except? -1.0:
+    """The mean loss of a batch and, if finite, its gradients into dE, dW1, dW2.
+    ``clock`` (if not NULL) receives the time after each of the first 6 phases."""
+    cdef const Kernels* k = KERNELS[0]
+    cdef floating* Zp = <floating*>data(s.Z)
+    cdef floating* dHp = <floating*>data(s.dH)
+    cdef const floating* Hp = <const floating*>data(s.H)
+    cdef const floating* dXp = <const floating*>data(s.dX)
+    cdef floating* dEp = <floating*>data(s.dE)
+    cdef double loss
+    H, Z = s.H[:n], s.Z[:n]
+    gather_f1(s, like, w, n)
+    if clock != NULL:
+        clock[1] = perf_counter()
+    np.matmul(H, s.W2, out=Z)                                   # the logits
+    if clock != NULL:
+        clock[2] = perf_counter()
+    with nogil:                                                 # Z becomes dZ
+        loss = xent(k, Zp, n, s.V, t, 1.0 / n, True, NULL) / n
+    if clock != NULL:
+        clock[3] = perf_counter()
+    if not isfinite(loss):
+        return loss
+    np.matmul(H.T, Z, out=s.dW2)                                # dW2 = H^T dZ
+    if clock != NULL:
+        clock[4] = perf_counter()
+    dH = s.dH[:s.h * n].reshape(s.h, n)                         # dH^T, C order
+    np.matmul(s.W2, Z.T, out=dH)                                # dH^T = W2 dZ^T
+    if clock != NULL:
+        clock[5] = perf_counter()
+    if s.tanh:
+        with nogil:
+            tanh_backward(k, dHp, Hp, s.h, n)
+    np.matmul(s.X[:n].T, dH.T, out=s.dW1)                       # dW1 = X^T dH
+    np.matmul(dH.T, s.W1.T, out=s.dX[:n])                       # dX = dH W1^T
+    with nogil:
+        scatter_rows(k, dXp, w, n, s.c, dEp, s.d)
+    return loss
+
+
+cdef double train_step(TrainState s, floating* like, const intp_t* w, const intp_t* t,
+                       Py_ssize_t n, double lr, double max_loss) except? -1.0:
+    """One update (see TrainState.step); Diverged, with nothing changed, if it would
+    not be finite."""
+    cdef double gmax[3]
+    cdef double trial[9]
+    cdef double clock[N_PHASES + 1]
+    cdef long tnext = s.steps + 1
+    cdef double c1 = 1.0 / (1.0 - s.beta1 ** tnext), c2 = 1.0 / (1.0 - s.beta2 ** tnext)
+    cdef int k
+    clock[0] = perf_counter()
+    cdef double loss = batch_gradients(s, like, w, t, n, clock)
+    if not isfinite(loss):
+        raise Diverged(f"the loss is {loss}")
+    if loss > max_loss:
+        raise Diverged(f"the loss is {loss:.4g}, above {max_loss:.4g}")
+    clock[6] = perf_counter()
+    gradient_bounds(s, like, w, n, gmax)
+    if not proven_finite(s, lr, c1, c2, gmax):
+        update(s, like, lr, c1, c2, False, trial)                # the exact check: nothing stored
+        for k in range(9):
+            if not isfinite(trial[k]):
+                raise Diverged("a gradient or an updated weight is not finite")
+    clock[7] = perf_counter()
+    update(s, like, lr, c1, c2, True, &s.tracked[0])
+    clock[8] = perf_counter()
+    s.steps += 1
+    for k in range(N_PHASES):
+        s.seconds[k] = clock[k + 1] - clock[k]
+    return loss
+
+
+cdef int gradient_bounds(TrainState s, floating* like, const intp_t* w, Py_ssize_t n,
+                         double* gmax) except -1:
+    """gmax[k] >= max |gradient of weight k| (NaN if a gradient is not finite).
+
+    dE and dW1 exactly (a batch writes only n*c rows of dE; dW1 is small). dW2 =
+    H^T dZ is not read: every entry of dZ is at most 1/n in magnitude (a softmax
+    probability, or it minus one, over n), so |dW2| <= max|H| up to the rounding
+    of a sum of n products.
+    """
+    cdef const Kernels* k = KERNELS[0]
+    cdef const floating* dE = <const floating*>data(s.dE)
+    cdef const floating* dW1 = <const floating*>data(s.dW1)
+    cdef const floating* H = <const floating*>data(s.H)
+    cdef double hmax
+    cdef double rounding = 2.4e-7 if floating is float else 4.5e-16
+    with nogil:
+        gmax[0] = rows_absmax(k, dE, s.d, w, n * s.c)
+        gmax[1] = absmax(k, dW1, s.c * s.d * s.h)
+        hmax = absmax(k, H, n * s.h)
+    gmax[2] = hmax * (1.01 + n * rounding)
+    return 0
+
+
+cdef bint proven_finite(TrainState s, double lr, double c1, double c2, const double* gmax):
+    """Whether the tracked maxima and ``gmax`` prove every number of the update finite.
+
+    Bounds on the magnitude of each intermediate of the kernels' formulas, computed in
+    double with a margin of 3x below float32's largest number (16x for float64).
+    False (then the exact check runs) when a bound is too large or is NaN.
+    """
+    cdef double limit = 1e38 if s.f32 else 1e307
+    cdef double eps = <float>s.eps if s.f32 else s.eps
+    cdef double b1 = s.beta1, b2 = s.beta2, mu = s.momentum
+    cdef double p, m, v, g, a, b, num
+    cdef int k
+    if not (lr < limit and c1 < limit and c2 < limit and eps > 0.0):
+        return False
+    for k in range(3):
+        p, m, v, g = s.tracked[3 * k], s.tracked[3 * k + 1], s.tracked[3 * k + 2], gmax[k]
+        if not (g < limit and p < limit):
+            return False
+        if s.optimizer == "adam":
+            a = b1 * m + (1.0 - b1) * g                      # >= |new m|
+            b = b2 * v + (1.0 - b2) * g * g                  # >= new v
+            num = lr * (a * c1)                              # >= |lr m c1|
+            if not (g * g < limit and a * c1 < limit and b * c2 < limit and num < limit
+                    and p + num / eps < limit):              # the denominator is >= eps
+                return False
+        else:
+            a = mu * m + g                                   # >= |new velocity|
+            if not (a < limit and p + lr * a < limit):
+                return False
+    return True
+
+
+cdef int update(TrainState s, floating* like, double lr, double c1, double c2, bint apply,
+                double* maxes) except -1:
+    """The optimizer on E, W1 and W2 (``apply``: stored; else only computed); maxes[3k..]
+    receives the largest magnitudes written for weight k (see kernels/train.pxi)."""
+    cdef const Kernels* k = KERNELS[0]
+    cdef int i
+    cdef bint use_adam = s.optimizer == "adam"
+    cdef floating* p
+    cdef floating* g
+    cdef floating* m1
+    cdef floating* m2
+    cdef Py_ssize_t n
+    for i, (weight, grad) in enumerate(((s.E, s.dE), (s.W1, s.dW1), (s.W2, s.dW2))):
+        p, g = <floating*>data(weight), <floating*>data(grad)
+        m1 = <floating*>data(s.s1[i])
+        m2 = <floating*>data(s.s2[i]) if use_adam else m1
+        n = weight.size
+        with nogil:
+            if use_adam:
+                adam(k, p, g, m1, m2, n, <floating>lr, <floating>s.beta1, <floating>s.beta2,
+                     <floating>s.eps, <floating>c1, <floating>c2, apply, maxes + 3 * i)
+            else:
+                sgd(k, p, g, m1, n, <floating>lr, <floating>s.momentum, apply, maxes + 3 * i)
+    return 0

@@ -1,27 +1,96 @@
-"""Shared test helpers: the dtype -> tolerance table, memory layouts and hypothesis strategies."""
+"""Shared test helpers: the blog's numbers, the dtype -> tolerance table, the
+instruction sets to run the kernels on, memory layouts and hypothesis strategies."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tinyllm import _compiled
+import tinyllm
+from tinyllm import _compiled, _cpu
 
 DTYPES = [np.float32, np.float64]
 
 #: Relative tolerance of a compiled kernel against tinyllm.reference, per dtype.
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 
-#: Every build of each compiled module that runs on this machine: the baseline, and
-#: the AVX2+FMA build when it was made and the CPU has AVX2 and FMA. Kernel tests run
-#: each of them against the reference (tinyllm.softmax is only the one in use).
-BUILDS = {stem: _compiled.builds(stem) for stem in _compiled.COMPILED_MODULES}
+# ---------------------------------------------------------------------------
+# The blog's numbers (part 3 unless said; ../shared/reference of the project)
+# ---------------------------------------------------------------------------
+BLOG_PROMPT = "el cielo es"
+BLOG_IDS = [578, 350, 698]
+BLOG_X = [0.3, -0.6, 0.8, -0.1, 0.1, -0.1]
+BLOG_LOGITS = [2.5, 0.7, 2.0, 0.2, 0.5]
+BLOG_PROBS = [0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992]
+BLOG_PART2_LOGITS = [4500, 1260, 3600, 360, 900]
+BLOG_PART2_PROBS = [0.423729, 0.118644, 0.338983, 0.033898, 0.084746]
 
 
-def build_id(module) -> str:
-    return module.__name__.rpartition(".")[2]
+# ---------------------------------------------------------------------------
+# Instruction sets: the kernels are built once per instruction set, and the tests
+# run them all (tinyllm.softmax and friends run the one tinyllm._cpu picked)
+# ---------------------------------------------------------------------------
+
+@contextmanager
+def running(isa: str) -> Iterator[None]:
+    """Every kernel call inside runs the build for ``isa``."""
+    previous = _cpu.use(isa)
+    try:
+        yield
+    finally:
+        _cpu.use(previous)
+
+
+class Isa:
+    """The compiled functions on the kernels of one instruction set: ``Isa("avx2").softmax(x)``
+    is ``tinyllm.softmax(x)`` run on the AVX2 build. Test hooks too (``_exp``, ...)."""
+
+    _MODULES = ("_linalg", "_softmax", "_sampling", "_generate", "_train")
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __getattr__(self, attr: str):
+        for stem in self._MODULES:
+            func = getattr(getattr(tinyllm, stem, None) or _import(stem), attr, None)
+            if func is not None:
+                break
+        else:
+            raise AttributeError(attr)
+
+        def on_this_isa(*args, **kwargs):
+            with running(self.name):
+                return func(*args, **kwargs)
+        return on_this_isa
+
+
+def _import(stem: str):
+    import importlib
+
+    return importlib.import_module(f"tinyllm.{stem}")
+
+
+#: The instruction sets whose kernels were built and that this CPU runs, baseline first.
+ISAS = [Isa(name) for name in _cpu.available()]
+
+
+def isa_id(isa: Isa) -> str:
+    return isa.name
+
+
+@pytest.fixture(params=ISAS, ids=isa_id)
+def each_isa(request) -> Iterator[str]:
+    """Run the test once per instruction set, with every kernel on that build."""
+    with running(request.param.name):
+        yield request.param.name
 
 
 #: Memory layouts an input may come in; ``with_layout`` makes each of them.

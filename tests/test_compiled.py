@@ -1,10 +1,12 @@
-"""tinyllm._compiled: the kernels' single import point and its install message.
+"""tinyllm._compiled and tinyllm._cpu: the compiled modules' single import point, its
+install message, and the choice of the kernels' instruction set.
 
 The failure cases run in a fresh interpreter (a subprocess), on the tinyllm that
 this test-suite imports (a checkout or an installed wheel), so nothing here
 depends on where the tests themselves live.
 """
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -17,7 +19,7 @@ import numpy as np
 import pytest
 
 import tinyllm
-from tinyllm import _compiled
+from tinyllm import _compiled, _cpu
 
 PACKAGE_DIR = Path(tinyllm.__file__).resolve().parent
 
@@ -30,11 +32,18 @@ EXPORTS = {
     "sample": "_sampling",
     "sample_logits": "_sampling",
     "filter_logits": "_sampling",
+    "as_generator": "_sampling",
+    "forward": "_generate",
+    "Generation": "_generate",
+    "TrainState": "_train",
+    "Diverged": "_train",
+    "cross_entropy_grad": "_train",
 }
 
 
-def _exported_modules():
-    return sorted({EXPORTS[name] for name in _compiled.__all__ if name in EXPORTS})
+def _compiled_modules():
+    """Every compiled module the package needs: the ones with an API, and the kernels."""
+    return [*_compiled.COMPILED_MODULES, "_kernels_baseline"]
 
 
 # Run in the subprocess before the import under test: only the import system's
@@ -105,36 +114,47 @@ def _assert_install_message(output, module):
 # ===========================================================================
 
 def test_exports_are_the_compiled_functions():
-    assert set(EXPORTS) <= set(_compiled.__all__)
+    assert set(EXPORTS) | {"SIMD"} == set(_compiled.__all__)
     for name, stem in EXPORTS.items():
-        module = _compiled.module(stem)
-        assert module.__name__ in (f"tinyllm.{stem}", f"tinyllm.{stem}_avx2", f"tinyllm.{stem}_avx512")
-        assert getattr(_compiled, name) is getattr(module, name)
+        assert getattr(_compiled, name) is getattr(importlib.import_module(f"tinyllm.{stem}"), name)
 
 
-def test_simd_build_follows_the_cpu_and_the_environment():
-    import tinyllm._softmax as baseline
-
-    avx2 = baseline._cpu_has_avx2_fma()
-    avx512 = baseline._cpu_has_avx512()
+def test_instruction_set_follows_the_cpu_and_the_environment():
+    avx2, avx512 = _cpu.cpu_runs("avx2"), _cpu.cpu_runs("avx512")
     assert avx2 or not avx512
-    builds = [m.__name__ for m in _compiled.builds("_softmax")]
-    runnable = ["tinyllm._softmax"] + ["tinyllm._softmax_avx2"] * avx2 + ["tinyllm._softmax_avx512"] * avx512
-    assert builds[0] == "tinyllm._softmax" and builds == [b for b in runnable if b in builds]
-    made = {b.rpartition("_")[2] for b in builds[1:]}
-    auto = next((v for v in ("avx512", "avx2") if v in made), "baseline")
+    made = [isa for isa in ("baseline", "avx2", "avx512") if _cpu.built(isa)]
+    assert made[0] == "baseline"
+    runnable = ["baseline"] + ["avx2"] * avx2 + ["avx512"] * avx512
+    assert _cpu.available() == [isa for isa in runnable if isa in made]
+    best = _cpu.available()[-1]
     wanted = os.environ.get("TINYLLM_SIMD", "").strip().lower()
-    forced = {"baseline": "baseline", "avx2": "avx2" if "avx2" in made else "baseline"}.get(wanted, auto)
-    assert _compiled.SIMD == forced
-    suffix = "" if _compiled.SIMD == "baseline" else f"_{_compiled.SIMD}"
-    assert _compiled.module("_softmax").__name__ == f"tinyllm._softmax{suffix}"
-    code = "import tinyllm, tinyllm._compiled as c; print(c.SIMD, tinyllm.softmax is c.module('_softmax').softmax)"
-    for env, want in (({"TINYLLM_SIMD": "baseline"}, "baseline"), ({"TINYLLM_SIMD": ""}, auto),
-                      ({"TINYLLM_SIMD": "avx2"}, "avx2" if "avx2" in made else "baseline"),
-                      ({"TINYLLM_SIMD": "avx512"}, auto)):
+    assert _compiled.SIMD == _cpu.CHOSEN == _cpu.best_available(wanted)
+    assert _cpu.best_available("") == best and _cpu.best_available("nonsense") == best
+    assert _cpu.best_available("baseline") == "baseline"
+    code = "import tinyllm, tinyllm._cpu as c; print(tinyllm._compiled.SIMD, c.active())"
+    for env, want in (({"TINYLLM_SIMD": "baseline"}, "baseline"), ({"TINYLLM_SIMD": ""}, best),
+                      ({"TINYLLM_SIMD": "avx2"}, "avx2" if "avx2" in _cpu.available() else "baseline"),
+                      ({"TINYLLM_SIMD": "avx512"}, best)):
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                 cwd=PACKAGE_DIR.parent, env={**os.environ, **env}, timeout=120)
-        assert result.stdout.split() == [want, "True"], result.stderr
+        assert result.stdout.split() == [want, want], result.stderr
+
+
+def test_use_switches_every_kernel_at_once():
+    x = np.random.default_rng(0).normal(size=(3, 500))
+    start = _cpu.active()
+    try:
+        for isa in _cpu.available():
+            previous = _cpu.use(isa)
+            assert _cpu.active() == isa and previous in _cpu.available()
+            assert _cpu.kernels_module(isa).ISA == isa
+            np.testing.assert_allclose(tinyllm.softmax(x), np.exp(x) / np.exp(x).sum(-1, keepdims=True),
+                                       rtol=1e-12)
+    finally:
+        _cpu.use(start)
+    with pytest.raises(ValueError, match="not available"):
+        _cpu.use("avx1024")
+    assert _cpu.active() == start
 
 
 def test_package_exports_the_kernels():
@@ -167,7 +187,7 @@ def test_subprocess_imports_the_same_tinyllm():
 # A compiled module that is missing
 # ===========================================================================
 
-@pytest.mark.parametrize("module", _exported_modules())
+@pytest.mark.parametrize("module", _compiled_modules())
 def test_missing_compiled_module_gives_install_message(module):
     output = _import_in_subprocess(
         "tinyllm._compiled", blocked=f"tinyllm.{module}", bare_package=True
@@ -202,9 +222,9 @@ def test_build_for_another_python_gives_install_message(tmp_path):
     assert renamed, f"no compiled modules found in {PACKAGE_DIR}"
 
     output = _import_in_subprocess("tinyllm._compiled", package_dir=copy, bare_package=True)
-    _assert_install_message(output, "tinyllm._linalg")
+    _assert_install_message(output, "tinyllm._cpu")          # the first one imported
     assert "built for another Python" in output
-    assert "_linalg.cp" in output  # the file that was found is named
+    assert "_cpu.cp" in output  # the file that was found is named
 
 
 def test_message_when_nothing_was_built(tmp_path):

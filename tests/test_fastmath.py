@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import BUILDS, build_id
+from conftest import ISAS, isa_id
 
-builds = pytest.mark.parametrize("build", BUILDS["_softmax"], ids=build_id)
+builds = pytest.mark.parametrize("build", ISAS, ids=isa_id)
 
 if np.finfo(np.longdouble).nmant < 60:  # pragma: no cover - MSVC and arm64 macOS
     pytest.skip("needs an 80-bit long double to count ulps", allow_module_level=True)
@@ -84,7 +84,7 @@ def test_exp_underflow_boundary(build, dtype):
 # hook tinyllm._sampling._exp_weights (what sample_logits' one-draw path uses)
 # ---------------------------------------------------------------------------
 
-sampling_builds = pytest.mark.parametrize("build", BUILDS["_sampling"], ids=build_id)
+sampling_builds = pytest.mark.parametrize("build", ISAS, ids=isa_id)
 
 #: Below exp(CUTOFF) of the max's weight, a weight is exactly 0 (_fastmath.pxd).
 CUTOFF = {np.float32: -86.0, np.float64: -707.0}

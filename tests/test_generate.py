@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+import tinyllm
 from tinyllm import TinyLM, TinyLMConfig
 from tinyllm.cli import main
 
@@ -333,26 +334,27 @@ def test_option_messages_name_the_option_only(model):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_overflowing_temperature_raises_before_the_first_token(dtype):
-    # logits / temperature overflows: checked on the first step's logits, up front.
+def test_a_tiny_temperature_means_what_it_means_in_sample_logits(dtype):
+    # logits / T overflows the dtype, but the weights exp((x - max) / T) do not: the
+    # draws are those of sample_logits (all on the argmax), as every other temperature.
     m = TinyLM.from_blog(dtype)
-    with pytest.raises(ValueError, match="overflow"):
-        m.stream("el cielo es", temperature=1e-320 if dtype == "float64" else 1e-40)
-    with pytest.raises(ValueError, match="overflow"):
-        m.generate("el cielo es", temperature=np.float64(1e-320))
-    # An ordinary temperature needs no forward pass to be known safe.
-    assert m._logits_stay_finite(0.7) and m._logits_stay_finite(0)
-    assert not m._logits_stay_finite(1e-320) and not m._logits_stay_finite("x")
+    t = 1e-320 if dtype == "float64" else 1e-40
+    assert m.generate("el cielo es", 4, temperature=t, rng=0) == "azul azul azul azul"
+    assert tinyllm.sample_logits(m.logits("el cielo es"), temperature=t, rng=0) == 0
+    with pytest.raises(ValueError, match="overflow"):     # filter_logits returns logits / T
+        tinyllm.filter_logits(m.logits("el cielo es"), temperature=t)
 
 
-def test_weights_that_may_overflow_get_the_full_check():
+def test_logits_that_overflow_raise_before_the_first_token():
     big = np.finfo(np.float32).max / 2
     cfg = TinyLMConfig(vocab_size=3, dim=1, context=1, hidden=1, dtype="float32")
     m = TinyLM(cfg, TinyLM.random(cfg).vocab, [[1.0], [2.0], [4.0]], [[big]], [[1.0, -1.0, 0.5]])
-    assert not m._logits_stay_finite(1.0)
-    with pytest.raises(ValueError, match="overflow"):
+    with pytest.raises(ValueError, match="logits of token 0 are not finite"):
         m.stream([2], 5, rng=0)                      # inf logits: before the first token
+    with pytest.raises(ValueError, match="not finite"):
+        m.logits([2])
     assert m.generate([0], 3, temperature=0) == "t0 t0 t0"   # finite for this context
-    # A new array assigned to the model is seen (the bound is cached per array).
-    m.W1 = np.array([[1.0]], dtype=np.float32)
-    assert m._logits_stay_finite(1.0)
+    # A later step: after t0 comes t2 (the largest logit), whose logits overflow.
+    m = TinyLM(cfg, m.vocab, [[1.0], [2.0], [4.0]], [[big]], [[1.0, -1.0, 2.0]])
+    with pytest.raises(ValueError, match="logits of token 1 are not finite"):
+        m.generate([0], 3, temperature=0)

@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 import tinyllm
 from tinyllm import reference as ref
 
-from conftest import BUILDS, DTYPES, LAYOUTS, RTOL, arrays, build_id, with_layout
+from conftest import ISAS, DTYPES, LAYOUTS, RTOL, arrays, isa_id, with_layout
 
 INF, NAN = math.inf, math.nan
 F64_EPS = np.finfo(np.float64).eps
@@ -48,10 +48,10 @@ def test_dot_matches_reference(data, dtype, n, lx, lw):
     expected = ref.dot(x.tolist(), w.tolist())
     # Summation order differs (cancellation is legitimate): bound by sum |x_i w_i|.
     scale = sum(abs(a * b) for a, b in zip(x.tolist(), w.tolist()))
-    for build in BUILDS["_linalg"]:
+    for build in ISAS:
         got = build.dot(x, w)
         assert type(got) is float
-        assert abs(got - expected) <= RTOL[dtype] * scale, build_id(build)
+        assert abs(got - expected) <= RTOL[dtype] * scale, isa_id(build)
         assert got == build.dot(np.ascontiguousarray(x), np.ascontiguousarray(w))
     unchanged(before[0], x), unchanged(before[1], w)
 
@@ -69,11 +69,11 @@ def test_project_matches_reference(data, dtype, k, V, B, lh, lW):
     # products below the smallest normal number may lose.
     scale = np.abs(h.astype(np.float64)) @ np.abs(W.astype(np.float64))
     bound = RTOL[dtype] * scale + k * np.finfo(dtype).tiny
-    for build in BUILDS["_linalg"]:
+    for build in ISAS:
         got = build.project(h, W)
         assert got.dtype == dtype
         assert got.shape == ((V,) if B is None else (B, V))
-        assert np.all(np.abs(got.astype(np.float64) - expected) <= bound), build_id(build)
+        assert np.all(np.abs(got.astype(np.float64) - expected) <= bound), isa_id(build)
         np.testing.assert_array_equal(got, build.project(np.ascontiguousarray(h), np.ascontiguousarray(W)))
     unchanged(before[0], h), unchanged(before[1], W)
 
@@ -127,7 +127,7 @@ def test_softmax_and_log_softmax_match_reference(case):
     before = x.copy()
     ref_p = np.array(ref.softmax(x.tolist(), axis=axis, temperature=temperature))
     ref_logp = np.array(ref.log_softmax(x.tolist(), axis=axis, temperature=temperature))
-    for build in BUILDS["_softmax"]:
+    for build in ISAS:
         _check_softmax_case(build, x, axis, temperature, ref_p, ref_logp)
     unchanged(before, x)
 
@@ -140,10 +140,10 @@ def _check_softmax_case(build, x, axis, temperature, ref_p, ref_logp):
         assert got.dtype == x.dtype and got.shape == x.shape
 
     tiny = np.finfo(x.dtype).tiny  # below it, float results keep no relative precision
-    np.testing.assert_allclose(p, ref_p, rtol=RTOL[x.dtype.type], atol=tiny, err_msg=build_id(build))
+    np.testing.assert_allclose(p, ref_p, rtol=RTOL[x.dtype.type], atol=tiny, err_msg=isa_id(build))
     # log_softmax = s - log(sum): sums in another order may move log(sum) by ~n eps.
     np.testing.assert_allclose(logp, ref_logp, rtol=RTOL[x.dtype.type], atol=4 * n * F64_EPS,
-                               err_msg=build_id(build))
+                               err_msg=isa_id(build))
 
     masked = np.isneginf(x)
     assert np.all(p[masked] == 0) and np.all(np.isneginf(logp[masked]))
@@ -536,7 +536,7 @@ def test_softmax_numpy_integer_axis():
 # softmax: the accuracy targets of issue 4, the fast path, both SIMD builds
 # ===========================================================================
 
-softmax_builds = pytest.mark.parametrize("build", BUILDS["_softmax"], ids=build_id)
+softmax_builds = pytest.mark.parametrize("build", ISAS, ids=isa_id)
 
 #: Relative accuracy against a float64 reference (issue 4): float32 results are compared
 #: with softmax in float64 of the same (float32) logits.
@@ -668,11 +668,11 @@ def test_fast_path_rejects_what_the_general_path_rejects(build):
 
 def test_simd_builds_agree(dtype):
     """Every build computes the same function (FMA contractions may move the last bits)."""
-    if len(BUILDS["_softmax"]) < 2:
+    if len(ISAS) < 2:
         pytest.skip("only the baseline build runs here")
     x = np.random.default_rng(8).normal(scale=5, size=(4, 2000)).astype(dtype)
-    base, *simd = BUILDS["_softmax"]
+    base, *simd = ISAS
     for build in simd:
         for name in ("softmax", "log_softmax"):
             np.testing.assert_allclose(getattr(build, name)(x), getattr(base, name)(x),
-                                       rtol=TARGET_RTOL[dtype], err_msg=build_id(build))
+                                       rtol=TARGET_RTOL[dtype], err_msg=isa_id(build))

@@ -12,9 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from conftest import BUILDS, build_id
+from conftest import ISAS, isa_id
 
-LINALG = BUILDS["_linalg"]
+LINALG = ISAS
 
 
 def exact_projection(h, W):
@@ -23,7 +23,7 @@ def exact_projection(h, W):
     return np.array([math.fsum(h64 * W64[:, j]) for j in range(W.shape[1])])
 
 
-@pytest.mark.parametrize("linalg", LINALG, ids=build_id)
+@pytest.mark.parametrize("linalg", LINALG, ids=isa_id)
 @pytest.mark.parametrize("k", [65_536, 65_541])   # a multiple of 8, and 5 rows past one
 def test_float32_error_does_not_grow_with_k(linalg, k):
     rng = np.random.default_rng(1)
@@ -37,7 +37,7 @@ def test_float32_error_does_not_grow_with_k(linalg, k):
     assert np.all(np.abs(got - exact) <= 1e-6 * scale)
 
 
-@pytest.mark.parametrize("linalg", LINALG, ids=build_id)
+@pytest.mark.parametrize("linalg", LINALG, ids=isa_id)
 def test_float32_error_with_cancellation(linalg):
     rng = np.random.default_rng(2)
     k = 20_000
@@ -48,7 +48,7 @@ def test_float32_error_with_cancellation(linalg):
     assert np.all(np.abs(got - exact_projection(h, W)) <= 1e-6 * scale)
 
 
-@pytest.mark.parametrize("linalg", LINALG, ids=build_id)
+@pytest.mark.parametrize("linalg", LINALG, ids=isa_id)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_wide_outputs_span_several_tiles(linalg, dtype):
     # V larger than one tile of columns (16384), k not a multiple of the 8-row block.
@@ -66,7 +66,7 @@ def test_wide_outputs_span_several_tiles(linalg, dtype):
         np.testing.assert_array_equal(got[b], linalg.project(h[b], W))
 
 
-@pytest.mark.parametrize("linalg", LINALG, ids=build_id)
+@pytest.mark.parametrize("linalg", LINALG, ids=isa_id)
 def test_dot_long_float32_accumulates_in_double(linalg):
     rng = np.random.default_rng(4)
     x = rng.random(100_003, dtype=np.float32)

@@ -4,7 +4,7 @@ the optimizer updates, and what happens when a step would not be finite."""
 import numpy as np
 import pytest
 
-from tinyllm._train import TrainState, cross_entropy_grad
+from tinyllm._train import Diverged, TrainState, cross_entropy_grad
 
 RTOL = {np.float32: 2e-5, np.float64: 1e-12}
 
@@ -168,10 +168,11 @@ def test_steps_lower_the_loss_and_loss_is_chunked():
 
 
 def test_non_finite_step_changes_nothing():
+    assert issubclass(Diverged, ValueError)         # the rule of every bad value in tinyllm
     E, W1, W2, windows, targets = _problem(4)
     E32, W132, W232 = E.astype(np.float32), W1.astype(np.float32), (W2 * 1000).astype(np.float32)
     state = TrainState(E32, W132, W232, optimizer="sgd", batch_size=6)
-    with pytest.raises(FloatingPointError, match="not finite"):
+    with pytest.raises(Diverged, match="not finite"):
         state.step(windows, targets, 1e37)          # the update overflows float32
     assert state.steps == 0
     np.testing.assert_array_equal(state.E, E32)
@@ -181,7 +182,7 @@ def test_non_finite_step_changes_nothing():
     assert state.steps == 1
     huge = TrainState((E * 1e30).astype(np.float32), (W1 * 1e10).astype(np.float32),
                       W2.astype(np.float32), batch_size=6)      # f1 overflows: the loss is NaN
-    with pytest.raises(FloatingPointError, match="loss"):
+    with pytest.raises(Diverged, match="loss"):
         huge.step(windows, targets, 0.1)
     assert huge.steps == 0
 

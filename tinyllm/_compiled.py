@@ -1,28 +1,25 @@
-"""The compiled kernels, imported in one place.
+"""The compiled modules, imported in one place.
 
-tinyllm's numerical kernels are Cython extension modules (``src/*.pyx`` built as
-``tinyllm._linalg``, ``tinyllm._softmax`` and ``tinyllm._sampling``). The rest of
-the package imports them from here, so a missing build, or one made for another
-Python, fails at ``import tinyllm`` with one message that says how to install
-instead of a bare ImportError from deep inside the package.
+tinyllm's numerical code is Cython (``src/``): the kernels, built once per instruction
+set (``tinyllm._kernels_baseline``, ``_kernels_avx2``, ``_kernels_avx512``), and the
+modules that check arguments and call them, built once (``tinyllm._linalg``,
+``_softmax``, ``_sampling``, ``_generate``, ``_train``). ``tinyllm._cpu`` picks, at
+import, the kernels of the best instruction set the CPU runs, or the one named by the
+environment variable ``TINYLLM_SIMD=baseline|avx2|avx512`` set before tinyllm is
+imported; ``SIMD`` tells which.
 
-On x86-64 each module is also built with AVX2+FMA and with AVX-512
-(``tinyllm._softmax_avx2`` and ``tinyllm._softmax_avx512`` beside
-``tinyllm._softmax``, from the same source; see setup.py). The functions exported
-here come from the best build the CPU runs, or the one named by the environment
-variable ``TINYLLM_SIMD=baseline|avx2|avx512`` set before tinyllm is imported.
-``SIMD`` tells which.
+The rest of the package imports the compiled functions from here, so a missing
+build, or one made for another Python, fails at ``import tinyllm`` with one message
+that says how to install, instead of a bare ImportError from deep inside the package.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 import platform
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 
@@ -35,19 +32,17 @@ __all__ = [
     "sample_logits",
     "filter_logits",
     "as_generator",
+    "forward",
     "Generation",
     "TrainState",
+    "Diverged",
     "cross_entropy_grad",
+    "SIMD",
 ]
 
-#: The compiled modules of the package, by file stem.
-COMPILED_MODULES = ("_linalg", "_softmax", "_sampling", "_train")
-
-#: The SIMD builds made beside the baseline on x86-64, best first: name -> module suffix.
-SIMD_VARIANTS = {"avx512": "_avx512", "avx2": "_avx2"}
-
-#: name -> the baseline _softmax function that says whether the CPU runs that build.
-_CPU_CHECKS = {"avx512": "_cpu_has_avx512", "avx2": "_cpu_has_avx2_fma"}
+#: The compiled modules with a Python API, by file stem (the kernel builds are found
+#: by tinyllm._cpu).
+COMPILED_MODULES = ("_cpu", "_linalg", "_softmax", "_sampling", "_generate", "_train")
 
 # Files that may hold an extension module, for whatever Python they were built.
 _EXTENSION_ENDINGS = (".so", ".pyd", ".dylib")
@@ -107,91 +102,33 @@ def install_message(error: ImportError, package_dir: Path | None = None) -> str:
 
 
 # ===========================================================================
-# The SIMD build
-# ===========================================================================
-
-def _cpu_runs(variant: str) -> bool:
-    """Whether this CPU (and OS) can run the SIMD build ``variant``; asked of the baseline."""
-    return bool(getattr(_BASELINES["_softmax"], _CPU_CHECKS[variant])())
-
-
-def _built(variant: str) -> bool:
-    """Whether the SIMD build ``variant`` of every compiled module imports."""
-    try:
-        for stem in COMPILED_MODULES:
-            importlib.import_module(f"tinyllm.{stem}{SIMD_VARIANTS[variant]}")
-    except ImportError:  # not built here (arm64, MSVC)
-        return False
-    return True
-
-
-def _simd_choice() -> str:
-    """The best SIMD build that was made and runs on this CPU ("avx512", "avx2"), else
-    "baseline". TINYLLM_SIMD=baseline|avx2|avx512 asks for one; a build the CPU cannot
-    run, or that was not made, falls back to the next best.
-
-    The CPU is asked by the baseline build (gcc/clang's __builtin_cpu_supports,
-    which also checks that the operating system saves the AVX registers).
-    """
-    wanted = os.environ.get("TINYLLM_SIMD", "").strip().lower()
-    if wanted == "baseline":
-        return "baseline"
-    names = list(SIMD_VARIANTS)
-    if wanted in SIMD_VARIANTS:
-        names = names[names.index(wanted):]
-    for name in names:
-        if _cpu_runs(name) and _built(name):
-            return name
-    return "baseline"
-
-
-def builds(stem: str) -> list[ModuleType]:
-    """Every build of the compiled module ``stem`` that was made and runs on this CPU,
-    the baseline first (the tests check each of them against the reference)."""
-    found = [importlib.import_module(f"tinyllm.{stem}")]
-    for name in reversed(SIMD_VARIANTS):  # avx2, then avx512
-        if _cpu_runs(name):
-            try:
-                found.append(importlib.import_module(f"tinyllm.{stem}{SIMD_VARIANTS[name]}"))
-            except ImportError:  # not built here (arm64, MSVC)
-                pass
-    return found
-
-
-def module(stem: str) -> ModuleType:
-    """The build of the compiled module ``stem`` that tinyllm uses: see ``SIMD``."""
-    if SIMD != "baseline":
-        try:
-            return importlib.import_module(f"tinyllm.{stem}{SIMD_VARIANTS[SIMD]}")
-        except ImportError:  # not built, or unusable: the baseline always works
-            pass
-    return importlib.import_module(f"tinyllm.{stem}")
-
-
-# ===========================================================================
 # The imports
 # ===========================================================================
 
 try:
-    # The baseline builds first: they must all be there, and the message names
-    # the first that is not.
-    _BASELINES = {stem: importlib.import_module(f"tinyllm.{stem}") for stem in COMPILED_MODULES}
+    # _cpu first: it imports the kernels (the baseline build must be there), and the
+    # message names the first module that is missing.
+    _MODULES = {stem: importlib.import_module(f"tinyllm.{stem}") for stem in COMPILED_MODULES}
 except ImportError as exc:
     raise ImportError(install_message(exc), name=exc.name, path=exc.path) from exc
 
-#: "avx512", "avx2" or "baseline": which build of the kernels the functions below come from.
-SIMD = _simd_choice()
+#: "avx512", "avx2" or "baseline": the instruction set of the kernels chosen at import.
+SIMD: str = _MODULES["_cpu"].CHOSEN
 
-if TYPE_CHECKING:  # the same functions for type checkers, whose stubs are the baseline's
+if TYPE_CHECKING:  # the same functions for type checkers, from the stubs
+    from tinyllm._generate import Generation, forward
     from tinyllm._linalg import dot, project
-    from tinyllm._sampling import Generation, as_generator, filter_logits, sample, sample_logits
+    from tinyllm._sampling import as_generator, filter_logits, sample, sample_logits
     from tinyllm._softmax import log_softmax, softmax
-    from tinyllm._train import TrainState, cross_entropy_grad
+    from tinyllm._train import Diverged, TrainState, cross_entropy_grad
 else:
-    dot, project = module("_linalg").dot, module("_linalg").project
-    softmax, log_softmax = module("_softmax").softmax, module("_softmax").log_softmax
-    Generation, as_generator, filter_logits, sample, sample_logits = (
-        getattr(module("_sampling"), name)
-        for name in ("Generation", "as_generator", "filter_logits", "sample", "sample_logits")
+    dot, project = _MODULES["_linalg"].dot, _MODULES["_linalg"].project
+    softmax, log_softmax = _MODULES["_softmax"].softmax, _MODULES["_softmax"].log_softmax
+    as_generator, filter_logits, sample, sample_logits = (
+        getattr(_MODULES["_sampling"], name)
+        for name in ("as_generator", "filter_logits", "sample", "sample_logits")
     )
-    TrainState, cross_entropy_grad = module("_train").TrainState, module("_train").cross_entropy_grad
+    forward, Generation = _MODULES["_generate"].forward, _MODULES["_generate"].Generation
+    TrainState, Diverged, cross_entropy_grad = (
+        getattr(_MODULES["_train"], name) for name in ("TrainState", "Diverged", "cross_entropy_grad")
+    )

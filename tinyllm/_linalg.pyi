@@ -1,6 +1,6 @@
 # Hand-written stub for the Cython module tinyllm._linalg (src/_linalg.pyx).
-# Cython makes no stubs: keep this in step with the .pyx; tests/test_stubs.py
-# runs mypy.stubtest on it. The comment after each argument is the Cython type
+# Cython makes no stubs: keep this in step with the .pyx; the lint step of
+# .ci/run runs mypy.stubtest on it. The comment after each argument is the Cython type
 # the entry point hands to its kernel after validation and coercion
 # (`floating` is Cython's fused float/double: float32 stays float32 when every
 # input is float32, anything else is computed in float64).

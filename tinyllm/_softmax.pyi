@@ -1,5 +1,5 @@
 # Hand-written stub for the Cython module tinyllm._softmax (src/_softmax.pyx).
-# Cython makes no stubs: keep this in step with the .pyx; tests/test_stubs.py
+# Cython makes no stubs: keep this in step with the .pyx; the lint step of .ci/run
 # runs mypy.stubtest on it. The comment after each argument is its Cython type
 # (for arrays: what the kernel gets after the slices along `axis` are laid out
 # as contiguous rows). float32 stays float32; other real dtypes become float64.
@@ -39,5 +39,3 @@ def log_softmax(
 
 # Hooks for the tests and benchmarks (not part of the API).
 def _exp(x: NDArray[np.floating], nonpos: bool = False) -> NDArray[np.floating]: ...  # const float/double[::1]
-def _cpu_has_avx2_fma() -> bool: ...
-def _cpu_has_avx512() -> bool: ...

@@ -53,7 +53,6 @@ from tinyllm._compiled import __all__ as _COMPILED_FUNCTIONS
 from tinyllm._compiled import as_generator
 from tinyllm._version import __version__
 from tinyllm.model import Draws, TinyLM, Trace
-from tinyllm.vocab import _NO_SPACE_BEFORE
 
 BAR_WIDTH = 40
 TOP_TOKENS = 12   # explain and sample list every token of a vocabulary up to this size, else the top ones
@@ -422,7 +421,7 @@ def _knows(model: TinyLM, prompt: str) -> bool:
     """True when every word of ``prompt`` is a real token of the model (not <unk>)."""
     words = model.vocab.split(prompt)
     return len(words) >= model.config.context and all(
-        model.vocab._lookup(w) is not None for w in words)
+        w in model.vocab for w in words)
 
 
 def _cmd_plot(args: argparse.Namespace) -> str:
@@ -646,8 +645,7 @@ def _text_pieces(model: TinyLM, prompt: str, chunks: Iterable[list[int]]) -> Ite
             continue
         if last is None:
             text = vocab.decode(positions)
-            glue = "" if vocab.tokenizer == "words" and text[0] in _NO_SPACE_BEFORE else " "
-            yield glue + text
+            yield vocab.separator(prompt, vocab[positions[0]]) + text
         else:   # decoded after the previous chunk's last token, then that token cut off
             yield vocab.decode([last, *positions])[len(vocab[last]):]
         last = positions[-1]

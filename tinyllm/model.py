@@ -19,8 +19,7 @@ from tinyllm._arrays import as_weight_matrix, check_memory, checked_int
 from tinyllm._compiled import (
     Generation,
     as_generator,
-    filter_logits,
-    project,
+    forward,
     sample_logits,
     softmax,
 )
@@ -28,7 +27,7 @@ from tinyllm.config import TinyLMConfig
 from tinyllm.embedding import Embedding
 from tinyllm.vocab import Vocab
 
-__all__ = ["Draws", "TinyLM", "Trace"]
+__all__ = ["Draws", "SamplingOptions", "TinyLM", "Trace"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,18 @@ class Trace:
             "tokens": list(self.tokens),
             "temperature": self.temperature,
         }
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How each next token is drawn: the filters of :func:`tinyllm.sample_logits`, in
+    the order they apply. A generation method gathers its arguments into one of these
+    and hands it to the compiled loop, which checks it once, before the first token."""
+
+    temperature: float = 1.0     # 0 is greedy
+    top_k: int | None = None     # None: off
+    top_p: float | None = None
+    min_p: float | None = None
 
 
 @dataclass(frozen=True)
@@ -203,7 +214,7 @@ class TinyLM:
         if isinstance(prompt, str):
             positions = self.vocab.encode(prompt)
         else:
-            positions = self.vocab._checked_positions(prompt)
+            positions = self.vocab.check_positions(prompt)
         c = self.config.context
         if len(positions) < c:
             raise ValueError(
@@ -216,18 +227,15 @@ class TinyLM:
         """The positions the model reads: the last ``c`` tokens of ``prompt``."""
         return self.encode_prompt(prompt)[-self.config.context:]
 
-    def _forward(self, positions: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        embeddings = self.embedding.lookup(positions)      # (c, d)
-        x = embeddings.reshape(-1)                         # (c*d,) row by row, as the blog flattens
-        f1 = project(x, self.W1)                           # (h,)
-        if self.config.activation == "tanh":
-            f1 = np.tanh(f1)                               # (h,) the optional non-linearity
-        logits = project(f1, self.W2)                      # (V,)
-        return embeddings, x, f1, logits
+    def _forward(self, positions: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """x (c*d,), f1 (h,) and the logits (V,) of c positions: the compiled forward
+        pass (tinyllm._generate.forward), the one the generation loop runs."""
+        return forward(self.embedding.table, self.W1, self.W2, positions,
+                       self.config.activation == "tanh")
 
     def logits(self, prompt: str | list[int]) -> np.ndarray:
         """One score per vocabulary token for the token after ``prompt``: shape (V,)."""
-        return self._forward(self.context_positions(prompt))[3]
+        return self._forward(self.context_positions(prompt))[2]
 
     def next_token_probs(self, prompt: str | list[int], temperature: float = 1.0) -> np.ndarray:
         """``softmax(logits / temperature)``: the probability of each token coming next.
@@ -240,7 +248,7 @@ class TinyLM:
     def trace(self, prompt: str | list[int], temperature: float = 1.0) -> Trace:
         """Run the model on ``prompt`` and return every intermediate (see :class:`Trace`)."""
         positions = self.context_positions(prompt)
-        embeddings, x, f1, logits = self._forward(positions)
+        x, f1, logits = self._forward(positions)
         probs = softmax(logits, temperature=temperature)
         words = self.vocab.split(prompt)[-len(positions):] if isinstance(prompt, str) else [
             self.vocab[p] for p in positions
@@ -249,7 +257,7 @@ class TinyLM:
             words=words,
             positions=positions,
             ids=[self.vocab.id_of(p) for p in positions],
-            embeddings=embeddings,
+            embeddings=x.reshape(len(positions), self.config.dim),
             x=x,
             f1=f1,
             logits=logits,
@@ -259,48 +267,6 @@ class TinyLM:
         )
 
     # -- sampling and generation --------------------------------------------------
-    def _check_sampling(self, positions: list[int], temperature, top_k, top_p, min_p) -> None:
-        """Raise now, not at the first draw, for a bad option or logits that the
-        temperature would overflow (filter_logits checks both on the first step)."""
-        logits = self._forward(positions[-self.config.context:])[3]
-        try:
-            filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
-        except (TypeError, ValueError) as exc:  # same message, without the kernel's name
-            raise type(exc)(str(exc).removeprefix("filter_logits: ")) from None
-
-    def _logits_stay_finite(self, temperature) -> bool:
-        """Whether ``logits / temperature`` is surely finite at every step, whatever the
-        context: a cheap bound on the logits from the weights (see :meth:`_logit_bound`).
-        False for anything but a plain int or float, which then gets the full check."""
-        if not (isinstance(temperature, float) or type(temperature) is int):
-            return False
-        bound, largest = self._logit_bound()
-        t = float(temperature)
-        return bound < largest if t == 0 else t > 0 and bound < largest * t
-
-    def _logit_bound(self) -> tuple[float, float]:
-        """(B, the dtype's largest float): every logit, and every hidden value before
-        tanh, is at most B in size, with room for rounding (B is inf when it cannot be
-        bounded below the dtype's range). Computed once per set of weights: they are
-        read-only; a new array assigned to the model is noticed by identity.
-        """
-        weights = (self.embedding.table, self.W1, self.W2, self.config.activation)
-        cached = self.__dict__.get("_bound_cache")
-        if cached is not None and all(a is b for a, b in zip(cached[0], weights)):
-            return cached[1]
-        E, W1, W2, activation = weights
-        largest = float(np.finfo(E.dtype).max)
-        with np.errstate(over="ignore"):
-            x = max(float(E.max()), -float(E.min()))                       # |x_i|
-            hidden = x * float(np.abs(W1).sum(dtype=np.float64))           # |x @ W1|_1
-            f1 = min(hidden, float(W1.shape[1])) if activation == "tanh" else hidden
-            w2 = max(float(W2.max()), -float(W2.min()))
-            bound = 2.0 * max(hidden, f1 * w2)        # x2: far above any rounding error
-        if not bound < largest:
-            bound = float("inf")
-        self._bound_cache = (weights, (bound, largest))
-        return bound, largest
-
     def stream(self, prompt: str | list[int], max_new_tokens: int = 20, temperature: float = 1.0,
                top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
                rng=None) -> Iterator[str]:
@@ -311,8 +277,8 @@ class TinyLM:
         first token; stopping the iteration half-way leaves the model as it was (the
         model holds no generation state). Parameters as in :meth:`generate`.
         """
-        generation, n = self._generation(prompt, max_new_tokens, temperature, top_k, top_p,
-                                         min_p, rng)                  # checks arguments now
+        generation, n = self._generation(prompt, max_new_tokens,          # checks arguments now
+                                         SamplingOptions(temperature, top_k, top_p, min_p), rng)
         return _one_at_a_time(generation, n, self.vocab.tokens)
 
     def stream_positions(self, prompt: str | list[int], max_new_tokens: int = 20,
@@ -320,33 +286,28 @@ class TinyLM:
                          top_p: float | None = None, min_p: float | None = None,
                          rng=None) -> Iterator[int]:
         """As :meth:`stream`, yielding vocabulary positions instead of tokens."""
-        generation, n = self._generation(prompt, max_new_tokens, temperature, top_k, top_p,
-                                         min_p, rng)
+        generation, n = self._generation(prompt, max_new_tokens,
+                                         SamplingOptions(temperature, top_k, top_p, min_p), rng)
         return _one_at_a_time(generation, n)
 
-    def _generation(self, prompt, max_new_tokens, temperature, top_k, top_p, min_p,
-                    rng, held: bool = False) -> tuple[Generation, int]:
+    def _generation(self, prompt, max_new_tokens, options: SamplingOptions, rng,
+                    held: bool = False) -> tuple[Generation, int]:
         """Check every argument now, once, and set up the compiled generation loop.
 
         ``held``: the caller keeps all the tokens in memory (generate, not stream):
         a number of tokens that would not fit is refused here, before any work.
-
-        Generation checks the options and ``rng`` itself, from their values alone. The
-        model runs a forward pass first (:meth:`_check_sampling`) only when the weights
-        do not rule out logits that overflow, or ``logits / temperature`` that does
-        (a tiny temperature): those errors too come before the first token.
+        Generation checks the options and ``rng``, and computes the first token's
+        logits: logits that overflow are an error before the first token too.
         """
         context = self.encode_prompt(prompt)[-self.config.context:]
         n = checked_int("max_new_tokens", max_new_tokens, 0)
         if held:
             check_memory(n * _BYTES_PER_HELD_TOKEN, f"max_new_tokens={n}",
                          "stream() goes one token at a time and holds none")
-        if not self._logits_stay_finite(temperature):
-            self._check_sampling(context, temperature, top_k, top_p, min_p)
         try:
             generation = Generation(self.embedding.table, self.W1, self.W2, context,
-                                    temperature, top_k, top_p, min_p, rng,
-                                    self.config.activation == "tanh")
+                                    options.temperature, options.top_k, options.top_p,
+                                    options.min_p, rng, self.config.activation == "tanh")
         except (TypeError, ValueError) as exc:
             raise _option_error(exc) from None
         return generation, n
@@ -380,10 +341,11 @@ class TinyLM:
         >>> TinyLM.from_blog().generate("el cielo es", max_new_tokens=3, temperature=0)
         'azul azul azul'
         """
-        generation, n = self._generation(prompt, max_new_tokens, temperature, top_k, top_p,
-                                         min_p, rng, held=True)
+        generation, n = self._generation(prompt, max_new_tokens,
+                                         SamplingOptions(temperature, top_k, top_p, min_p), rng,
+                                         held=True)
         # The tokens straight from the loop's positions (valid by construction).
-        return self.vocab._join(generation.take_tokens(n, self.vocab.tokens))
+        return self.vocab.join(generation.take_tokens(n, self.vocab.tokens))
 
     def generate_positions(self, prompt: str | list[int], max_new_tokens: int = 20,
                            temperature: float = 1.0, top_k: int | None = None,
@@ -394,8 +356,9 @@ class TinyLM:
         All the tokens come from one call of the compiled loop (one nogil call, no
         array allocated per token).
         """
-        generation, n = self._generation(prompt, max_new_tokens, temperature, top_k, top_p,
-                                         min_p, rng, held=True)
+        generation, n = self._generation(prompt, max_new_tokens,
+                                         SamplingOptions(temperature, top_k, top_p, min_p), rng,
+                                         held=True)
         return generation.take(n).tolist()
 
     def draw_next(self, prompt: str | list[int], draws: int = 20, temperature: float = 1.0,

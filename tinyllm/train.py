@@ -45,13 +45,13 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from tinyllm._arrays import check_memory
-from tinyllm._compiled import TrainState
+from tinyllm._compiled import Diverged, TrainState
 from tinyllm.config import TinyLMConfig
 from tinyllm.corpus import builtin_text, corpus_lines, encode_lines, windows
 from tinyllm.model import TinyLM
@@ -158,11 +158,6 @@ class TrainResult:
     val_examples: int
     steps: int
     corpus: str = ""                  # a name for the corpus (for the saved file)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def final_loss(self) -> float:
-        return self.history[-1].train_loss
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready facts (saved with the model by ``tinyllm train``)."""
@@ -367,7 +362,7 @@ def fit(model: TinyLM, text: str, options: TrainOptions | None = None,
                 lr = learning_rate(options, step, total)
                 try:
                     losses[i] = state.step(train_w[idx], train_t[idx], lr, max_loss=max_loss)
-                except FloatingPointError as exc:
+                except Diverged as exc:
                     raise TrainingDiverged(
                         f"training stopped at step {step} (epoch {epoch}): {exc}; the weights "
                         f"from before that step are kept (try a smaller learning rate than {options.lr:g})",

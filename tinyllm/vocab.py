@@ -474,8 +474,8 @@ class Vocab:
             raise ValueError(f"position {position} is out of range for {len(self)} tokens")
         return position
 
-    def _checked_positions(self, positions: Iterable[int]) -> list[int]:
-        """``positions`` as a new list of ints, each checked as :meth:`_checked_position`.
+    def check_positions(self, positions: Iterable[int]) -> list[int]:
+        """``positions`` as a new list of ints, each a position of this vocabulary.
 
         Plain ints (the usual case) are checked in bulk: their types, then min and max.
         Anything else (bools, NumPy integers, a bad value) goes one by one, so the
@@ -519,17 +519,28 @@ class Vocab:
         it and opening punctuation to the word after it: ``"¿es azul?"``.
         """
         vocabulary = self._tokens
-        return self._join([vocabulary[p] for p in self._checked_positions(positions)])
+        return self.join([vocabulary[p] for p in self.check_positions(positions)])
 
-    def _join(self, tokens: list[str]) -> str:
+    def join(self, tokens: list[str]) -> str:
         """Tokens of this vocabulary as text, spaced as :meth:`decode` spaces them."""
         if not self._glued:   # whitespace tokenizer, or no punctuation token: plain spaces
             return " ".join(tokens)
         parts: list[str] = []
         for i, token in enumerate(tokens):
-            # A lone skin tone written right after "¿" would become part of that token.
-            if i and token not in _NO_SPACE_BEFORE and (
-                    tokens[i - 1] not in _NO_SPACE_AFTER or ord(token[0]) in _SKIN_TONES):
-                parts.append(" ")
+            if i:
+                parts.append(self.separator(tokens[i - 1], token))
             parts.append(token)
         return "".join(parts)
+
+    def separator(self, previous: str, token: str) -> str:
+        """What :meth:`decode` writes between two tokens: ``""`` before closing and after
+        opening punctuation with the ``"words"`` tokenizer (``"azul."``, ``"¿es"``),
+        ``" "`` otherwise. ``previous`` may be any text ending in a token, such as a
+        prompt; only its last character counts."""
+        if not self._glued or not token:
+            return " "
+        # A lone skin tone written right after "¿" would become part of that token.
+        if token in _NO_SPACE_BEFORE or (
+                previous[-1:] in _NO_SPACE_AFTER and ord(token[0]) not in _SKIN_TONES):
+            return ""
+        return " "

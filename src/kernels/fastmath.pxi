@@ -1,29 +1,27 @@
-# READY: fast_exp, fast_expf, fast_expf_sum (and the *_nonpos variants for x <= 0), and the
-# sampling weights scaled_exp/scaled_expf (with their *_init): stable signatures.
-# cython: language_level=3
-"""A branch-free exp that gcc and clang vectorise (no libm call inside the loop).
+# kernels/fastmath.pxi -- the exp and the row reductions every other kernel uses.
+#
+# A branch-free exp that gcc and clang vectorise (no libm call inside the loop).
+#
+#     exp(x) = 2^n * exp(r),   n = round(x / ln 2),   r = x - n ln 2  in [-ln2/2, ln2/2]
+#
+# Cody and Waite's reduction: n is rounded with the 1.5 * 2^52 "magic number" (adding
+# it leaves round(x log2 e) in the low mantissa bits, so no float->int conversion,
+# which SSE2/AVX2 lack for 64-bit ints); ln 2 is split into a high part with trailing
+# zero bits (n * LN2_HI is exact) and a low correction. exp(r) is a polynomial
+# 1 + r + r^2 q(r) whose q is a near-minimax (Chebyshev) fit on [-ln2/2, ln2/2]:
+# degree 11 in double (<= 1 ulp with the final rounding), 6 in float, evaluated by
+# Horner's rule (one fused multiply-add per degree with -mfma). 2^n is built
+# from bits as 2^n1 * 2^n2 with n1 = floor(n / 2), so that subnormal results are
+# rounded once and correctly, and overflow still gives +inf.
+#
+# Special values without branches: the input is clamped to where exp is 0 or +inf
+# anyway, so -inf gives exactly 0, +inf gives +inf, and NaN stays NaN (the clamps
+# are written ``lo if x < lo else x``: a NaN fails the comparison and passes through).
+# exp(0) is exactly 1.
+#
+# All inline: the caller should keep the surrounding loop free of branches and calls
+# too (e.g. accumulate with several partial sums) so the compiler can vectorise it.
 
-    exp(x) = 2^n * exp(r),   n = round(x / ln 2),   r = x - n ln 2  in [-ln2/2, ln2/2]
-
-Cody and Waite's reduction: n is rounded with the 1.5 * 2^52 "magic number" (adding
-it leaves round(x log2 e) in the low mantissa bits, so no float->int conversion,
-which SSE2/AVX2 lack for 64-bit ints); ln 2 is split into a high part with trailing
-zero bits (n * LN2_HI is exact) and a low correction. exp(r) is a polynomial
-1 + r + r^2 q(r) whose q is a near-minimax (Chebyshev) fit on [-ln2/2, ln2/2]:
-degree 11 in double (<= 1 ulp with the final rounding), 6 in float, evaluated by
-Horner's rule (one fused multiply-add per degree with -mfma). 2^n is built
-from bits as 2^n1 * 2^n2 with n1 = floor(n / 2), so that subnormal results are
-rounded once and correctly, and overflow still gives +inf.
-
-Special values without branches: the input is clamped to where exp is 0 or +inf
-anyway, so -inf gives exactly 0, +inf gives +inf, and NaN stays NaN (the clamps
-are written ``lo if x < lo else x``: a NaN fails the comparison and passes through).
-exp(0) is exactly 1.
-
-Only inline functions: cimporting this file adds no runtime import. The caller
-should keep the surrounding loop free of branches and calls too (e.g. accumulate
-with several partial sums) so the compiler can vectorise it.
-"""
 
 from cython cimport floating
 from libc.math cimport INFINITY
@@ -309,10 +307,10 @@ cdef enum:
     # (At 16 or fewer, gcc unrolls the lane loop completely and then fails to
     # vectorise the max.)
     LANES = 32
-    # float32 partial sums take CHUNK blocks of LANES numbers each before they are
-    # added into double: the float additions (8 per vector) stay cheap, and their
-    # rounding error below CHUNK * 2^-24 relative.
-    CHUNK = 8
+    # float32 partial sums take FLOAT_SUM_BLOCKS blocks of LANES numbers each before
+    # they are added into double: the float additions (8 per vector) stay cheap, and
+    # their rounding error below FLOAT_SUM_BLOCKS * 2^-24 relative.
+    FLOAT_SUM_BLOCKS = 8
 
 
 cdef inline floating row_max(const floating* x, Py_ssize_t n) noexcept nogil:

@@ -1,0 +1,85 @@
+# kernels/generate.pxi -- the model's forward pass, and the generation loop built on it.
+#
+#     x (c*d,)    = E[context[0]], ..., E[context[c-1]]    gather, row by row (the blog's flatten)
+#     f1 (h,)     = x @ W1          (tanh(x @ W1) for a model with activation="tanh")
+#     logits (V,) = f1 @ W2
+#
+# forward_row is the one forward pass of tinyllm: TinyLM.logits and trace call it
+# through the _generate module, and the generation loop calls it once per token.
+# (Training runs the same gather and tanh kernels, with its batch products on BLAS.)
+#
+# The loop draws a token from the logits (sampling.pxi's draw_from_logits), appends
+# it to the context and runs the forward pass for the next one: every token of a
+# call in one nogil call, no Python round trip, no allocation (the buffers are the
+# caller's, in the GenerationState).
+
+from cython cimport floating
+from libc.math cimport tanh
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memmove
+
+from _defs cimport NOT_FINITE, OK, GenerationState, Weights
+
+cdef enum:
+    SMALL_COPY = 16       # embedding rows and contexts this short are copied by a loop
+
+
+cdef int forward_row(const Weights* m, const int64_t* positions, floating* x, floating* f1,
+                     floating* logits, double* acc) noexcept nogil:
+    """The forward pass of one context of c positions: x, f1 and the logits.
+
+    ``acc`` holds project_scratch(1, max(h, V)) doubles. Returns NOT_FINITE when a
+    logit is not finite (the weights are, but their products can overflow), else OK.
+
+    Small models (the blog's: V = 5, d = 2, c = 3, h = 1) spend most of a step on
+    fixed costs, not arithmetic: small projections keep their accumulators in
+    registers (project_one), and short rows are copied by loops instead of memcpy.
+    The arithmetic is the same, in the same order: the numbers do not depend on it.
+    """
+    cdef const floating* E = <const floating*>m.E
+    cdef const floating* row
+    cdef Py_ssize_t i, j, d = m.d, c = m.c
+    for j in range(c):
+        row = E + positions[j] * d
+        if d <= SMALL_COPY:
+            for i in range(d):
+                x[j * d + i] = row[i]
+        else:
+            memcpy(x + j * d, row, d * sizeof(floating))
+    project_one(x, <const floating*>m.W1, c * d, m.h, f1, acc)
+    if m.tanh:
+        for j in range(m.h):
+            f1[j] = tanh(f1[j])
+    project_one(f1, <const floating*>m.W2, m.h, m.V, logits, acc)
+    return OK if row_all_finite(logits, m.V) else NOT_FINITE
+
+
+cdef int generate_tokens(GenerationState* g, floating* logits, int64_t* out, Py_ssize_t n,
+                         Py_ssize_t* done) noexcept nogil:
+    """out[0:n] = the next n tokens, each drawn from the logits of the current context,
+    then appended to it (the context is g.context, updated in place).
+
+    ``logits`` (V,) holds the logits of the current context when ``g.have_logits``
+    (the caller may compute them ahead, to check them); otherwise the forward pass
+    runs first. Returns NOT_FINITE if a step's logits are not finite, with ``done``
+    the number of tokens written.
+    """
+    cdef Py_ssize_t step, j, c = g.weights.c
+    cdef Py_ssize_t token
+    for step in range(n):
+        done[0] = step
+        if not g.have_logits:
+            if forward_row(&g.weights, g.context, <floating*>g.x, <floating*>g.f1, logits,
+                           g.acc) != OK:
+                return NOT_FINITE
+        token = draw_from_logits(logits, g.weights.V, &g.options, &g.scratch, g.rng)
+        g.have_logits = False
+        out[step] = token
+        if c <= SMALL_COPY:
+            for j in range(c - 1):
+                g.context[j] = g.context[j + 1]
+        else:
+            memmove(g.context, g.context + 1, (c - 1) * sizeof(int64_t))
+        g.context[c - 1] = token
+    done[0] = n
+    return OK

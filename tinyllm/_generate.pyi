@@ -1,0 +1,49 @@
+# Hand-written stub for the Cython module tinyllm._generate (src/_generate.pyx).
+# Cython makes no stubs: keep this in step with the .pyx; the lint step of .ci/run
+# runs mypy.stubtest on it. The comment after each argument is the C type the
+# kernels see.
+from typing import Any, SupportsFloat, SupportsIndex, TypeAlias, TypeVar
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from typing_extensions import disjoint_base
+
+# None: fresh entropy; an int >= 0: numpy.random.default_rng(seed); a Generator:
+# its bit generator's bitgen_t, used under its lock.
+_RNG: TypeAlias = int | np.integer | np.random.Generator | None
+# The items of Generation.take_tokens (the vocabulary's strings).
+_T = TypeVar("_T")
+
+# (x, f1, logits) of one context, in the weights' dtype: shapes (c*d,), (h,), (V,).
+def forward(
+    embeddings: np.ndarray,  # const floating*, shape (V, d)
+    W1: np.ndarray,  # const floating*, shape (c*d, h)
+    W2: np.ndarray,  # const floating*, shape (h, V)
+    context: ArrayLike,  # int64_t*, c positions
+    tanh: bool = False,  # bint: f1 = tanh(x @ W1)
+) -> tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
+
+@disjoint_base  # a Cython extension type: cannot share a subclass with another base
+class Generation:
+    # The model's arrays, one dtype, C-contiguous: const floating* inside the loop.
+    embeddings: np.ndarray  # shape (V, d)
+    W1: np.ndarray  # shape (c*d, h)
+    W2: np.ndarray  # shape (h, V)
+    def __init__(
+        self,
+        embeddings: np.ndarray,  # const floating*, shape (V, d)
+        W1: np.ndarray,  # const floating*, shape (c*d, h)
+        W2: np.ndarray,  # const floating*, shape (h, V)
+        context: ArrayLike,  # int64_t*, c positions (copied; updated in place)
+        temperature: SupportsFloat = 1.0,  # double, >= 0 (0: greedy argmax)
+        top_k: SupportsIndex | None = None,  # Py_ssize_t, >= 1
+        top_p: SupportsFloat | None = None,  # double, in (0, 1]
+        min_p: SupportsFloat | None = None,  # double, in [0, 1]
+        rng: _RNG = None,  # bitgen_t*, used under the Generator's lock
+        tanh: bool = False,  # bint: f1 = tanh(x @ W1)
+    ) -> None: ...
+    def take(self, n: int) -> NDArray[np.int64]: ...  # Py_ssize_t -> int64_t, shape (n,)
+    # Py_ssize_t; tuple of V items -> list of tokens[position] (no per-token int or array)
+    def take_tokens(self, n: int, tokens: tuple[_T, ...]) -> list[_T]: ...
+    # A copy of the last step's logits, shape (V,), in the weights' dtype; None before any.
+    def last_logits(self) -> NDArray[np.floating[Any]] | None: ...
