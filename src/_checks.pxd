@@ -310,6 +310,6 @@ cdef inline object generator_of(object rng, str func):
     )
 
 
-cdef inline bitgen_t* bitgen_of(object generator) except NULL:
-    """The ``bitgen_t`` of a Generator's bit generator (draw under ``.lock``)."""
-    return <bitgen_t*>PyCapsule_GetPointer(generator.bit_generator.capsule, "BitGenerator")
+cdef inline bitgen_t* bitgen_of(object bit_generator) except NULL:
+    """The ``bitgen_t`` of a Generator's bit generator (draw under its ``lock``)."""
+    return <bitgen_t*>PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")

@@ -260,7 +260,7 @@ cdef class Generation:
         g.options = checked_sampler_options(temperature, top_k, top_p, min_p, "generate")
         self.gen = generator_of(rng, "generate")
         self.bit_generator = self.gen.bit_generator
-        g.rng = bitgen_of(self.gen)
+        g.rng = bitgen_of(self.bit_generator)
         self.embeddings, self.W1, self.W2 = embeddings, W1, W2     # kept alive: read below
         self.kernels = KERNELS[0]
         # Multiply-adds of one step (gather, f1, f2), plus the sampler's passes over

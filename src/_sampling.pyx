@@ -179,7 +179,7 @@ cdef Py_ssize_t draw_once(const floating* x, Py_ssize_t V, double t, bint logits
     cdef double* sums = &stack_sums[0]
     cdef Py_ssize_t token
     bit_generator = gen.bit_generator
-    cdef bitgen_t* rng = bitgen_of(gen)
+    cdef bitgen_t* rng = bitgen_of(bit_generator)
     if V > STACK_TOKENS:
         sums = <double*>malloc(n_draw_blocks(V) * sizeof(double))
         if sums == NULL:
@@ -309,8 +309,9 @@ cdef void run_sample_rows(const floating* w, Py_ssize_t B, Py_ssize_t V, double*
                           object gen, int64_t* out, Py_ssize_t n_draws) except *:
     """The sample_rows kernel under the Generator's lock, without the GIL."""
     cdef const Kernels* k = KERNELS[0]
-    cdef bitgen_t* rng = bitgen_of(gen)
-    with gen.bit_generator.lock, nogil:
+    bit_generator = gen.bit_generator
+    cdef bitgen_t* rng = bitgen_of(bit_generator)
+    with bit_generator.lock, nogil:
         sample_rows(k, w, B, V, cum, rng, out, n_draws)
 
 
@@ -426,8 +427,9 @@ cdef void run_sample_logits_rows(const floating* x, Py_ssize_t B, Py_ssize_t V,
         with nogil:
             sample_logits_rows(k, x, B, V, opt, scratch, NULL, out, n_draws)
         return
-    rng = bitgen_of(gen)
-    with gen.bit_generator.lock, nogil:
+    bit_generator = gen.bit_generator
+    rng = bitgen_of(bit_generator)
+    with bit_generator.lock, nogil:
         sample_logits_rows(k, x, B, V, opt, scratch, rng, out, n_draws)
 
 
