@@ -251,11 +251,6 @@ cdef inline SamplerOptions checked_sampler_options(object temperature, object to
     return opt
 
 
-cdef inline bint has_filters(const SamplerOptions* opt) noexcept nogil:
-    """Whether any of top-k, top-p and min-p is on."""
-    return opt.top_k != 0 or opt.top_p < 1.0 or opt.min_p > 0.0
-
-
 cdef inline object checked_size(object size, str func):
     """None, or the shape of the draws as a tuple of ints >= 0."""
     if size is None:

@@ -35,8 +35,6 @@ cdef enum:
     # The one-draw samplers sum the weights per block of this many tokens, then walk
     # the block sums and a single block (see kernels/sampling.pxi).
     DRAW_BLOCK = 256
-
-
     # The projection works on tiles of this many columns of W: its double accumulators
     # (B * tile of them) stay in L2.
     PROJECT_TILE = 16384

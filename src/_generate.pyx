@@ -23,7 +23,6 @@ from _checks cimport (
     is_kernel_ready,
 )
 from _defs cimport (
-    GIL_FREE_MIN,
     OK,
     GenerationState,
     Weights,
@@ -61,10 +60,12 @@ cdef int checked_weights(object E, object W1, object W2, bint tanh, str func,
             raise TypeError(f"{func}: {name} must be a C-contiguous, aligned, native "
                             f"byte order 2-D float32 or float64 array of the embeddings' dtype")
     cdef Py_ssize_t V = cnp.PyArray_DIM(<cnp.ndarray>E, 0), d = cnp.PyArray_DIM(<cnp.ndarray>E, 1)
-    cdef Py_ssize_t rows1 = cnp.PyArray_DIM(<cnp.ndarray>W1, 0), h = cnp.PyArray_DIM(<cnp.ndarray>W1, 1)
+    cdef Py_ssize_t rows1 = cnp.PyArray_DIM(<cnp.ndarray>W1, 0)
+    cdef Py_ssize_t h = cnp.PyArray_DIM(<cnp.ndarray>W1, 1)
     cdef Py_ssize_t c = rows1 // d if d else 0
     if (V == 0 or d == 0 or h == 0 or c == 0 or rows1 != c * d
-            or cnp.PyArray_DIM(<cnp.ndarray>W2, 0) != h or cnp.PyArray_DIM(<cnp.ndarray>W2, 1) != V):
+            or cnp.PyArray_DIM(<cnp.ndarray>W2, 0) != h
+            or cnp.PyArray_DIM(<cnp.ndarray>W2, 1) != V):
         raise ValueError(f"{func}: shapes {E.shape}, {W1.shape}, {W2.shape} do not fit "
                          f"embeddings (V, d), W1 (c*d, h), W2 (h, V)")
     weights.E = cnp.PyArray_DATA(<cnp.ndarray>E)

@@ -27,7 +27,7 @@ from _kernel_table cimport Kernels, active_table
 from _kernel_table cimport dot as dot_kernel
 from _kernel_table cimport project as project_kernel
 
-import numpy as np
+import numpy as np  # no-cython-lint (the _checks.pxd functions look np up here)
 
 cnp.import_array()
 
@@ -225,7 +225,7 @@ def project(h, W, out=None):
             and 1 <= cnp.PyArray_NDIM(<cnp.ndarray>h) <= 2
             and cnp.PyArray_SIZE(<cnp.ndarray>h) > 0 and cnp.PyArray_SIZE(<cnp.ndarray>W) > 0
             and cnp.PyArray_DIM(<cnp.ndarray>h, cnp.PyArray_NDIM(<cnp.ndarray>h) - 1)
-                == cnp.PyArray_DIM(<cnp.ndarray>W, 0)):
+            == cnp.PyArray_DIM(<cnp.ndarray>W, 0)):
         # Fast path: kernel-ready arrays of one dtype, no out. Nothing to check or copy.
         ha, Wa = <cnp.ndarray>h, <cnp.ndarray>W
         nd = cnp.PyArray_NDIM(ha)
@@ -252,7 +252,9 @@ cdef project_general(h, W, out):
     ha = as_typed_rows(ha, typenum)
     Wa = as_typed_rows(Wa, typenum)
     cdef bint batched = ha.ndim == 2
-    cdef tuple shape = (<object>ha.shape[0], <object>Wa.shape[1]) if batched else (<object>Wa.shape[1],)
+    cdef tuple shape = shape_of(Wa)[1:]
+    if batched:
+        shape = shape_of(ha)[:1] + shape
 
     cdef cnp.ndarray result = (
         new_array(shape, typenum) if out is None

@@ -32,7 +32,6 @@ from _checks cimport (
     checked_size,
     checked_temperature,
     generator_of,
-    has_filters,
     is_kernel_ready,
     is_ready_float,
     may_share_memory,
@@ -94,7 +93,9 @@ cdef int check_rows(const floating* x, Py_ssize_t rows, Py_ssize_t n, bint logit
     """check_logits or check_weights on rows (rows, n); their status."""
     cdef const Kernels* k = KERNELS[0]
     with nogil:
-        return check_logits(k, x, rows, n, bad_row) if logits else check_weights(k, x, rows, n, bad_row)
+        if logits:
+            return check_logits(k, x, rows, n, bad_row)
+        return check_weights(k, x, rows, n, bad_row)
 
 
 cdef object checked_row_values(cnp.ndarray arr, bint logits, str func):
@@ -235,7 +236,7 @@ def _exp_weights(logits, double temperature):
     +inf, no finite logit, T outside [1e-30, 1e30]).
     """
     cdef cnp.ndarray xa = np.ascontiguousarray(logits)
-    if xa.ndim != 1 or xa.shape[0] == 0 or cnp.PyArray_TYPE(xa) not in (cnp.NPY_FLOAT, cnp.NPY_DOUBLE):
+    if not is_ready_float(xa, 1):
         raise ValueError("_exp_weights: logits must be a non-empty 1-D float32 or float64 array")
     cdef Py_ssize_t V = xa.shape[0]
     cdef cnp.ndarray w = np.empty_like(xa)

@@ -194,7 +194,8 @@ cdef class TrainState:
 
     def __init__(self, E, W1, W2, *, tanh=False, optimizer="adam", batch_size=32,
                  momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
-        arrays = [as_float_array(a, f"TrainState: {n}") for a, n in ((E, "E"), (W1, "W1"), (W2, "W2"))]
+        arrays = [as_float_array(a, f"TrainState: {n}")
+                  for a, n in ((E, "E"), (W1, "W1"), (W2, "W2"))]
         if any(a.ndim != 2 or a.size == 0 for a in arrays):
             raise ValueError("TrainState: E, W1 and W2 must be non-empty 2-D matrices, got shapes "
                              + ", ".join(str(a.shape) for a in arrays))
@@ -216,7 +217,8 @@ cdef class TrainState:
         if not (0.0 <= momentum < 1.0):
             raise ValueError(f"TrainState: momentum must be in [0, 1), got {momentum!r}")
         if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
-            raise ValueError(f"TrainState: beta1 and beta2 must be in [0, 1), got {beta1!r}, {beta2!r}")
+            raise ValueError(f"TrainState: beta1 and beta2 must be in [0, 1), "
+                             f"got {beta1!r}, {beta2!r}")
         if not (eps > 0.0 and isfinite(eps)):
             raise ValueError(f"TrainState: eps must be finite and > 0, got {eps!r}")
         self.f32 = all(a.dtype == np.float32 for a in arrays)
@@ -233,7 +235,8 @@ cdef class TrainState:
         self.dW1 = np.zeros_like(self.W1)
         self.dW2 = np.zeros_like(self.W2)
         self.s1 = [np.zeros_like(p) for p in (self.E, self.W1, self.W2)]
-        self.s2 = [np.zeros_like(p) for p in (self.E, self.W1, self.W2)] if optimizer == "adam" else None
+        self.s2 = ([np.zeros_like(p) for p in (self.E, self.W1, self.W2)]
+                   if optimizer == "adam" else None)
         self.X = np.empty((B, D), dtype=dt)
         self.H = np.empty((B, h), dtype=dt)
         self.Z = np.empty((B, V), dtype=dt)
@@ -261,10 +264,11 @@ cdef class TrainState:
         w = checked_positions(windows, "windows", self.V, f"TrainState.{func}")
         t = checked_positions(targets, "targets", self.V, f"TrainState.{func}")
         if w.ndim != 2 or w.shape[1] != self.c or w.shape[0] == 0:
-            raise ValueError(f"TrainState.{func}: windows must have shape (B, {self.c}) with B >= 1, "
-                             f"got {w.shape}")
+            raise ValueError(f"TrainState.{func}: windows must have shape (B, {self.c}) "
+                             f"with B >= 1, got {w.shape}")
         if t.shape != (w.shape[0],):
-            raise ValueError(f"TrainState.{func}: targets have shape {t.shape}, expected ({w.shape[0]},)")
+            raise ValueError(f"TrainState.{func}: targets have shape {t.shape}, "
+                             f"expected ({w.shape[0]},)")
         return w, t
 
     # -- the API ------------------------------------------------------------------
@@ -310,7 +314,8 @@ cdef class TrainState:
         """
         w, t = self._batch(windows, targets, "gradients")
         if w.shape[0] > self.batch_size:
-            raise ValueError(f"TrainState.gradients: batch of {w.shape[0]} > batch_size {self.batch_size}")
+            raise ValueError(f"TrainState.gradients: batch of {w.shape[0]} "
+                             f"> batch_size {self.batch_size}")
         cdef Py_ssize_t n = w.shape[0]
         cdef const intp_t* wp = <const intp_t*>data(w)
         cdef const intp_t* tp = <const intp_t*>data(t)

@@ -215,7 +215,7 @@ cdef struct ScaledExpf:
 
 
 cdef struct ScaledExp:
-    double m, k, l, lo    # as in ScaledExpf (l = T ln 2, rounded once)
+    double m, k, t_ln2, lo    # as in ScaledExpf (t_ln2 = T ln 2, rounded once)
     double c1, c2, c3, c4, c5, c6, c7       # the polynomial's coefficients / T^j
 
 
@@ -223,11 +223,11 @@ cdef inline bint scaled_expf_init(ScaledExpf* c, double m, double t) noexcept no
     """The constants of scaled_expf for shift m (a float value) and temperature t."""
     if not (1e-30 <= t <= 1e30):
         return False
-    cdef double l = t * 0.6931471805599453
+    cdef double t_ln2 = t * 0.6931471805599453
     c.m = <float>m
     c.k = <float>(1.4426950408889634 / t)
-    c.l_hi = _from_bits32(_bits32(<float>l) & <uint32_t>0xFFFFFF00)
-    c.l_lo = <float>(l - <double>c.l_hi)
+    c.l_hi = _from_bits32(_bits32(<float>t_ln2) & <uint32_t>0xFFFFFF00)
+    c.l_lo = <float>(t_ln2 - <double>c.l_hi)
     c.inv_t = <float>(1.0 / t)
     c.lo = <float>(SCALED_EXPF_MIN_ARG * t)
     return True
@@ -266,7 +266,7 @@ cdef inline bint scaled_exp_init(ScaledExp* c, double m, double t) noexcept nogi
     cdef double it = 1.0 / t
     c.m = m
     c.k = 1.4426950408889634 * it
-    c.l = t * 0.6931471805599453
+    c.t_ln2 = t * 0.6931471805599453
     c.lo = SCALED_EXP_MIN_ARG * t
     # exp(r) ~ 1 + r + r^2 (q0 + q1 r + ... + q5 r^5) on [-ln2/2, ln2/2] (near-minimax:
     # Lawson's reweighted least squares; within 5.2e-11 relative), in r' = r T.
@@ -285,7 +285,7 @@ cdef inline double scaled_exp(double x, ScaledExp c) noexcept nogil:
     cdef double s = x - c.m                     # below c.lo: masked (as in scaled_expf)
     cdef double t = s * c.k + 6755399441055744.0                  # + 1.5 * 2^52
     cdef double n = t - 6755399441055744.0
-    cdef double r = s - n * c.l                                   # r T, r in ~[-ln2/2, ln2/2]
+    cdef double r = s - n * c.t_ln2                               # r T, r in ~[-ln2/2, ln2/2]
     cdef double p = c.c7
     p = p * r + c.c6
     p = p * r + c.c5

@@ -42,8 +42,9 @@ cdef enum:
     DOT_LANES = 16       # dot's independent partial sums: a few vectors of FMAs in flight
     PROJECT_ROWS = 8     # rows of W summed in registers before the double accumulator
     PREFETCH_STEP = 16   # columns per prefetch: one 64-byte line of float32
-    PREFETCH_AHEAD = 512  # columns ahead to prefetch: the best of 256..2048 measured (the
-                          # hardware prefetcher alone reaches ~75% of it on 8 streams)
+    # Columns ahead to prefetch: the best of 256..2048 measured (the hardware
+    # prefetcher alone reaches ~75% of it on 8 streams).
+    PREFETCH_AHEAD = 512
     SMALL_WIDTH = 16     # projections with up to this many outputs use project_small...
     SMALL_DEPTH = 8      # ...when they sum fewer rows than this (no block of PROJECT_ROWS)
 
@@ -169,7 +170,7 @@ cdef inline void project_small(const floating* H, const floating* W, Py_ssize_t 
 
 
 cdef inline void project_one(const floating* h, const floating* W, Py_ssize_t k, Py_ssize_t V,
-                      floating* out, double* acc) noexcept nogil:
+                             floating* out, double* acc) noexcept nogil:
     """out (V,) = h (k,) @ W (k, V): project_small where it applies, else project_rows."""
     if V <= SMALL_WIDTH and k < SMALL_DEPTH:
         project_small(h, W, k, V, out)

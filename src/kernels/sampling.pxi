@@ -210,6 +210,10 @@ cdef bint walk_nucleus(const floating* x, const double* e, Py_ssize_t* heap,
         sift_down(x, heap, count, 0, True)
 
 
+cdef double CUTS[4]
+CUTS[:] = [0.0625, 2.0 ** -12, 2.0 ** -32, 0.0]     # keep_top_p's candidate thresholds
+
+
 cdef void keep_top_p(const floating* x, double* e, Py_ssize_t n, double p,
                      Py_ssize_t* heap) noexcept nogil:
     """Keep the best-ranked tokens, in rank order, until their probability reaches
@@ -222,7 +226,7 @@ cdef void keep_top_p(const floating* x, double* e, Py_ssize_t n, double p,
     cdef double total = kept_mass(e, n), mass, cut
     cdef int attempt
     for attempt in range(4):
-        cut = 0.0625 if attempt == 0 else 2.0 ** -12 if attempt == 1 else 2.0 ** -32 if attempt == 2 else 0.0
+        cut = CUTS[attempt]
         count = 0
         mass = 0.0
         for i in range(n):

@@ -349,5 +349,3 @@ cdef void adam(floating* p, const floating* g, floating* m1, floating* m2, Py_ss
         maxes[0] = _from_bits64(pm64)
         maxes[1] = _from_bits64(am64)
         maxes[2] = _from_bits64(bm64)
-
-
