@@ -3,13 +3,13 @@
     python .ci/check_dists.py DIST_DIR
 
 The sdist must carry everything needed to build and test (the Cython sources,
-the stubs, the tests, README and LICENSE) and nothing generated (.c, compiled
-modules). The wheel must carry one compiled module and one .pyi stub per
-src/*.pyx, py.typed, and no sources or tests. The compiled modules expected are
-read from this checkout's src/, so a new kernel is checked without editing this.
-An x86-64 wheel (not Windows) also carries each module's SIMD builds,
-``tinyllm/<name>_avx2.*`` and ``tinyllm/<name>_avx512.*``, with their stubs (setup.py
-makes both); the sdist does not carry those stubs.
+the kernels' .pxi, the stubs, the tests, README and LICENSE) and nothing generated
+(.c, compiled modules). The wheel must carry one compiled module and one .pyi stub
+per src/*.pyx but src/_kernels.pyx, whose builds (one per instruction set:
+``tinyllm/_kernels_baseline.*``, and on x86-64 but Windows ``_kernels_avx2.*`` and
+``_kernels_avx512.*``, as setup.py makes them) have no stub; py.typed; and no
+sources or tests. The modules expected are read from this checkout's src/, so a new
+module is checked without editing this.
 
 Both files are named after the distribution (``tinyllm-cython``, normalised to
 ``tinyllm_cython-<version>``), which is not the import name ``tinyllm``; the wheel's
@@ -23,12 +23,12 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-SIMD_SUFFIXES = ("_avx2", "_avx512")        # setup.py's SIMD_FLAGS
-SIMD_STUBS = tuple(f"{v}.pyi" for v in SIMD_SUFFIXES)
+ISAS_X86 = ("baseline", "avx2", "avx512")        # setup.py's ISA_FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent
-KERNELS = sorted(p.stem for p in (ROOT / "src").glob("*.pyx"))
+MODULES = sorted(p.stem for p in (ROOT / "src").glob("*.pyx") if p.stem != "_kernels")
 PXDS = sorted(p.name for p in (ROOT / "src").glob("*.pxd"))
+PXIS = sorted(str(p.relative_to(ROOT / "src")) for p in (ROOT / "src").rglob("*.pxi"))
 TESTS = sorted(p.name for p in (ROOT / "tests").glob("*.py"))
 GENERATED = (".c", ".cpp", ".html", ".so", ".pyd", ".dylib", ".o", ".pyc")
 
@@ -55,22 +55,21 @@ def check_sdist(path):
         {"README.md", "LICENSE", "pyproject.toml", "setup.py", "MANIFEST.in", "PKG-INFO",
          "tinyllm/py.typed", "tinyllm/__init__.py", "tinyllm/_version.py",
          "tinyllm/_compiled.py"}
-        | {f"src/{k}.pyx" for k in KERNELS}
-        | {f"src/{p}" for p in PXDS}
-        | {f"tinyllm/{k}.pyi" for k in KERNELS}
+        | {f"src/{m}.pyx" for m in [*MODULES, "_kernels"]}
+        | {f"src/{p}" for p in PXDS + PXIS}
+        | {f"tinyllm/{m}.pyi" for m in MODULES}
         | {f"tests/{t}" for t in TESTS}
     )
     problems = [f"missing {n}" for n in sorted(expected - names)]
-    problems += [f"generated file {n}" for n in sorted(names)
-                 if n.endswith(GENERATED) or (n.startswith("tinyllm/") and n.endswith(SIMD_STUBS))]
+    problems += [f"generated file {n}" for n in sorted(names) if n.endswith(GENERATED)]
     problems += [f"build output {n}" for n in sorted(names) if n.startswith(("build/", "dist/"))]
     stem = file_stem(metadata["Name"], metadata["Version"])
     if path.name != f"{stem}.tar.gz" or tops != {stem}:
         problems.append(f"expected {stem}.tar.gz holding {stem}/, "
                         f"found {path.name} holding {sorted(tops)}")
     fail(problems, path.name)
-    print(f"{path.name}: ok ({len(names)} entries; {len(KERNELS)} .pyx, {len(PXDS)} .pxd, "
-          f"{len(TESTS)} test files, no generated C)")
+    print(f"{path.name}: ok ({len(names)} entries; {len(MODULES) + 1} .pyx, {len(PXDS)} .pxd, "
+          f"{len(PXIS)} .pxi, {len(TESTS)} test files, no generated C)")
 
 
 def check_wheel(path):
@@ -84,17 +83,21 @@ def check_wheel(path):
         problems.append(f"a wheel of {metadata['Name']} {metadata['Version']} is named {stem}-..., "
                         f"not {path.name}")
     simd = "x86_64" in path.name and "win" not in path.name  # setup.py: x86-64 with gcc/clang
-    for kernel in KERNELS + ([f"{k}{v}" for k in KERNELS for v in SIMD_SUFFIXES] if simd else []):
-        compiled = [n for n in names if n.startswith(f"tinyllm/{kernel}.")
+    kernels = [f"_kernels_{isa}" for isa in (ISAS_X86 if simd else ISAS_X86[:1])]
+    for module in MODULES + kernels:
+        compiled = [n for n in names if n.startswith(f"tinyllm/{module}.")
                     and n.endswith((".so", ".pyd"))]
         if len(compiled) != 1:
-            problems.append(f"expected one compiled tinyllm/{kernel} module, found {compiled}")
-        if f"tinyllm/{kernel}.pyi" not in names:
-            problems.append(f"missing stub tinyllm/{kernel}.pyi")
+            problems.append(f"expected one compiled tinyllm/{module} module, found {compiled}")
+        if module in MODULES and f"tinyllm/{module}.pyi" not in names:
+            problems.append(f"missing stub tinyllm/{module}.pyi")
+    stray = sorted({n for n in names if n.startswith("tinyllm/_kernels") and n.endswith((".so", ".pyd"))}
+                   - {n for n in names for k in kernels if n.startswith(f"tinyllm/{k}.")})
+    problems += [f"unexpected kernel build {n}" for n in stray]
     if "tinyllm/py.typed" not in names:
         problems.append("missing tinyllm/py.typed")
     problems += [f"source file {n}" for n in sorted(names)
-                 if n.endswith((".pyx", ".pxd", ".c", ".cpp", ".html"))]
+                 if n.endswith((".pyx", ".pxd", ".pxi", ".c", ".cpp", ".html"))]
     problems += [f"test file {n}" for n in sorted(names)
                  if n.startswith("tests/") or "/tests/" in n or n.endswith("conftest.py")]
     problems += [f"stray top-level entry {n}" for n in sorted(names)
@@ -104,8 +107,8 @@ def check_wheel(path):
         if not metadata.get_all(field):
             problems.append(f"metadata has no {field}")
     fail(problems, path.name)
-    print(f"{path.name}: ok ({len(KERNELS)} compiled modules with stubs"
-          f"{' and their AVX2 builds' if simd else ''}, py.typed, "
+    print(f"{path.name}: ok ({len(MODULES)} compiled modules with stubs, kernels for "
+          f"{', '.join(k.removeprefix('_kernels_') for k in kernels)}, py.typed, "
           f"no sources or tests; Requires-Python {metadata['Requires-Python']}, "
           f"License-Expression {metadata['License-Expression']})")
 
