@@ -187,6 +187,44 @@ cdef int project_arrays(cnp.ndarray ha, cnp.ndarray Wa, cnp.ndarray target) exce
     return 0
 
 
+cdef project_general(h, W, out):
+    """The general path of ``project``: any dtype, layout or ``out``."""
+    cdef cnp.ndarray ha = as_float_array(h, "project: h")
+    cdef cnp.ndarray Wa = as_float_array(W, "project: W")
+    if Wa.ndim != 2 or ha.ndim not in (1, 2) or ha.shape[ha.ndim - 1] != Wa.shape[0]:
+        raise ValueError(
+            f"project: shapes {shape_of(ha)} and {shape_of(Wa)} are not aligned: "
+            f"need h of shape (k,) or (B, k) and W of shape (k, V)"
+        )
+    if ha.size == 0 or Wa.size == 0:
+        raise ValueError(f"project: empty input (shapes {shape_of(ha)} and {shape_of(Wa)})")
+    cdef int typenum = common_typenum(ha, Wa)
+    ha = as_typed_rows(ha, typenum)
+    Wa = as_typed_rows(Wa, typenum)
+    cdef bint batched = ha.ndim == 2
+    cdef tuple shape = shape_of(Wa)[1:]
+    if batched:
+        shape = shape_of(ha)[:1] + shape
+
+    cdef cnp.ndarray result = (
+        new_array(shape, typenum) if out is None
+        else checked_out(out, shape, typenum, "project")
+    )
+    # Compute in place when ``out`` is kernel-ready and shares no memory with the
+    # inputs; otherwise into a scratch array that is copied into ``out``.
+    cdef cnp.ndarray target = result
+    if out is not None and (
+        not is_kernel_ready(result)
+        or may_share_memory(result, ha)
+        or may_share_memory(result, Wa)
+    ):
+        target = new_array(shape, typenum)
+    project_arrays(ha, Wa, target)
+    if target is not result:
+        result[...] = target
+    return result
+
+
 def project(h, W, out=None):
     """Project a vector (or a batch of vectors) through a matrix: ``h @ W``.
 
@@ -235,41 +273,3 @@ def project(h, W, out=None):
         project_arrays(ha, Wa, result)
         return result
     return project_general(h, W, out)
-
-
-cdef project_general(h, W, out):
-    """The general path of ``project``: any dtype, layout or ``out``."""
-    cdef cnp.ndarray ha = as_float_array(h, "project: h")
-    cdef cnp.ndarray Wa = as_float_array(W, "project: W")
-    if Wa.ndim != 2 or ha.ndim not in (1, 2) or ha.shape[ha.ndim - 1] != Wa.shape[0]:
-        raise ValueError(
-            f"project: shapes {shape_of(ha)} and {shape_of(Wa)} are not aligned: "
-            f"need h of shape (k,) or (B, k) and W of shape (k, V)"
-        )
-    if ha.size == 0 or Wa.size == 0:
-        raise ValueError(f"project: empty input (shapes {shape_of(ha)} and {shape_of(Wa)})")
-    cdef int typenum = common_typenum(ha, Wa)
-    ha = as_typed_rows(ha, typenum)
-    Wa = as_typed_rows(Wa, typenum)
-    cdef bint batched = ha.ndim == 2
-    cdef tuple shape = shape_of(Wa)[1:]
-    if batched:
-        shape = shape_of(ha)[:1] + shape
-
-    cdef cnp.ndarray result = (
-        new_array(shape, typenum) if out is None
-        else checked_out(out, shape, typenum, "project")
-    )
-    # Compute in place when ``out`` is kernel-ready and shares no memory with the
-    # inputs; otherwise into a scratch array that is copied into ``out``.
-    cdef cnp.ndarray target = result
-    if out is not None and (
-        not is_kernel_ready(result)
-        or may_share_memory(result, ha)
-        or may_share_memory(result, Wa)
-    ):
-        target = new_array(shape, typenum)
-    project_arrays(ha, Wa, target)
-    if target is not result:
-        result[...] = target
-    return result

@@ -166,9 +166,26 @@ cdef Py_ssize_t draws_per_row(object size):
     return n
 
 
+cdef struct Scratch:
+    # A SamplerScratch and the one block of memory behind it.
+    SamplerScratch s
+    void* memory
+
+
+cdef int scratch_for(Scratch* scratch, Py_ssize_t V) except -1:
+    """Buffers for rows of V logits: weights, heap and block sums, in one allocation."""
+    cdef Py_ssize_t n_e = V * sizeof(double), n_heap = V * sizeof(Py_ssize_t)
+    scratch.memory = malloc(n_e + n_heap + n_draw_blocks(V) * sizeof(double))
+    if scratch.memory == NULL:
+        raise MemoryError()
+    scratch.s.e = <double*>scratch.memory
+    scratch.s.heap = <Py_ssize_t*>(<char*>scratch.memory + n_e)
+    scratch.s.sums = <double*>(<char*>scratch.memory + n_e + n_heap)
+    return 0
+
+
 # ===========================================================================
-# One draw from one plain vector: raw pointers, no temporary arrays, the GIL kept
-# when the work is too small to pay for releasing it
+# The kernels' calls (fused bodies: the dtype is chosen once per call)
 # ===========================================================================
 
 cdef Py_ssize_t draw_once(const floating* x, Py_ssize_t V, double t, bint logits,
@@ -197,6 +214,102 @@ cdef Py_ssize_t draw_once(const floating* x, Py_ssize_t V, double t, bint logits
         free(sums)
     return token
 
+
+cdef void run_sample_rows(const floating* w, Py_ssize_t B, Py_ssize_t V, double* cum,
+                          object gen, int64_t* out, Py_ssize_t n_draws) except *:
+    """The sample_rows kernel under the Generator's lock, without the GIL."""
+    cdef const Kernels* k = KERNELS[0]
+    bit_generator = gen.bit_generator
+    cdef bitgen_t* rng = bitgen_of(bit_generator)
+    with bit_generator.lock, nogil:
+        sample_rows(k, w, B, V, cum, rng, out, n_draws)
+
+
+cdef void run_sample_logits_rows(const floating* x, Py_ssize_t B, Py_ssize_t V,
+                                 const SamplerOptions* opt, const SamplerScratch* scratch,
+                                 object gen, int64_t* out, Py_ssize_t n_draws) except *:
+    """The sample_logits_rows kernel without the GIL; under the Generator's lock unless
+    greedy (temperature 0 draws nothing)."""
+    cdef const Kernels* k = KERNELS[0]
+    cdef bitgen_t* rng
+    if opt.temperature == 0.0:
+        with nogil:
+            sample_logits_rows(k, x, B, V, opt, scratch, NULL, out, n_draws)
+        return
+    bit_generator = gen.bit_generator
+    rng = bitgen_of(bit_generator)
+    with bit_generator.lock, nogil:
+        sample_logits_rows(k, x, B, V, opt, scratch, rng, out, n_draws)
+
+
+cdef int run_filter_rows(const floating* x, Py_ssize_t B, Py_ssize_t V,
+                         const SamplerOptions* opt, const SamplerScratch* scratch,
+                         floating* out, Py_ssize_t* bad_row) noexcept:
+    """The filter_logits_rows kernel, without the GIL."""
+    cdef const Kernels* k = KERNELS[0]
+    with nogil:
+        return filter_logits_rows(k, x, B, V, opt, scratch, out, bad_row)
+
+
+# ===========================================================================
+# The general paths: any input and options (they raise every error)
+# ===========================================================================
+
+cdef object sample_general(object weights, object size, object rng):
+    """``sample`` for any input: validate and coerce, check every row, then draw."""
+    cdef cnp.ndarray wa = checked_rows(weights, "weights", "sample")
+    shape = checked_size(size, "sample")
+    gen = generator_of(rng, "sample")
+    cdef Py_ssize_t V = wa.shape[wa.ndim - 1]
+    rows = checked_row_values(wa, False, "sample")
+    cdef cnp.ndarray r = <cnp.ndarray>rows
+    cdef Py_ssize_t B = r.shape[0], n_draws = draws_per_row(shape)
+    cdef cnp.ndarray tokens = np.empty((B, n_draws), dtype=np.int64)
+    cdef int64_t* out = <int64_t*>cnp.PyArray_DATA(tokens)
+    cdef cnp.ndarray cum = np.empty(V, dtype=np.float64)
+    cdef double* c = <double*>cnp.PyArray_DATA(cum)
+    if n_draws:
+        if cnp.PyArray_TYPE(r) == cnp.NPY_FLOAT:
+            run_sample_rows(<const float*>cnp.PyArray_DATA(r), B, V, c, gen, out, n_draws)
+        else:
+            run_sample_rows(<const double*>cnp.PyArray_DATA(r), B, V, c, gen, out, n_draws)
+    return shaped_draws(tokens, wa.ndim == 2, shape)
+
+
+cdef object sample_logits_general(object logits, object temperature, object top_k,
+                                  object top_p, object min_p, object size, object rng):
+    """``sample_logits`` for any input and options: validate, check, filter, draw."""
+    cdef cnp.ndarray xa = checked_rows(logits, "logits", "sample_logits")
+    cdef SamplerOptions opt = checked_sampler_options(temperature, top_k, top_p, min_p,
+                                                      "sample_logits")
+    shape = checked_size(size, "sample_logits")
+    gen = generator_of(rng, "sample_logits")
+    cdef Py_ssize_t V = xa.shape[xa.ndim - 1]
+    rows = checked_row_values(xa, True, "sample_logits")
+    cdef cnp.ndarray r = <cnp.ndarray>rows
+    cdef Py_ssize_t B = r.shape[0], n_draws = draws_per_row(shape)
+    cdef cnp.ndarray tokens = np.empty((B, n_draws), dtype=np.int64)
+    cdef int64_t* out = <int64_t*>cnp.PyArray_DATA(tokens)
+    cdef Scratch scratch
+    if n_draws == 0:
+        return shaped_draws(tokens, xa.ndim == 2, shape)
+    scratch_for(&scratch, V)
+    try:
+        if cnp.PyArray_TYPE(r) == cnp.NPY_FLOAT:
+            run_sample_logits_rows(<const float*>cnp.PyArray_DATA(r), B, V, &opt, &scratch.s,
+                                   gen, out, n_draws)
+        else:
+            run_sample_logits_rows(<const double*>cnp.PyArray_DATA(r), B, V, &opt, &scratch.s,
+                                   gen, out, n_draws)
+    finally:
+        free(scratch.memory)
+    return shaped_draws(tokens, xa.ndim == 2, shape)
+
+
+# ===========================================================================
+# One draw from one plain vector: raw pointers, no temporary arrays, the GIL kept
+# when the work is too small to pay for releasing it
+# ===========================================================================
 
 cdef object sample_one(cnp.ndarray wa, object rng):
     """``sample(weights, rng=rng)`` for plain 1-D weights: block sums, then one draw."""
@@ -306,37 +419,6 @@ def sample(weights, size=None, rng=None):
     return sample_general(weights, size, rng)
 
 
-cdef void run_sample_rows(const floating* w, Py_ssize_t B, Py_ssize_t V, double* cum,
-                          object gen, int64_t* out, Py_ssize_t n_draws) except *:
-    """The sample_rows kernel under the Generator's lock, without the GIL."""
-    cdef const Kernels* k = KERNELS[0]
-    bit_generator = gen.bit_generator
-    cdef bitgen_t* rng = bitgen_of(bit_generator)
-    with bit_generator.lock, nogil:
-        sample_rows(k, w, B, V, cum, rng, out, n_draws)
-
-
-cdef object sample_general(object weights, object size, object rng):
-    """``sample`` for any input: validate and coerce, check every row, then draw."""
-    cdef cnp.ndarray wa = checked_rows(weights, "weights", "sample")
-    shape = checked_size(size, "sample")
-    gen = generator_of(rng, "sample")
-    cdef Py_ssize_t V = wa.shape[wa.ndim - 1]
-    rows = checked_row_values(wa, False, "sample")
-    cdef cnp.ndarray r = <cnp.ndarray>rows
-    cdef Py_ssize_t B = r.shape[0], n_draws = draws_per_row(shape)
-    cdef cnp.ndarray tokens = np.empty((B, n_draws), dtype=np.int64)
-    cdef int64_t* out = <int64_t*>cnp.PyArray_DATA(tokens)
-    cdef cnp.ndarray cum = np.empty(V, dtype=np.float64)
-    cdef double* c = <double*>cnp.PyArray_DATA(cum)
-    if n_draws:
-        if cnp.PyArray_TYPE(r) == cnp.NPY_FLOAT:
-            run_sample_rows(<const float*>cnp.PyArray_DATA(r), B, V, c, gen, out, n_draws)
-        else:
-            run_sample_rows(<const double*>cnp.PyArray_DATA(r), B, V, c, gen, out, n_draws)
-    return shaped_draws(tokens, wa.ndim == 2, shape)
-
-
 def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
                   size=None, rng=None):
     """Draw tokens from ``softmax(logits / temperature)`` after top-k, top-p, min-p.
@@ -397,71 +479,6 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
         if t > 0.0:
             return sample_logits_one(<cnp.ndarray>logits, t, rng)
     return sample_logits_general(logits, temperature, top_k, top_p, min_p, size, rng)
-
-
-cdef struct Scratch:
-    # A SamplerScratch and the one block of memory behind it.
-    SamplerScratch s
-    void* memory
-
-
-cdef int scratch_for(Scratch* scratch, Py_ssize_t V) except -1:
-    """Buffers for rows of V logits: weights, heap and block sums, in one allocation."""
-    cdef Py_ssize_t n_e = V * sizeof(double), n_heap = V * sizeof(Py_ssize_t)
-    scratch.memory = malloc(n_e + n_heap + n_draw_blocks(V) * sizeof(double))
-    if scratch.memory == NULL:
-        raise MemoryError()
-    scratch.s.e = <double*>scratch.memory
-    scratch.s.heap = <Py_ssize_t*>(<char*>scratch.memory + n_e)
-    scratch.s.sums = <double*>(<char*>scratch.memory + n_e + n_heap)
-    return 0
-
-
-cdef void run_sample_logits_rows(const floating* x, Py_ssize_t B, Py_ssize_t V,
-                                 const SamplerOptions* opt, const SamplerScratch* scratch,
-                                 object gen, int64_t* out, Py_ssize_t n_draws) except *:
-    """The sample_logits_rows kernel without the GIL; under the Generator's lock unless
-    greedy (temperature 0 draws nothing)."""
-    cdef const Kernels* k = KERNELS[0]
-    cdef bitgen_t* rng
-    if opt.temperature == 0.0:
-        with nogil:
-            sample_logits_rows(k, x, B, V, opt, scratch, NULL, out, n_draws)
-        return
-    bit_generator = gen.bit_generator
-    rng = bitgen_of(bit_generator)
-    with bit_generator.lock, nogil:
-        sample_logits_rows(k, x, B, V, opt, scratch, rng, out, n_draws)
-
-
-cdef object sample_logits_general(object logits, object temperature, object top_k,
-                                  object top_p, object min_p, object size, object rng):
-    """``sample_logits`` for any input and options: validate, check, filter, draw."""
-    cdef cnp.ndarray xa = checked_rows(logits, "logits", "sample_logits")
-    cdef SamplerOptions opt = checked_sampler_options(temperature, top_k, top_p, min_p,
-                                                      "sample_logits")
-    shape = checked_size(size, "sample_logits")
-    gen = generator_of(rng, "sample_logits")
-    cdef Py_ssize_t V = xa.shape[xa.ndim - 1]
-    rows = checked_row_values(xa, True, "sample_logits")
-    cdef cnp.ndarray r = <cnp.ndarray>rows
-    cdef Py_ssize_t B = r.shape[0], n_draws = draws_per_row(shape)
-    cdef cnp.ndarray tokens = np.empty((B, n_draws), dtype=np.int64)
-    cdef int64_t* out = <int64_t*>cnp.PyArray_DATA(tokens)
-    cdef Scratch scratch
-    if n_draws == 0:
-        return shaped_draws(tokens, xa.ndim == 2, shape)
-    scratch_for(&scratch, V)
-    try:
-        if cnp.PyArray_TYPE(r) == cnp.NPY_FLOAT:
-            run_sample_logits_rows(<const float*>cnp.PyArray_DATA(r), B, V, &opt, &scratch.s,
-                                   gen, out, n_draws)
-        else:
-            run_sample_logits_rows(<const double*>cnp.PyArray_DATA(r), B, V, &opt, &scratch.s,
-                                   gen, out, n_draws)
-    finally:
-        free(scratch.memory)
-    return shaped_draws(tokens, xa.ndim == 2, shape)
 
 
 def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, out=None):
@@ -543,12 +560,3 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
     if target is not result:
         result[...] = target
     return result
-
-
-cdef int run_filter_rows(const floating* x, Py_ssize_t B, Py_ssize_t V,
-                         const SamplerOptions* opt, const SamplerScratch* scratch,
-                         floating* out, Py_ssize_t* bad_row) noexcept:
-    """The filter_logits_rows kernel, without the GIL."""
-    cdef const Kernels* k = KERNELS[0]
-    with nogil:
-        return filter_logits_rows(k, x, B, V, opt, scratch, out, bad_row)

@@ -51,6 +51,26 @@ cdef int run_rows(const floating* x, floating* out, Py_ssize_t rows, Py_ssize_t 
         return softmax_rows(k, x, out, rows, n, t, take_log, bad_row)
 
 
+cdef tuple moved_shape(tuple shape, Py_ssize_t ax):
+    return shape[:ax] + shape[ax + 1:] + (shape[ax],)
+
+
+cdef bint same_layout(cnp.ndarray a, cnp.ndarray b):
+    """Same memory, same element order: the kernel may then write over its input."""
+    return (cnp.PyArray_DATA(a) == cnp.PyArray_DATA(b)
+            and (<object>a).shape == (<object>b).shape
+            and (<object>a).strides == (<object>b).strides)
+
+
+cdef str status_message(str func, int status, cnp.ndarray xa, Py_ssize_t ax, Py_ssize_t bad_row):
+    where = "" if xa.ndim == 1 else f" (slice {bad_row} along axis {ax})"
+    if status == FOUND_NAN:
+        return f"{func}: x contains NaN{where}"
+    if status == FOUND_POSINF:
+        return f"{func}: x contains +inf{where}; only -inf is allowed (as a mask)"
+    return f"{func}: every entry of a slice is -inf{where}; at least one must be finite"
+
+
 # ---------------------------------------------------------------------------
 # The fast path: a 1-D or 2-D float32/float64 C-contiguous array, the last axis, a
 # float temperature, no ``out`` or a C-contiguous one. Everything through the C-API
@@ -174,26 +194,6 @@ cdef object softmax_along(object x, object axis, object temperature, object out,
         else:
             np.moveaxis(result, ax, -1)[...] = target.reshape(moved_shape(shape, ax))
     return result
-
-
-cdef tuple moved_shape(tuple shape, Py_ssize_t ax):
-    return shape[:ax] + shape[ax + 1:] + (shape[ax],)
-
-
-cdef bint same_layout(cnp.ndarray a, cnp.ndarray b):
-    """Same memory, same element order: the kernel may then write over its input."""
-    return (cnp.PyArray_DATA(a) == cnp.PyArray_DATA(b)
-            and (<object>a).shape == (<object>b).shape
-            and (<object>a).strides == (<object>b).strides)
-
-
-cdef str status_message(str func, int status, cnp.ndarray xa, Py_ssize_t ax, Py_ssize_t bad_row):
-    where = "" if xa.ndim == 1 else f" (slice {bad_row} along axis {ax})"
-    if status == FOUND_NAN:
-        return f"{func}: x contains NaN{where}"
-    if status == FOUND_POSINF:
-        return f"{func}: x contains +inf{where}; only -inf is allowed (as a mask)"
-    return f"{func}: every entry of a slice is -inf{where}; at least one must be finite"
 
 
 def softmax(x, axis=-1, temperature=1.0, out=None):

@@ -134,7 +134,7 @@ def cross_entropy_grad(logits, targets, double scale=1.0):
 
 
 # ===========================================================================
-# TrainState
+# TrainState: its phases (fused bodies), then the class
 # ===========================================================================
 
 #: The phases of TrainState.step, in the order they run (see TrainState._phase_seconds).
@@ -145,6 +145,191 @@ cdef enum:
 
 # Overflow in a product is reported as a non-finite loss or update, not as a warning.
 _QUIET = dict(over="ignore", invalid="ignore", divide="ignore")
+
+
+# The phases are functions of the state and a NULL pointer ``like`` of its dtype, which
+# only picks the fused specialisation: each method branches on the dtype once.
+
+cdef int gather_f1(TrainState s, floating* like, const intp_t* w, Py_ssize_t n) except -1:
+    """X = the windows' embeddings side by side, H = [tanh](X @ W1), on rows :n."""
+    cdef const Kernels* k = KERNELS[0]
+    cdef const floating* E = <const floating*>data(s.E)
+    cdef floating* X = <floating*>data(s.X)
+    cdef floating* H = <floating*>data(s.H)
+    with nogil:
+        gather(k, E, s.d, w, n, s.c, X)
+    np.matmul(s.X[:n], s.W1, out=s.H[:n])
+    if s.tanh:
+        with nogil:
+            tanh_all(k, H, n * s.h)
+    return 0
+
+
+cdef double batch_loss(TrainState s, floating* like, const intp_t* w, const intp_t* t,
+                       Py_ssize_t n) except? -1.0:
+    """Sum of the cross-entropies of a batch of n windows (no gradient)."""
+    cdef const Kernels* k = KERNELS[0]
+    cdef floating* Z = <floating*>data(s.Z)
+    cdef double total
+    gather_f1(s, like, w, n)
+    np.matmul(s.H[:n], s.W2, out=s.Z[:n])
+    with nogil:
+        total = xent(k, Z, n, s.V, t, 1.0, False, NULL)
+    return total
+
+
+cdef double batch_gradients(TrainState s, floating* like, const intp_t* w, const intp_t* t,
+                            Py_ssize_t n, double* clock) except? -1.0:
+    """The mean loss of a batch and, if finite, its gradients into dE, dW1, dW2.
+    ``clock`` (if not NULL) receives the time after each of the first 6 phases."""
+    cdef const Kernels* k = KERNELS[0]
+    cdef floating* Zp = <floating*>data(s.Z)
+    cdef floating* dHp = <floating*>data(s.dH)
+    cdef const floating* Hp = <const floating*>data(s.H)
+    cdef const floating* dXp = <const floating*>data(s.dX)
+    cdef floating* dEp = <floating*>data(s.dE)
+    cdef double loss
+    H, Z = s.H[:n], s.Z[:n]
+    gather_f1(s, like, w, n)
+    if clock != NULL:
+        clock[1] = perf_counter()
+    np.matmul(H, s.W2, out=Z)                                   # the logits
+    if clock != NULL:
+        clock[2] = perf_counter()
+    with nogil:                                                 # Z becomes dZ
+        loss = xent(k, Zp, n, s.V, t, 1.0 / n, True, NULL) / n
+    if clock != NULL:
+        clock[3] = perf_counter()
+    if not isfinite(loss):
+        return loss
+    np.matmul(H.T, Z, out=s.dW2)                                # dW2 = H^T dZ
+    if clock != NULL:
+        clock[4] = perf_counter()
+    dH = s.dH[:s.h * n].reshape(s.h, n)                         # dH^T, C order
+    np.matmul(s.W2, Z.T, out=dH)                                # dH^T = W2 dZ^T
+    if clock != NULL:
+        clock[5] = perf_counter()
+    if s.tanh:
+        with nogil:
+            tanh_backward(k, dHp, Hp, s.h, n)
+    np.matmul(s.X[:n].T, dH.T, out=s.dW1)                       # dW1 = X^T dH
+    np.matmul(dH.T, s.W1.T, out=s.dX[:n])                       # dX = dH W1^T
+    with nogil:
+        scatter_rows(k, dXp, w, n, s.c, dEp, s.d)
+    return loss
+
+
+cdef double train_step(TrainState s, floating* like, const intp_t* w, const intp_t* t,
+                       Py_ssize_t n, double lr, double max_loss) except? -1.0:
+    """One update (see TrainState.step); Diverged, with nothing changed, if it would
+    not be finite."""
+    cdef double gmax[3]
+    cdef double trial[9]
+    cdef double clock[N_PHASES + 1]
+    cdef long tnext = s.steps + 1
+    cdef double c1 = 1.0 / (1.0 - s.beta1 ** tnext), c2 = 1.0 / (1.0 - s.beta2 ** tnext)
+    cdef int k
+    clock[0] = perf_counter()
+    cdef double loss = batch_gradients(s, like, w, t, n, clock)
+    if not isfinite(loss):
+        raise Diverged(f"the loss is {loss}")
+    if loss > max_loss:
+        raise Diverged(f"the loss is {loss:.4g}, above {max_loss:.4g}")
+    clock[6] = perf_counter()
+    gradient_bounds(s, like, w, n, gmax)
+    if not proven_finite(s, lr, c1, c2, gmax):
+        update(s, like, lr, c1, c2, False, trial)                # the exact check: nothing stored
+        for k in range(9):
+            if not isfinite(trial[k]):
+                raise Diverged("a gradient or an updated weight is not finite")
+    clock[7] = perf_counter()
+    update(s, like, lr, c1, c2, True, &s.tracked[0])
+    clock[8] = perf_counter()
+    s.steps += 1
+    for k in range(N_PHASES):
+        s.seconds[k] = clock[k + 1] - clock[k]
+    return loss
+
+
+cdef int gradient_bounds(TrainState s, floating* like, const intp_t* w, Py_ssize_t n,
+                         double* gmax) except -1:
+    """gmax[k] >= max |gradient of weight k| (NaN if a gradient is not finite).
+
+    dE and dW1 exactly (a batch writes only n*c rows of dE; dW1 is small). dW2 =
+    H^T dZ is not read: every entry of dZ is at most 1/n in magnitude (a softmax
+    probability, or it minus one, over n), so |dW2| <= max|H| up to the rounding
+    of a sum of n products.
+    """
+    cdef const Kernels* k = KERNELS[0]
+    cdef const floating* dE = <const floating*>data(s.dE)
+    cdef const floating* dW1 = <const floating*>data(s.dW1)
+    cdef const floating* H = <const floating*>data(s.H)
+    cdef double hmax
+    cdef double rounding = 2.4e-7 if floating is float else 4.5e-16
+    with nogil:
+        gmax[0] = rows_absmax(k, dE, s.d, w, n * s.c)
+        gmax[1] = absmax(k, dW1, s.c * s.d * s.h)
+        hmax = absmax(k, H, n * s.h)
+    gmax[2] = hmax * (1.01 + n * rounding)
+    return 0
+
+
+cdef bint proven_finite(TrainState s, double lr, double c1, double c2, const double* gmax):
+    """Whether the tracked maxima and ``gmax`` prove every number of the update finite.
+
+    Bounds on the magnitude of each intermediate of the kernels' formulas, computed in
+    double with a margin of 3x below float32's largest number (16x for float64).
+    False (then the exact check runs) when a bound is too large or is NaN.
+    """
+    cdef double limit = 1e38 if s.f32 else 1e307
+    cdef double eps = <float>s.eps if s.f32 else s.eps
+    cdef double b1 = s.beta1, b2 = s.beta2, mu = s.momentum
+    cdef double p, m, v, g, a, b, num
+    cdef int k
+    if not (lr < limit and c1 < limit and c2 < limit and eps > 0.0):
+        return False
+    for k in range(3):
+        p, m, v, g = s.tracked[3 * k], s.tracked[3 * k + 1], s.tracked[3 * k + 2], gmax[k]
+        if not (g < limit and p < limit):
+            return False
+        if s.optimizer == "adam":
+            a = b1 * m + (1.0 - b1) * g                      # >= |new m|
+            b = b2 * v + (1.0 - b2) * g * g                  # >= new v
+            num = lr * (a * c1)                              # >= |lr m c1|
+            if not (g * g < limit and a * c1 < limit and b * c2 < limit and num < limit
+                    and p + num / eps < limit):              # the denominator is >= eps
+                return False
+        else:
+            a = mu * m + g                                   # >= |new velocity|
+            if not (a < limit and p + lr * a < limit):
+                return False
+    return True
+
+
+cdef int update(TrainState s, floating* like, double lr, double c1, double c2, bint apply,
+                double* maxes) except -1:
+    """The optimizer on E, W1 and W2 (``apply``: stored; else only computed); maxes[3k..]
+    receives the largest magnitudes written for weight k (see kernels/train.pxi)."""
+    cdef const Kernels* k = KERNELS[0]
+    cdef int i
+    cdef bint use_adam = s.optimizer == "adam"
+    cdef floating* p
+    cdef floating* g
+    cdef floating* m1
+    cdef floating* m2
+    cdef Py_ssize_t n
+    for i, (weight, grad) in enumerate(((s.E, s.dE), (s.W1, s.dW1), (s.W2, s.dW2))):
+        p, g = <floating*>data(weight), <floating*>data(grad)
+        m1 = <floating*>data(s.s1[i])
+        m2 = <floating*>data(s.s2[i]) if use_adam else m1
+        n = weight.size
+        with nogil:
+            if use_adam:
+                adam(k, p, g, m1, m2, n, <floating>lr, <floating>s.beta1, <floating>s.beta2,
+                     <floating>s.eps, <floating>c1, <floating>c2, apply, maxes + 3 * i)
+            else:
+                sgd(k, p, g, m1, n, <floating>lr, <floating>s.momentum, apply, maxes + 3 * i)
+    return 0
 
 
 @cython.auto_pickle(False)
@@ -392,190 +577,3 @@ cdef class TrainState:
             clear_rows(k, <float*>data(self.dE), self.d, w, n * self.c)
         else:
             clear_rows(k, <double*>data(self.dE), self.d, w, n * self.c)
-
-
-# ===========================================================================
-# TrainState's phases: fused bodies (``like`` is a NULL pointer of the state's dtype;
-# it only picks the specialisation)
-# ===========================================================================
-
-cdef int gather_f1(TrainState s, floating* like, const intp_t* w, Py_ssize_t n) except -1:
-    """X = the windows' embeddings side by side, H = [tanh](X @ W1), on rows :n."""
-    cdef const Kernels* k = KERNELS[0]
-    cdef const floating* E = <const floating*>data(s.E)
-    cdef floating* X = <floating*>data(s.X)
-    cdef floating* H = <floating*>data(s.H)
-    with nogil:
-        gather(k, E, s.d, w, n, s.c, X)
-    np.matmul(s.X[:n], s.W1, out=s.H[:n])
-    if s.tanh:
-        with nogil:
-            tanh_all(k, H, n * s.h)
-    return 0
-
-
-cdef double batch_loss(TrainState s, floating* like, const intp_t* w, const intp_t* t,
-                       Py_ssize_t n) except? -1.0:
-    """Sum of the cross-entropies of a batch of n windows (no gradient)."""
-    cdef const Kernels* k = KERNELS[0]
-    cdef floating* Z = <floating*>data(s.Z)
-    cdef double total
-    gather_f1(s, like, w, n)
-    np.matmul(s.H[:n], s.W2, out=s.Z[:n])
-    with nogil:
-        total = xent(k, Z, n, s.V, t, 1.0, False, NULL)
-    return total
-
-
-cdef double batch_gradients(TrainState s, floating* like, const intp_t* w, const intp_t* t,
-                            Py_ssize_t n, double* clock) except? -1.0:
-    """The mean loss of a batch and, if finite, its gradients into dE, dW1, dW2.
-    ``clock`` (if not NULL) receives the time after each of the first 6 phases."""
-    cdef const Kernels* k = KERNELS[0]
-    cdef floating* Zp = <floating*>data(s.Z)
-    cdef floating* dHp = <floating*>data(s.dH)
-    cdef const floating* Hp = <const floating*>data(s.H)
-    cdef const floating* dXp = <const floating*>data(s.dX)
-    cdef floating* dEp = <floating*>data(s.dE)
-    cdef double loss
-    H, Z = s.H[:n], s.Z[:n]
-    gather_f1(s, like, w, n)
-    if clock != NULL:
-        clock[1] = perf_counter()
-    np.matmul(H, s.W2, out=Z)                                   # the logits
-    if clock != NULL:
-        clock[2] = perf_counter()
-    with nogil:                                                 # Z becomes dZ
-        loss = xent(k, Zp, n, s.V, t, 1.0 / n, True, NULL) / n
-    if clock != NULL:
-        clock[3] = perf_counter()
-    if not isfinite(loss):
-        return loss
-    np.matmul(H.T, Z, out=s.dW2)                                # dW2 = H^T dZ
-    if clock != NULL:
-        clock[4] = perf_counter()
-    dH = s.dH[:s.h * n].reshape(s.h, n)                         # dH^T, C order
-    np.matmul(s.W2, Z.T, out=dH)                                # dH^T = W2 dZ^T
-    if clock != NULL:
-        clock[5] = perf_counter()
-    if s.tanh:
-        with nogil:
-            tanh_backward(k, dHp, Hp, s.h, n)
-    np.matmul(s.X[:n].T, dH.T, out=s.dW1)                       # dW1 = X^T dH
-    np.matmul(dH.T, s.W1.T, out=s.dX[:n])                       # dX = dH W1^T
-    with nogil:
-        scatter_rows(k, dXp, w, n, s.c, dEp, s.d)
-    return loss
-
-
-cdef double train_step(TrainState s, floating* like, const intp_t* w, const intp_t* t,
-                       Py_ssize_t n, double lr, double max_loss) except? -1.0:
-    """One update (see TrainState.step); Diverged, with nothing changed, if it would
-    not be finite."""
-    cdef double gmax[3]
-    cdef double trial[9]
-    cdef double clock[N_PHASES + 1]
-    cdef long tnext = s.steps + 1
-    cdef double c1 = 1.0 / (1.0 - s.beta1 ** tnext), c2 = 1.0 / (1.0 - s.beta2 ** tnext)
-    cdef int k
-    clock[0] = perf_counter()
-    cdef double loss = batch_gradients(s, like, w, t, n, clock)
-    if not isfinite(loss):
-        raise Diverged(f"the loss is {loss}")
-    if loss > max_loss:
-        raise Diverged(f"the loss is {loss:.4g}, above {max_loss:.4g}")
-    clock[6] = perf_counter()
-    gradient_bounds(s, like, w, n, gmax)
-    if not proven_finite(s, lr, c1, c2, gmax):
-        update(s, like, lr, c1, c2, False, trial)                # the exact check: nothing stored
-        for k in range(9):
-            if not isfinite(trial[k]):
-                raise Diverged("a gradient or an updated weight is not finite")
-    clock[7] = perf_counter()
-    update(s, like, lr, c1, c2, True, &s.tracked[0])
-    clock[8] = perf_counter()
-    s.steps += 1
-    for k in range(N_PHASES):
-        s.seconds[k] = clock[k + 1] - clock[k]
-    return loss
-
-
-cdef int gradient_bounds(TrainState s, floating* like, const intp_t* w, Py_ssize_t n,
-                         double* gmax) except -1:
-    """gmax[k] >= max |gradient of weight k| (NaN if a gradient is not finite).
-
-    dE and dW1 exactly (a batch writes only n*c rows of dE; dW1 is small). dW2 =
-    H^T dZ is not read: every entry of dZ is at most 1/n in magnitude (a softmax
-    probability, or it minus one, over n), so |dW2| <= max|H| up to the rounding
-    of a sum of n products.
-    """
-    cdef const Kernels* k = KERNELS[0]
-    cdef const floating* dE = <const floating*>data(s.dE)
-    cdef const floating* dW1 = <const floating*>data(s.dW1)
-    cdef const floating* H = <const floating*>data(s.H)
-    cdef double hmax
-    cdef double rounding = 2.4e-7 if floating is float else 4.5e-16
-    with nogil:
-        gmax[0] = rows_absmax(k, dE, s.d, w, n * s.c)
-        gmax[1] = absmax(k, dW1, s.c * s.d * s.h)
-        hmax = absmax(k, H, n * s.h)
-    gmax[2] = hmax * (1.01 + n * rounding)
-    return 0
-
-
-cdef bint proven_finite(TrainState s, double lr, double c1, double c2, const double* gmax):
-    """Whether the tracked maxima and ``gmax`` prove every number of the update finite.
-
-    Bounds on the magnitude of each intermediate of the kernels' formulas, computed in
-    double with a margin of 3x below float32's largest number (16x for float64).
-    False (then the exact check runs) when a bound is too large or is NaN.
-    """
-    cdef double limit = 1e38 if s.f32 else 1e307
-    cdef double eps = <float>s.eps if s.f32 else s.eps
-    cdef double b1 = s.beta1, b2 = s.beta2, mu = s.momentum
-    cdef double p, m, v, g, a, b, num
-    cdef int k
-    if not (lr < limit and c1 < limit and c2 < limit and eps > 0.0):
-        return False
-    for k in range(3):
-        p, m, v, g = s.tracked[3 * k], s.tracked[3 * k + 1], s.tracked[3 * k + 2], gmax[k]
-        if not (g < limit and p < limit):
-            return False
-        if s.optimizer == "adam":
-            a = b1 * m + (1.0 - b1) * g                      # >= |new m|
-            b = b2 * v + (1.0 - b2) * g * g                  # >= new v
-            num = lr * (a * c1)                              # >= |lr m c1|
-            if not (g * g < limit and a * c1 < limit and b * c2 < limit and num < limit
-                    and p + num / eps < limit):              # the denominator is >= eps
-                return False
-        else:
-            a = mu * m + g                                   # >= |new velocity|
-            if not (a < limit and p + lr * a < limit):
-                return False
-    return True
-
-
-cdef int update(TrainState s, floating* like, double lr, double c1, double c2, bint apply,
-                double* maxes) except -1:
-    """The optimizer on E, W1 and W2 (``apply``: stored; else only computed); maxes[3k..]
-    receives the largest magnitudes written for weight k (see kernels/train.pxi)."""
-    cdef const Kernels* k = KERNELS[0]
-    cdef int i
-    cdef bint use_adam = s.optimizer == "adam"
-    cdef floating* p
-    cdef floating* g
-    cdef floating* m1
-    cdef floating* m2
-    cdef Py_ssize_t n
-    for i, (weight, grad) in enumerate(((s.E, s.dE), (s.W1, s.dW1), (s.W2, s.dW2))):
-        p, g = <floating*>data(weight), <floating*>data(grad)
-        m1 = <floating*>data(s.s1[i])
-        m2 = <floating*>data(s.s2[i]) if use_adam else m1
-        n = weight.size
-        with nogil:
-            if use_adam:
-                adam(k, p, g, m1, m2, n, <floating>lr, <floating>s.beta1, <floating>s.beta2,
-                     <floating>s.eps, <floating>c1, <floating>c2, apply, maxes + 3 * i)
-            else:
-                sgd(k, p, g, m1, n, <floating>lr, <floating>s.momentum, apply, maxes + 3 * i)
-    return 0
