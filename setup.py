@@ -51,7 +51,7 @@ else:
     # gcc will not turn the clamps of the exp into vector selects. The stage modules
     # hold no hot loop: -O2 compiles them faster.
     KERNEL_ARGS = ["-O3", "-fno-trapping-math"]
-    STAGE_ARGS = ["-O2", "-fno-trapping-math"]
+    STAGE_ARGS = ["-O1", "-fno-trapping-math"]
 
 define_macros = [
     ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
