@@ -156,6 +156,18 @@ def arrays(dtype, shape, max_abs: float = 1e3) -> st.SearchStrategy[np.ndarray]:
     return hnp.arrays(dtype, shape, elements=finite(dtype, max_abs))
 
 
+def unchanged(before: np.ndarray, after: np.ndarray) -> None:
+    np.testing.assert_array_equal(after, before, err_msg="the input was modified")
+
+
+def assert_raises(exc, fragments, fn, *args, **kwargs) -> None:
+    """``fn(*args, **kwargs)`` raises ``exc`` with every one of ``fragments`` in its message."""
+    with pytest.raises(exc) as info:
+        fn(*args, **kwargs)
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
+
+
 @pytest.fixture(params=DTYPES, ids=["float32", "float64"])
 def dtype(request):
     return request.param
