@@ -9,7 +9,7 @@ import pytest
 from tinyllm import TinyLM
 from tinyllm.cli import main
 
-BLOG_PROBS = [0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992]
+from conftest import BLOG_IDS, BLOG_LOGITS, BLOG_PART2_LOGITS, BLOG_PROBS, BLOG_X
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,9 @@ def run(capsys, *argv):
 def test_explain_prints_every_stage(capsys):
     status, out, err = run(capsys, "explain", "el cielo es")
     assert status == 0 and err == ""
-    for needle in ("578  350  698", "[0.3, -0.6]", "[0.3, -0.6, 0.8, -0.1, 0.1, -0.1]",
-                   "f1 = x · W1  1.0", "[2.5, 0.7, 2.0, 0.2, 0.5]", "azul   0.4981509447",
-                   "es     0.0674173992"):
+    for needle in ("  ".join(map(str, BLOG_IDS)), str(BLOG_X[:2]), str(BLOG_X),
+                   "f1 = x · W1  1.0", str(BLOG_LOGITS), f"azul   {BLOG_PROBS[0]}",
+                   f"es     {BLOG_PROBS[4]}"):
         assert needle in out, needle
     # stages appear in the blog's order
     stages = ("1. words", "2. ids", "3. embeddings", "4. x", "5. f1", "6. logits", "7. softmax")
@@ -39,9 +39,9 @@ def test_explain_prints_every_stage(capsys):
 def test_explain_json(capsys):
     status, out, _ = run(capsys, "explain", "el cielo es", "--json")
     d = json.loads(out)
-    assert status == 0 and d["part"] == 3 and d["ids"] == [578, 350, 698]
+    assert status == 0 and d["part"] == 3 and d["ids"] == BLOG_IDS
     assert d["f1"] == pytest.approx([1.0], abs=1e-12)
-    assert d["logits"] == pytest.approx([2.5, 0.7, 2.0, 0.2, 0.5], abs=1e-12)
+    assert d["logits"] == pytest.approx(BLOG_LOGITS, abs=1e-12)
     assert d["probs"] == pytest.approx(BLOG_PROBS, abs=1e-9)
 
 
@@ -50,7 +50,7 @@ def test_explain_parts_1_and_2(capsys):
     assert status == 0 and "= 402.0" in out and "frío" in out
     status, out, _ = run(capsys, "explain", "el cielo es", "--part", "2", "--json")
     d = json.loads(out)
-    assert d["f1"] == 1800.0 and d["logits"] == [4500, 1260, 3600, 360, 900]
+    assert d["f1"] == 1800.0 and d["logits"] == BLOG_PART2_LOGITS
 
 
 def test_generate(capsys, model):
@@ -109,7 +109,7 @@ def test_argparse_errors_exit_2(capsys):
 def test_python_dash_m_and_exit_status():
     ok = subprocess.run([sys.executable, "-m", "tinyllm", "explain", "el cielo es"],
                         capture_output=True, text=True, encoding="utf-8")
-    assert ok.returncode == 0 and "0.4981509447" in ok.stdout
+    assert ok.returncode == 0 and str(BLOG_PROBS[0]) in ok.stdout
     bad = subprocess.run([sys.executable, "-m", "tinyllm", "explain", "el mar es"],
                          capture_output=True, text=True, encoding="utf-8")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -10,7 +10,7 @@ import pytest
 import tinyllm
 from tinyllm import TinyLM, TinyLMConfig
 
-BLOG_PROBS = np.array([0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992])
+from conftest import BLOG_PROBS
 
 
 @pytest.fixture(scope="module")

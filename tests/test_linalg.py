@@ -17,7 +17,21 @@ from hypothesis import strategies as st
 import tinyllm
 from tinyllm import reference as ref
 
-from conftest import DTYPES, ISAS, LAYOUTS, RTOL, arrays, assert_raises, isa_id, unchanged, with_layout
+from conftest import (
+    BLOG_LOGITS,
+    BLOG_W1,
+    BLOG_W2,
+    BLOG_X,
+    DTYPES,
+    ISAS,
+    LAYOUTS,
+    RTOL,
+    arrays,
+    assert_raises,
+    isa_id,
+    unchanged,
+    with_layout,
+)
 
 INF, NAN = math.inf, math.nan
 
@@ -89,12 +103,12 @@ def test_project_batch_rows_equal_single_projections():
 
 
 def test_blog_f1_and_f2(dtype):
-    x = np.array([0.3, -0.6, 0.8, -0.1, 0.1, -0.1], dtype=dtype)
-    w = np.array([1, 0.5, 1.5, 1, 0.5, 1.5], dtype=dtype)
+    x = np.array(BLOG_X, dtype=dtype)
+    w = np.array(BLOG_W1, dtype=dtype)
     f1 = tinyllm.dot(x, w)
     assert f1 == pytest.approx(1.0, abs=1e-12 if dtype == np.float64 else 1e-6)
-    logits = tinyllm.project(np.array([f1], dtype=dtype), np.array([[2.5, 0.7, 2.0, 0.2, 0.5]], dtype=dtype))
-    np.testing.assert_allclose(logits, [2.5, 0.7, 2.0, 0.2, 0.5], rtol=RTOL[dtype])
+    logits = tinyllm.project(np.array([f1], dtype=dtype), np.array([BLOG_W2], dtype=dtype))
+    np.testing.assert_allclose(logits, BLOG_LOGITS, rtol=RTOL[dtype])
 
 
 # ===========================================================================

@@ -21,8 +21,8 @@ import tinyllm
 from tinyllm._sampling import filter_logits, sample, sample_logits
 from tinyllm.reference import sampling as ref
 
-DTYPES = [np.float32, np.float64]
-BLOG_PROBS = [0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992]
+from conftest import BLOG_LOGITS, BLOG_PROBS, DTYPES
+
 INF = math.inf
 
 deterministic = settings(
@@ -147,7 +147,7 @@ def test_same_seed_across_processes():
     code = (
         "from tinyllm._sampling import sample, sample_logits\n"
         f"print(sample({BLOG_PROBS!r}, size=100, rng=2024).tolist())\n"
-        "print(sample_logits([2.5, 0.7, 2.0, 0.2, 0.5], temperature=0.8, top_k=4, "
+        f"print(sample_logits({BLOG_LOGITS!r}, temperature=0.8, top_k=4, "
         "size=100, rng=99).tolist())\n"
     )
     root = str(Path(tinyllm.__file__).resolve().parent.parent)
@@ -160,7 +160,7 @@ def test_same_seed_across_processes():
     lines = done.stdout.strip().splitlines()
     assert lines[0] == str(sample(BLOG_PROBS, size=100, rng=2024).tolist())
     assert lines[1] == str(
-        sample_logits([2.5, 0.7, 2.0, 0.2, 0.5], temperature=0.8, top_k=4, size=100, rng=99).tolist()
+        sample_logits(BLOG_LOGITS, temperature=0.8, top_k=4, size=100, rng=99).tolist()
     )
 
 
