@@ -83,6 +83,10 @@ def _import(stem: str):
 #: The instruction sets whose kernels were built and that this CPU runs, baseline first.
 ISAS = [Isa(name) for name in _cpu.available()]
 
+#: The one tinyllm._cpu picked at import (TINYLLM_SIMD, else the best): for a slow test
+#: whose outcome does not depend on the kernels' build.
+CHOSEN_ISA = Isa(_cpu.CHOSEN)
+
 
 def isa_id(isa: Isa) -> str:
     return isa.name

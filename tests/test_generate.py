@@ -1,6 +1,10 @@
 """Generation with the model (TinyLM.generate, stream, draw_next) and the compiled loop
-behind it (tinyllm._generate): seeds, filters, streaming, the notebooks' experiment."""
+behind it (tinyllm._generate): seeds, filters, streaming, the notebooks' experiment.
+
+Every test runs once per instruction set the kernels were built for and this CPU runs
+(conftest.each_isa), with every kernel switched to that build."""
 import json
+import os
 import subprocess
 import sys
 
@@ -10,7 +14,9 @@ import pytest
 import tinyllm
 from tinyllm import TinyLM, TinyLMConfig
 
-from conftest import BLOG_PROBS
+from conftest import BLOG_PROBS, CHOSEN_ISA, isa_id
+
+pytestmark = pytest.mark.usefixtures("each_isa")
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +32,12 @@ def test_same_seed_same_text_different_seeds_differ(model):
     assert len(a.split()) == 30 and set(a.split()) <= set(model.vocab.tokens)
 
 
-def test_same_seed_across_processes(model):
+def test_same_seed_across_processes(model, each_isa):
     code = ("import tinyllm; print(tinyllm.TinyLM.from_blog().generate('el cielo es', 25, rng=7,"
             " top_p=0.9))")
+    env = dict(os.environ, TINYLLM_SIMD=each_isa)   # the other process on the same build
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         encoding="utf-8", check=True).stdout.strip()
+                         encoding="utf-8", env=env, check=True).stdout.strip()
     assert out == model.generate("el cielo es", 25, rng=7, top_p=0.9)
 
 
@@ -177,6 +184,9 @@ def _traced_peak(fn):
         tracemalloc.stop()
 
 
+# ~2 s a run, and what tracemalloc sees does not depend on the build (the kernels
+# allocate nothing; the stage modules, built once, do): on the chosen instruction set only.
+@pytest.mark.parametrize("each_isa", [CHOSEN_ISA], ids=isa_id, indirect=True)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_generating_allocates_nothing_per_token(dtype):
     from tinyllm._compiled import Generation

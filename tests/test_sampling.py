@@ -1,4 +1,7 @@
-"""Tests for the sampler kernels (tinyllm._sampling) and their pure-Python reference.
+"""Tests for the sampler (tinyllm._sampling) and its pure-Python reference.
+
+Every test runs once per instruction set the kernels were built for and this CPU runs
+(conftest.each_isa), with every kernel switched to that build.
 
 Every random test has a fixed seed (hypothesis runs derandomized), so nothing here
 is flaky: a statistical test either always passes or always fails.
@@ -24,6 +27,8 @@ from tinyllm.reference import sampling as ref
 from conftest import BLOG_LOGITS, BLOG_PROBS, DTYPES
 
 INF = math.inf
+
+pytestmark = pytest.mark.usefixtures("each_isa")
 
 deterministic = settings(
     derandomize=True, max_examples=300, deadline=None,
@@ -143,7 +148,7 @@ def test_int_seed_equals_default_rng_of_seed():
     assert np.array_equal(sample(BLOG_PROBS, size=100, rng=123), sample(BLOG_PROBS, size=100, rng=g))
 
 
-def test_same_seed_across_processes():
+def test_same_seed_across_processes(each_isa):
     code = (
         "from tinyllm._sampling import sample, sample_logits\n"
         f"print(sample({BLOG_PROBS!r}, size=100, rng=2024).tolist())\n"
@@ -153,6 +158,7 @@ def test_same_seed_across_processes():
     root = str(Path(tinyllm.__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env["PYTHONHASHSEED"] = "random"
+    env["TINYLLM_SIMD"] = each_isa   # the other process on the same build
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, timeout=60
     )
