@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinyllm
-from tinyllm import _compiled, _cpu
+from tinyllm import _cpu
 
 DTYPES = [np.float32, np.float64]
 
