@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinyllm
-from tinyllm import _compiled, _cpu
+from tinyllm import _cpu
 
 DTYPES = [np.float32, np.float64]
 
@@ -24,7 +24,9 @@ RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 # ---------------------------------------------------------------------------
 BLOG_PROMPT = "el cielo es"
 BLOG_IDS = [578, 350, 698]
-BLOG_X = [0.3, -0.6, 0.8, -0.1, 0.1, -0.1]
+BLOG_X = [0.3, -0.6, 0.8, -0.1, 0.1, -0.1]   # the three embeddings, end to end
+BLOG_W1 = [1, 0.5, 1.5, 1, 0.5, 1.5]         # f1 = x · W1 = 1.0
+BLOG_W2 = [2.5, 0.7, 2.0, 0.2, 0.5]          # W2's one row: with f1 = 1, the logits
 BLOG_LOGITS = [2.5, 0.7, 2.0, 0.2, 0.5]
 BLOG_PROBS = [0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992]
 BLOG_PART2_LOGITS = [4500, 1260, 3600, 360, 900]
@@ -80,6 +82,10 @@ def _import(stem: str):
 
 #: The instruction sets whose kernels were built and that this CPU runs, baseline first.
 ISAS = [Isa(name) for name in _cpu.available()]
+
+#: The one tinyllm._cpu picked at import (TINYLLM_SIMD, else the best): for a slow test
+#: whose outcome does not depend on the kernels' build.
+CHOSEN_ISA = Isa(_cpu.CHOSEN)
 
 
 def isa_id(isa: Isa) -> str:
@@ -154,6 +160,18 @@ def finite(dtype, max_abs: float = 1e3) -> st.SearchStrategy[float]:
 
 def arrays(dtype, shape, max_abs: float = 1e3) -> st.SearchStrategy[np.ndarray]:
     return hnp.arrays(dtype, shape, elements=finite(dtype, max_abs))
+
+
+def unchanged(before: np.ndarray, after: np.ndarray) -> None:
+    np.testing.assert_array_equal(after, before, err_msg="the input was modified")
+
+
+def assert_raises(exc, fragments, fn, *args, **kwargs) -> None:
+    """``fn(*args, **kwargs)`` raises ``exc`` with every one of ``fragments`` in its message."""
+    with pytest.raises(exc) as info:
+        fn(*args, **kwargs)
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
 
 
 @pytest.fixture(params=DTYPES, ids=["float32", "float64"])

@@ -4,10 +4,12 @@ import pytest
 
 from tinyllm import blog
 
+from conftest import BLOG_IDS, BLOG_PART2_LOGITS, BLOG_PART2_PROBS, BLOG_PROBS
+
 
 def test_part1_linear_model():
     r = blog.part1()
-    assert r.ids == [578, 350, 698]
+    assert r.ids == BLOG_IDS
     assert r.y == 402.0 and r.word == "frío"
     r2 = blog.part1(weights=(1.0, 2.0, 0.5))
     assert r2.y == 227.0 and r2.word == "azul"
@@ -18,16 +20,14 @@ def test_part1_linear_model():
 def test_part2_probabilities():
     r = blog.part2()
     assert r.f1 == 1800.0
-    np.testing.assert_array_equal(r.logits, [4500, 1260, 3600, 360, 900])
+    np.testing.assert_array_equal(r.logits, BLOG_PART2_LOGITS)
     assert r.logits.sum() == 10620
-    np.testing.assert_allclose(r.probs, [0.423729, 0.118644, 0.338983, 0.033898, 0.084746],
-                               atol=5e-7)
+    np.testing.assert_allclose(r.probs, BLOG_PART2_PROBS, atol=5e-7)
 
 
 def test_part3_trace():
     tr = blog.part3()
-    np.testing.assert_allclose(tr.probs, [0.4981509447, 0.0823437973, 0.3021438211,
-                                          0.0499440377, 0.0674173992], atol=1e-9)
+    np.testing.assert_allclose(tr.probs, BLOG_PROBS, atol=1e-9)
 
 
 def test_parts_1_and_2_need_three_words():

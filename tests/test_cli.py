@@ -1,12 +1,20 @@
+"""The command line (tinyllm.cli): explain, generate and sample, and bad input as one line
+of error and exit status 2."""
 import json
 import subprocess
 import sys
 
 import pytest
 
+from tinyllm import TinyLM
 from tinyllm.cli import main
 
-BLOG_PROBS = [0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992]
+from conftest import BLOG_IDS, BLOG_LOGITS, BLOG_PART2_LOGITS, BLOG_PROBS, BLOG_X
+
+
+@pytest.fixture(scope="module")
+def model():
+    return TinyLM.from_blog()
 
 
 def run(capsys, *argv):
@@ -18,9 +26,9 @@ def run(capsys, *argv):
 def test_explain_prints_every_stage(capsys):
     status, out, err = run(capsys, "explain", "el cielo es")
     assert status == 0 and err == ""
-    for needle in ("578  350  698", "[0.3, -0.6]", "[0.3, -0.6, 0.8, -0.1, 0.1, -0.1]",
-                   "f1 = x · W1  1.0", "[2.5, 0.7, 2.0, 0.2, 0.5]", "azul   0.4981509447",
-                   "es     0.0674173992"):
+    for needle in ("  ".join(map(str, BLOG_IDS)), str(BLOG_X[:2]), str(BLOG_X),
+                   "f1 = x · W1  1.0", str(BLOG_LOGITS), f"azul   {BLOG_PROBS[0]}",
+                   f"es     {BLOG_PROBS[4]}"):
         assert needle in out, needle
     # stages appear in the blog's order
     stages = ("1. words", "2. ids", "3. embeddings", "4. x", "5. f1", "6. logits", "7. softmax")
@@ -31,9 +39,9 @@ def test_explain_prints_every_stage(capsys):
 def test_explain_json(capsys):
     status, out, _ = run(capsys, "explain", "el cielo es", "--json")
     d = json.loads(out)
-    assert status == 0 and d["part"] == 3 and d["ids"] == [578, 350, 698]
+    assert status == 0 and d["part"] == 3 and d["ids"] == BLOG_IDS
     assert d["f1"] == pytest.approx([1.0], abs=1e-12)
-    assert d["logits"] == pytest.approx([2.5, 0.7, 2.0, 0.2, 0.5], abs=1e-12)
+    assert d["logits"] == pytest.approx(BLOG_LOGITS, abs=1e-12)
     assert d["probs"] == pytest.approx(BLOG_PROBS, abs=1e-9)
 
 
@@ -42,7 +50,29 @@ def test_explain_parts_1_and_2(capsys):
     assert status == 0 and "= 402.0" in out and "frío" in out
     status, out, _ = run(capsys, "explain", "el cielo es", "--part", "2", "--json")
     d = json.loads(out)
-    assert d["f1"] == 1800.0 and d["logits"] == [4500, 1260, 3600, 360, 900]
+    assert d["f1"] == 1800.0 and d["logits"] == BLOG_PART2_LOGITS
+
+
+def test_generate(capsys, model):
+    status, out, err = run(capsys, "generate", "el cielo es", "-n", "10", "--seed", "0")
+    assert status == 0 and err == ""
+    assert out.strip() == "el cielo es " + model.generate("el cielo es", 10, rng=0)
+    status, out, _ = run(capsys, "generate", "el cielo es", "-n", "4", "--seed", "3", "--top-k", "2",
+                         "--top-p", "0.9", "--min-p", "0.1", "--temperature", "0.7", "--json")
+    d = json.loads(out)
+    assert d["continuation"] == model.generate("el cielo es", 4, rng=3, top_k=2, top_p=0.9,
+                                               min_p=0.1, temperature=0.7)
+    assert d["positions"] == [model.vocab.position(t) for t in d["tokens"]]
+
+
+def test_sample_prints_each_draw_and_chart(capsys, model):
+    status, out, _ = run(capsys, "sample", "el cielo es", "--draws", "20", "--seed", "0")
+    lines = out.splitlines()
+    drawn = model.draw_next("el cielo es", 20, rng=0).tokens
+    assert lines[:20] == [f"{i}: el cielo es {t}" for i, t in enumerate(drawn)]
+    assert "observed" in out and "model" in out and "0.4982" in out
+    status, out, _ = run(capsys, "sample", "el cielo es", "--draws", "50", "--seed", "1", "--json")
+    assert sum(json.loads(out)["counts"].values()) == 50
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -56,6 +86,13 @@ def test_explain_parts_1_and_2(capsys):
     (["train", "--momentum", "0.5"], "--momentum applies to --optimizer sgd only"),
     (["explain", "el cielo es", "--temperature", "nan"], "temperature"),
     (["explain", "el cielo", "--part", "1"], "exactly 3 words"),
+    (["generate", "el cielo es", "--top-k", "0"], "top_k"),
+    (["generate", "el cielo es", "--min-p", "1.5"], "min_p"),
+    (["generate", "el cielo es", "--temperature", "-1"], "temperature"),
+    (["generate", "el cielo es", "-n", "-1"], "max_new_tokens"),
+    (["generate", "el mar es"], "unknown word"),
+    (["sample", "el cielo es", "--draws", "-5"], "draws"),
+    (["sample", "cielo es"], "needs at least 3"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     status, out, err = run(capsys, *argv)
@@ -72,7 +109,7 @@ def test_argparse_errors_exit_2(capsys):
 def test_python_dash_m_and_exit_status():
     ok = subprocess.run([sys.executable, "-m", "tinyllm", "explain", "el cielo es"],
                         capture_output=True, text=True, encoding="utf-8")
-    assert ok.returncode == 0 and "0.4981509447" in ok.stdout
+    assert ok.returncode == 0 and str(BLOG_PROBS[0]) in ok.stdout
     bad = subprocess.run([sys.executable, "-m", "tinyllm", "explain", "el mar es"],
                          capture_output=True, text=True, encoding="utf-8")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
@@ -101,17 +138,6 @@ def test_sample_draws_zero_and_one(capsys):
     assert status == 0 and json.loads(out)["draws"] == [] and sum(json.loads(out)["counts"].values()) == 0
 
 
-def _greedy_trace_supported() -> bool:
-    from tinyllm import TinyLM
-    try:
-        TinyLM.from_blog().trace("el cielo es", temperature=0)
-    except ValueError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _greedy_trace_supported(),
-                    reason="model.trace(temperature=0) is not the greedy limit in this build yet")
 def test_explain_temperature_zero_is_the_greedy_limit(capsys):
     status, out, err = run(capsys, "explain", "el cielo es", "--temperature", "0")
     assert status == 0 and err == ""

@@ -1,4 +1,4 @@
-"""The vectorisable exp of src/_fastmath.pxd, through the test hook tinyllm._softmax._exp.
+"""The vectorisable exp of src/kernels/fastmath.pxi, through the test hook tinyllm._softmax._exp.
 
 Against np.exp in long double (64-bit mantissa on x86: exact enough to count ulps of
 float64), on every build that runs here: over the whole range, near 0, near where the
@@ -86,7 +86,7 @@ def test_exp_underflow_boundary(build, dtype):
 
 sampling_builds = pytest.mark.parametrize("build", ISAS, ids=isa_id)
 
-#: Below exp(CUTOFF) of the max's weight, a weight is exactly 0 (_fastmath.pxd).
+#: Below exp(CUTOFF) of the max's weight, a weight is exactly 0 (kernels/fastmath.pxi).
 CUTOFF = {np.float32: -86.0, np.float64: -707.0}
 TEMPERATURES = [1.0, 0.8, 3.7, 0.01, 100.0, 1e-25, 1e25, 1e-30, 1e30]
 

@@ -1,5 +1,10 @@
-"""Generation with the model: seeds, filters, streaming, the notebooks' experiment, the CLI."""
+"""Generation with the model (TinyLM.generate, stream, draw_next) and the compiled loop
+behind it (tinyllm._generate): seeds, filters, streaming, the notebooks' experiment.
+
+Every test runs once per instruction set the kernels were built for and this CPU runs
+(conftest.each_isa), with every kernel switched to that build."""
 import json
+import os
 import subprocess
 import sys
 
@@ -8,9 +13,10 @@ import pytest
 
 import tinyllm
 from tinyllm import TinyLM, TinyLMConfig
-from tinyllm.cli import main
 
-BLOG_PROBS = np.array([0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992])
+from conftest import BLOG_PROBS, CHOSEN_ISA, isa_id
+
+pytestmark = pytest.mark.usefixtures("each_isa")
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +32,12 @@ def test_same_seed_same_text_different_seeds_differ(model):
     assert len(a.split()) == 30 and set(a.split()) <= set(model.vocab.tokens)
 
 
-def test_same_seed_across_processes(model):
+def test_same_seed_across_processes(model, each_isa):
     code = ("import tinyllm; print(tinyllm.TinyLM.from_blog().generate('el cielo es', 25, rng=7,"
             " top_p=0.9))")
+    env = dict(os.environ, TINYLLM_SIMD=each_isa)   # the other process on the same build
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         encoding="utf-8", check=True).stdout.strip()
+                         encoding="utf-8", env=env, check=True).stdout.strip()
     assert out == model.generate("el cielo es", 25, rng=7, top_p=0.9)
 
 
@@ -113,53 +120,8 @@ def test_draw_next_counts_match_probabilities(model):
     assert json.loads(json.dumps(d.to_dict()))["counts"]["azul"] == d.counts["azul"]
 
 
-def run(capsys, *argv):
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def test_cli_generate(capsys, model):
-    status, out, err = run(capsys, "generate", "el cielo es", "-n", "10", "--seed", "0")
-    assert status == 0 and err == ""
-    assert out.strip() == "el cielo es " + model.generate("el cielo es", 10, rng=0)
-    status, out, _ = run(capsys, "generate", "el cielo es", "-n", "4", "--seed", "3", "--top-k", "2",
-                         "--top-p", "0.9", "--min-p", "0.1", "--temperature", "0.7", "--json")
-    d = json.loads(out)
-    assert d["continuation"] == model.generate("el cielo es", 4, rng=3, top_k=2, top_p=0.9,
-                                               min_p=0.1, temperature=0.7)
-    assert d["positions"] == [model.vocab.position(t) for t in d["tokens"]]
-
-
-def test_cli_sample_prints_each_draw_and_chart(capsys, model):
-    status, out, _ = run(capsys, "sample", "el cielo es", "--draws", "20", "--seed", "0")
-    lines = out.splitlines()
-    drawn = model.draw_next("el cielo es", 20, rng=0).tokens
-    assert lines[:20] == [f"{i}: el cielo es {t}" for i, t in enumerate(drawn)]
-    assert "observed" in out and "model" in out and "0.4982" in out
-    status, out, _ = run(capsys, "sample", "el cielo es", "--draws", "50", "--seed", "1", "--json")
-    assert sum(json.loads(out)["counts"].values()) == 50
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["generate", "el cielo es", "--top-p", "2"], "top_p"),
-    (["generate", "el cielo es", "--top-k", "0"], "top_k"),
-    (["generate", "el cielo es", "--min-p", "1.5"], "min_p"),
-    (["generate", "el cielo es", "--temperature", "-1"], "temperature"),
-    (["generate", "el cielo es", "-n", "-1"], "max_new_tokens"),
-    (["generate", "el mar es"], "unknown word"),
-    (["sample", "el cielo es", "--draws", "-5"], "draws"),
-    (["sample", "el cielo es", "--seed", "-3"], "seed"),
-    (["sample", "cielo es"], "needs at least 3"),
-])
-def test_cli_bad_input_one_line_exit_2(capsys, argv, message):
-    status, out, err = run(capsys, *argv)
-    assert status == 2 and out == "" and message in err
-    assert err.count("\n") == 1 and "Traceback" not in err
-
-
 # ---------------------------------------------------------------------------
-# The compiled generation loop (tinyllm._sampling.Generation)
+# The compiled generation loop (tinyllm._generate.Generation)
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -222,6 +184,9 @@ def _traced_peak(fn):
         tracemalloc.stop()
 
 
+# ~2 s a run, and what tracemalloc sees does not depend on the build (the kernels
+# allocate nothing; the stage modules, built once, do): on the chosen instruction set only.
+@pytest.mark.parametrize("each_isa", [CHOSEN_ISA], ids=isa_id, indirect=True)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_generating_allocates_nothing_per_token(dtype):
     from tinyllm._compiled import Generation

@@ -27,7 +27,7 @@ import tinyllm
 from tinyllm import TinyLM, TinyLMConfig, Vocab, reference
 from tinyllm._compiled import Diverged, TrainState, cross_entropy_grad
 
-from conftest import ISAS, RTOL, isa_id
+from conftest import BLOG_LOGITS, ISAS, RTOL, isa_id
 
 INF = math.inf
 
@@ -75,7 +75,7 @@ def test_softmax_reads_swapped_arrays(build, dtype):
         np.testing.assert_allclose(build.softmax(swapped(x), axis=axis), expected, rtol=RTOL[dtype])
         np.testing.assert_allclose(build.log_softmax(swapped(x), axis=axis), expected_log,
                                    rtol=RTOL[dtype], atol=1e-6)
-    np.testing.assert_allclose(build.softmax(swapped([2.5, 0.7, 2.0, 0.2, 0.5], np.int64)),
+    np.testing.assert_allclose(build.softmax(swapped(BLOG_LOGITS, np.int64)),
                                reference.softmax([2, 0, 2, 0, 0]), rtol=1e-12)
 
 

@@ -5,7 +5,7 @@ import tinyllm
 from tinyllm import Embedding, TinyLM, TinyLMConfig, UnknownTokenError, Vocab
 from tinyllm import reference as ref
 
-BLOG_PROBS = [0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992]
+from conftest import BLOG_IDS, BLOG_LOGITS, BLOG_PROBS, BLOG_X
 
 
 # -- configuration -------------------------------------------------------------
@@ -68,11 +68,11 @@ def test_embedding_bad_positions():
 def test_blog_model_golden_numbers():
     model = TinyLM.from_blog()
     tr = model.trace("el cielo es")
-    assert tr.words == ["el", "cielo", "es"] and tr.ids == [578, 350, 698]
-    np.testing.assert_array_equal(tr.embeddings, [[0.3, -0.6], [0.8, -0.1], [0.1, -0.1]])
-    np.testing.assert_array_equal(tr.x, [0.3, -0.6, 0.8, -0.1, 0.1, -0.1])
+    assert tr.words == ["el", "cielo", "es"] and tr.ids == BLOG_IDS
+    np.testing.assert_array_equal(tr.embeddings, np.reshape(BLOG_X, (3, 2)))
+    np.testing.assert_array_equal(tr.x, BLOG_X)
     np.testing.assert_allclose(tr.f1, [1.0], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(tr.logits, [2.5, 0.7, 2.0, 0.2, 0.5], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tr.logits, BLOG_LOGITS, rtol=0, atol=1e-12)
     np.testing.assert_allclose(tr.probs, BLOG_PROBS, rtol=0, atol=1e-9)
     np.testing.assert_allclose(model.next_token_probs("el cielo es"), BLOG_PROBS, atol=1e-9)
     assert tr.tokens[int(np.argmax(tr.probs))] == "azul"
@@ -89,7 +89,7 @@ def test_temperature_matches_reference():
     model = TinyLM.from_blog()
     for t in (0.1, 0.5, 2.0, 10.0):
         got = model.next_token_probs("el cielo es", temperature=t)
-        np.testing.assert_allclose(got, ref.softmax([2.5, 0.7, 2.0, 0.2, 0.5], temperature=t),
+        np.testing.assert_allclose(got, ref.softmax(BLOG_LOGITS, temperature=t),
                                    rtol=1e-12)
     # 0 is greedy, as in generate: all the mass on the most likely token
     np.testing.assert_array_equal(model.next_token_probs("el cielo es", temperature=0),
@@ -122,7 +122,7 @@ def test_trace_to_dict_is_json_ready():
     import json
     d = TinyLM.from_blog().trace("el cielo es").to_dict()
     assert json.loads(json.dumps(d)) == d
-    assert d["f1"] == pytest.approx([1.0]) and d["ids"] == [578, 350, 698]
+    assert d["f1"] == pytest.approx([1.0]) and d["ids"] == BLOG_IDS
 
 
 def test_forward_matches_pure_python_on_random_models():

@@ -1,6 +1,6 @@
 """tinyllm.reference on hand-computed cases, the blog's golden numbers and its error rules.
 
-The reference is the oracle of test_kernels.py, so it is checked here on its own:
+The reference is the oracle of test_linalg.py and test_softmax.py, so it is checked here on its own:
 against numbers worked out by hand, and against an independent NumPy formula.
 """
 
@@ -16,14 +16,10 @@ from hypothesis.extra import numpy as hnp
 
 from tinyllm import reference as ref
 
+from conftest import BLOG_IDS, BLOG_LOGITS, BLOG_PROBS, BLOG_W1, BLOG_W2, BLOG_X
+
 INF = math.inf
 NAN = math.nan
-
-# The blog, part 3 (../shared/reference/README.md).
-BLOG_X = [0.3, -0.6, 0.8, -0.1, 0.1, -0.1]
-BLOG_W_F1 = [1, 0.5, 1.5, 1, 0.5, 1.5]
-BLOG_W_F2 = [2.5, 0.7, 2.0, 0.2, 0.5]
-BLOG_PROBS = [0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992]
 
 
 def close(got, expected, rtol=1e-14):
@@ -39,29 +35,29 @@ def close(got, expected, rtol=1e-14):
 # ===========================================================================
 
 def test_blog_f1_dot():
-    assert ref.dot(BLOG_X, BLOG_W_F1) == pytest.approx(1.0, abs=1e-12)
+    assert ref.dot(BLOG_X, BLOG_W1) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_blog_f2_project_gives_the_logits():
-    f1 = ref.dot(BLOG_X, BLOG_W_F1)
-    assert ref.project([f1], [BLOG_W_F2]) == pytest.approx(BLOG_W_F2, abs=1e-12)
+    f1 = ref.dot(BLOG_X, BLOG_W1)
+    assert ref.project([f1], [BLOG_W2]) == pytest.approx(BLOG_LOGITS, abs=1e-12)
 
 
 def test_blog_softmax():
-    probs = ref.softmax([2.5, 0.7, 2.0, 0.2, 0.5])
+    probs = ref.softmax(BLOG_LOGITS)
     assert len(probs) == 5
     for p, expected in zip(probs, BLOG_PROBS):
         assert abs(p - expected) <= 1e-9
 
 
 def test_blog_log_softmax():
-    logp = ref.log_softmax([2.5, 0.7, 2.0, 0.2, 0.5])
+    logp = ref.log_softmax(BLOG_LOGITS)
     for lp, expected in zip(logp, BLOG_PROBS):
         assert abs(lp - math.log(expected)) <= 1e-9
 
 
 def test_blog_parts_1_and_2_by_dot():
-    ids = [578, 350, 698]  # el, cielo, es
+    ids = BLOG_IDS  # el, cielo, es
     assert ref.dot(ids, [1, -1.5, 0.5]) == 402.0  # part 1: frío
     assert ref.dot(ids, [1, -2.0, 0.5]) == 227.0  # part 1 with w2 = 2: azul
     assert ref.dot(ids, [1.0, 0.5, 1.5]) == 1800.0  # part 2: f1

@@ -1,4 +1,7 @@
-"""Tests for the sampler kernels (tinyllm._sampling) and their pure-Python reference.
+"""Tests for the sampler (tinyllm._sampling) and its pure-Python reference.
+
+Every test runs once per instruction set the kernels were built for and this CPU runs
+(conftest.each_isa), with every kernel switched to that build.
 
 Every random test has a fixed seed (hypothesis runs derandomized), so nothing here
 is flaky: a statistical test either always passes or always fails.
@@ -14,16 +17,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinyllm
 from tinyllm._sampling import filter_logits, sample, sample_logits
 from tinyllm.reference import sampling as ref
 
-DTYPES = [np.float32, np.float64]
-BLOG_PROBS = [0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992]
+from conftest import BLOG_LOGITS, BLOG_PROBS, DTYPES
+
 INF = math.inf
+
+pytestmark = pytest.mark.usefixtures("each_isa")
 
 deterministic = settings(
     derandomize=True, max_examples=300, deadline=None,
@@ -143,16 +148,17 @@ def test_int_seed_equals_default_rng_of_seed():
     assert np.array_equal(sample(BLOG_PROBS, size=100, rng=123), sample(BLOG_PROBS, size=100, rng=g))
 
 
-def test_same_seed_across_processes():
+def test_same_seed_across_processes(each_isa):
     code = (
         "from tinyllm._sampling import sample, sample_logits\n"
         f"print(sample({BLOG_PROBS!r}, size=100, rng=2024).tolist())\n"
-        "print(sample_logits([2.5, 0.7, 2.0, 0.2, 0.5], temperature=0.8, top_k=4, "
+        f"print(sample_logits({BLOG_LOGITS!r}, temperature=0.8, top_k=4, "
         "size=100, rng=99).tolist())\n"
     )
     root = str(Path(tinyllm.__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env["PYTHONHASHSEED"] = "random"
+    env["TINYLLM_SIMD"] = each_isa   # the other process on the same build
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, timeout=60
     )
@@ -160,7 +166,7 @@ def test_same_seed_across_processes():
     lines = done.stdout.strip().splitlines()
     assert lines[0] == str(sample(BLOG_PROBS, size=100, rng=2024).tolist())
     assert lines[1] == str(
-        sample_logits([2.5, 0.7, 2.0, 0.2, 0.5], temperature=0.8, top_k=4, size=100, rng=99).tolist()
+        sample_logits(BLOG_LOGITS, temperature=0.8, top_k=4, size=100, rng=99).tolist()
     )
 
 

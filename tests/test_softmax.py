@@ -1,8 +1,9 @@
-"""The compiled kernels (tinyllm.dot, project, softmax, log_softmax) against tinyllm.reference.
+"""tinyllm._softmax (softmax, log_softmax) against tinyllm.reference.
 
 Random inputs come from hypothesis: both dtypes, 1-D and batched, several axes,
 every memory layout of conftest.LAYOUTS, logits up to +-1e4, -inf masks and
-temperatures. Then the dtype rules, ``out=``, and each bad input on its own.
+temperatures, on every build of the kernels. Then ``out=``, each bad input on its
+own, and the accuracy targets and fast path on every build.
 """
 
 from __future__ import annotations
@@ -18,84 +19,27 @@ from hypothesis.extra import numpy as hnp
 import tinyllm
 from tinyllm import reference as ref
 
-from conftest import ISAS, DTYPES, LAYOUTS, RTOL, arrays, isa_id, with_layout
+from conftest import (
+    BLOG_LOGITS,
+    BLOG_PROBS,
+    DTYPES,
+    ISAS,
+    LAYOUTS,
+    RTOL,
+    arrays,
+    assert_raises,
+    isa_id,
+    unchanged,
+    with_layout,
+)
 
 INF, NAN = math.inf, math.nan
 F64_EPS = np.finfo(np.float64).eps
 SOFTMAXES = [(tinyllm.softmax, ref.softmax), (tinyllm.log_softmax, ref.log_softmax)]
 SOFTMAX_IDS = ["softmax", "log_softmax"]
 
-BLOG_PROBS = [0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992]
-
 layouts = st.sampled_from(LAYOUTS)
 dtypes = st.sampled_from(DTYPES)
-
-
-def unchanged(before: np.ndarray, after: np.ndarray) -> None:
-    np.testing.assert_array_equal(after, before, err_msg="the input was modified")
-
-
-# ===========================================================================
-# dot and project against the reference
-# ===========================================================================
-
-@settings(max_examples=250, deadline=None)
-@given(data=st.data(), dtype=dtypes, n=st.integers(1, 64), lx=layouts, lw=layouts)
-def test_dot_matches_reference(data, dtype, n, lx, lw):
-    x = with_layout(data.draw(arrays(dtype, n), label="x"), lx)
-    w = with_layout(data.draw(arrays(dtype, n), label="w"), lw)
-    before = (x.copy(), w.copy())
-    expected = ref.dot(x.tolist(), w.tolist())
-    # Summation order differs (cancellation is legitimate): bound by sum |x_i w_i|.
-    scale = sum(abs(a * b) for a, b in zip(x.tolist(), w.tolist()))
-    for build in ISAS:
-        got = build.dot(x, w)
-        assert type(got) is float
-        assert abs(got - expected) <= RTOL[dtype] * scale, isa_id(build)
-        assert got == build.dot(np.ascontiguousarray(x), np.ascontiguousarray(w))
-    unchanged(before[0], x), unchanged(before[1], w)
-
-
-@settings(max_examples=250, deadline=None)
-@given(data=st.data(), dtype=dtypes, k=st.integers(1, 12), V=st.integers(1, 12),
-       B=st.none() | st.integers(1, 4), lh=layouts, lW=layouts)
-def test_project_matches_reference(data, dtype, k, V, B, lh, lW):
-    h_shape = (k,) if B is None else (B, k)
-    h = with_layout(data.draw(arrays(dtype, h_shape), label="h"), lh)
-    W = with_layout(data.draw(arrays(dtype, (k, V)), label="W"), lW)
-    before = (h.copy(), W.copy())
-    expected = np.array(ref.project(h.tolist(), W.tolist()))
-    # float32 accumulates in float32: bound by rtol * sum_i |h_i W_ij|, plus what
-    # products below the smallest normal number may lose.
-    scale = np.abs(h.astype(np.float64)) @ np.abs(W.astype(np.float64))
-    bound = RTOL[dtype] * scale + k * np.finfo(dtype).tiny
-    for build in ISAS:
-        got = build.project(h, W)
-        assert got.dtype == dtype
-        assert got.shape == ((V,) if B is None else (B, V))
-        assert np.all(np.abs(got.astype(np.float64) - expected) <= bound), isa_id(build)
-        np.testing.assert_array_equal(got, build.project(np.ascontiguousarray(h), np.ascontiguousarray(W)))
-    unchanged(before[0], h), unchanged(before[1], W)
-
-
-def test_long_reductions(dtype):
-    rng = np.random.default_rng(5)
-    k = 4096
-    h = rng.normal(size=(2, k)).astype(dtype)
-    W = rng.normal(size=(k, 3)).astype(dtype)
-    scale = np.abs(h.astype(np.float64)) @ np.abs(W.astype(np.float64))
-    expected = np.array(ref.project(h.tolist(), W.tolist()))
-    assert np.all(np.abs(tinyllm.project(h, W) - expected) <= RTOL[dtype] * scale)
-    got = tinyllm.dot(h[0], h[1])
-    assert abs(got - ref.dot(h[0].tolist(), h[1].tolist())) <= RTOL[dtype] * float(np.abs(h[0] * h[1]).sum())
-
-
-def test_project_batch_rows_equal_single_projections():
-    rng = np.random.default_rng(0)
-    H, W = rng.normal(size=(5, 7)), rng.normal(size=(7, 3))
-    batched = tinyllm.project(H, W)
-    for b in range(5):
-        np.testing.assert_array_equal(batched[b], tinyllm.project(H[b], W))
 
 
 # ===========================================================================
@@ -159,19 +103,10 @@ def _check_softmax_case(build, x, axis, temperature, ref_p, ref_logp):
 
 
 def test_blog_softmax(dtype):
-    logits = np.array([2.5, 0.7, 2.0, 0.2, 0.5], dtype=dtype)
+    logits = np.array(BLOG_LOGITS, dtype=dtype)
     tol = 1e-9 if dtype == np.float64 else 1e-7
     np.testing.assert_allclose(tinyllm.softmax(logits), BLOG_PROBS, rtol=0, atol=tol)
     np.testing.assert_allclose(tinyllm.log_softmax(logits), np.log(BLOG_PROBS), rtol=0, atol=tol)
-
-
-def test_blog_f1_and_f2(dtype):
-    x = np.array([0.3, -0.6, 0.8, -0.1, 0.1, -0.1], dtype=dtype)
-    w = np.array([1, 0.5, 1.5, 1, 0.5, 1.5], dtype=dtype)
-    f1 = tinyllm.dot(x, w)
-    assert f1 == pytest.approx(1.0, abs=1e-12 if dtype == np.float64 else 1e-6)
-    logits = tinyllm.project(np.array([f1], dtype=dtype), np.array([[2.5, 0.7, 2.0, 0.2, 0.5]], dtype=dtype))
-    np.testing.assert_allclose(logits, [2.5, 0.7, 2.0, 0.2, 0.5], rtol=RTOL[dtype])
 
 
 @pytest.mark.parametrize("f, reff", SOFTMAXES, ids=SOFTMAX_IDS)
@@ -203,91 +138,6 @@ def test_temperature_divides_the_logits(dtype):
                                    rtol=10 * RTOL[dtype])
     np.testing.assert_array_equal(tinyllm.softmax(x[0], temperature=1e-6), [1.0, 0.0, 0.0])
     np.testing.assert_allclose(tinyllm.softmax(x[0], temperature=1e9), [1 / 3] * 3, rtol=1e-6)
-
-
-def test_broadcast_input():
-    row = np.array([0.0, math.log(3)])
-    x = np.broadcast_to(row, (4, 2))  # stride 0 and read-only
-    np.testing.assert_allclose(tinyllm.softmax(x), np.tile([0.25, 0.75], (4, 1)), rtol=1e-15)
-    np.testing.assert_allclose(tinyllm.softmax(x, axis=0), np.full((4, 2), 0.25), rtol=1e-15)
-    W = np.broadcast_to(np.arange(3.0), (2, 3))
-    np.testing.assert_array_equal(tinyllm.project(np.ones(2), W), [0.0, 2.0, 4.0])
-
-
-# ===========================================================================
-# dtype rules
-# ===========================================================================
-
-OTHER_REAL = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint64, np.float16, np.longdouble]
-
-
-@pytest.mark.parametrize("in_dtype", OTHER_REAL, ids=lambda d: np.dtype(d).name)
-def test_other_real_dtypes_are_computed_in_float64(in_dtype):
-    x = np.array([1, 0, 1, 1], dtype=in_dtype)
-    W = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=in_dtype)
-    x64 = x.astype(np.float64)
-    for f in (tinyllm.softmax, tinyllm.log_softmax):
-        got = f(x)
-        assert got.dtype == np.float64
-        np.testing.assert_array_equal(got, f(x64))
-    got = tinyllm.project(x, W)
-    assert got.dtype == np.float64
-    np.testing.assert_array_equal(got, [2.0, 1.0])
-    mixed = tinyllm.project(x, W.astype(np.float32))
-    assert mixed.dtype == np.float64
-    assert tinyllm.dot(x, x) == 3.0 and type(tinyllm.dot(x, x)) is float
-
-
-def test_float32_stays_float32_and_float64_stays_float64(dtype):
-    x = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=dtype)
-    for f in (tinyllm.softmax, tinyllm.log_softmax):
-        assert f(x).dtype == dtype and f(x, axis=0).dtype == dtype
-    assert tinyllm.project(x, x).dtype == dtype
-    assert tinyllm.project(x[0], x).dtype == dtype
-
-
-def test_mixed_float32_float64_is_float64():
-    a32, a64 = np.ones((2, 2), np.float32), np.ones((2, 2), np.float64)
-    assert tinyllm.project(a32, a64).dtype == np.float64
-    assert tinyllm.project(a64, a32).dtype == np.float64
-    assert tinyllm.dot(a32[0], a64[0]) == 2.0
-
-
-def test_python_lists_are_float64():
-    assert tinyllm.softmax([1, 2, 3]).dtype == np.float64
-    np.testing.assert_allclose(tinyllm.softmax([2.5, 0.7, 2.0, 0.2, 0.5]), BLOG_PROBS, rtol=0, atol=1e-9)
-    np.testing.assert_array_equal(tinyllm.project([1, 2], [[1], [2]]), [5.0])
-    assert tinyllm.dot([1, 2], [3, 4]) == 11.0
-
-
-NON_REAL = {
-    "complex128": np.array([1 + 0j, 2]),
-    "complex64": np.array([1, 2], dtype=np.complex64),
-    "object": np.array([1.0, 2.0], dtype=object),
-    "str": np.array(["1", "2"]),
-    "bytes": np.array([b"1", b"2"]),
-    "datetime": np.array([1, 2], dtype="datetime64[s]"),
-    "timedelta": np.array([1, 2], dtype="timedelta64[s]"),
-    "list-with-None": [1.0, None],
-}
-
-
-@pytest.mark.parametrize("bad", list(NON_REAL.values()), ids=list(NON_REAL))
-def test_non_real_dtypes_are_type_errors(bad):
-    good = np.ones(2)
-    calls = {
-        "dot x": lambda: tinyllm.dot(bad, good),
-        "dot w": lambda: tinyllm.dot(good, bad),
-        "project h": lambda: tinyllm.project(bad, np.ones((2, 2))),
-        "project W": lambda: tinyllm.project(good, np.stack([bad, bad]) if isinstance(bad, np.ndarray)
-                                             else [bad, bad]),
-        "softmax": lambda: tinyllm.softmax(bad),
-        "log_softmax": lambda: tinyllm.log_softmax(bad),
-    }
-    for name, call in calls.items():
-        with pytest.raises(TypeError, match="real numbers"):
-            call()
-            pytest.fail(name)
 
 
 # ===========================================================================
@@ -330,144 +180,20 @@ def test_softmax_out_partially_overlapping_input(f):
     np.testing.assert_array_equal(out, expected)
 
 
-@pytest.mark.parametrize("out_layout", ["C", "F", "strided", "sliced", "row-steps", "reversed", "unaligned"])
-@pytest.mark.parametrize("batched", [False, True])
-def test_project_out_any_layout(out_layout, batched, dtype):
-    rng = np.random.default_rng(3)
-    h = rng.normal(size=(4, 3) if batched else (3,)).astype(dtype)
-    W = rng.normal(size=(3, 5)).astype(dtype)
-    out = with_layout(np.full((4, 5) if batched else (5,), 7, dtype), out_layout)
-    assert tinyllm.project(h, W, out=out) is out
-    np.testing.assert_array_equal(out, tinyllm.project(h, W))
-
-
-def test_project_out_aliasing_an_input(dtype):
-    rng = np.random.default_rng(4)
-    H, W = rng.normal(size=(3, 3)).astype(dtype), rng.normal(size=(3, 3)).astype(dtype)
-    expected_h, expected_w = tinyllm.project(H, W), tinyllm.project(W, W)
-    assert tinyllm.project(H, W, out=H) is H
-    np.testing.assert_array_equal(H, expected_h)
-    assert tinyllm.project(W, W, out=W) is W
-    np.testing.assert_array_equal(W, expected_w)
-    v = rng.normal(size=3).astype(dtype)
-    expected_v = tinyllm.project(v, W)
-    assert tinyllm.project(v, W, out=v) is v
-    np.testing.assert_array_equal(v, expected_v)
-
-
-def _readonly(shape, dtype):
-    a = np.zeros(shape, dtype)
-    a.flags.writeable = False
-    return a
-
-
-#: Unusable ``out`` arrays and the error NumPy's own ``out=`` gives for each: the
-#: wrong type or dtype is a TypeError, the wrong shape or a read-only array a ValueError.
-BAD_OUTS = {
-    "wrong-shape": (lambda shape, dtype: np.zeros(shape + (1,), dtype), ValueError),
-    "transposed-shape": (lambda shape, dtype: np.zeros(shape[::-1] if len(shape) == 2 else (1,) + shape,
-                                                       dtype), ValueError),
-    "wrong-dtype": (lambda shape, dtype: np.zeros(shape, np.float64 if dtype == np.float32 else np.float32),
-                    TypeError),
-    "read-only": (_readonly, ValueError),
-    "list": (lambda shape, dtype: np.zeros(shape, dtype).tolist(), TypeError),
-    "matrix-of-ints": (lambda shape, dtype: np.zeros(shape, np.int64), TypeError),
-}
-
-
-@pytest.mark.parametrize("make_out, error", list(BAD_OUTS.values()), ids=list(BAD_OUTS))
-def test_bad_out(make_out, error, dtype):
-    x = np.ones((2, 3), dtype)
-    for f in (tinyllm.softmax, tinyllm.log_softmax):
-        with pytest.raises(error, match="out"):
-            f(x, out=make_out((2, 3), dtype))
-    W = np.ones((3, 4), dtype)
-    with pytest.raises(error, match="out"):
-        tinyllm.project(x, W, out=make_out((2, 4), dtype))
-    with pytest.raises(error, match="out"):
-        tinyllm.project(x[0], W, out=make_out((4,), dtype))
-    with pytest.raises(error, match="out"):
-        tinyllm.filter_logits(x, out=make_out((2, 3), dtype))
-
-
 # ===========================================================================
 # Bad input, each case on its own
 # ===========================================================================
 
-def _raises(exc, fragments, fn, *args, **kwargs):
-    with pytest.raises(exc) as info:
-        fn(*args, **kwargs)
-    for fragment in fragments:
-        assert fragment in str(info.value), str(info.value)
-
-
-@pytest.mark.parametrize("x_shape, w_shape", [((2,), (3,)), ((2, 3), (3,)), ((3,), (1, 3)), ((), (1,))],
-                         ids=str)
-def test_dot_wrong_shapes_name_both(x_shape, w_shape):
-    _raises(ValueError, ("dot", str(x_shape), str(w_shape)), tinyllm.dot, np.ones(x_shape), np.ones(w_shape))
-
-
-@pytest.mark.parametrize("h_shape, W_shape", [
-    ((2,), (3, 4)), ((5, 2), (3, 4)), ((3,), (3,)), ((2, 2, 3), (3, 4)), ((), (1, 1)), ((3,), (3, 4, 1)),
-], ids=str)
-def test_project_wrong_shapes_name_both(h_shape, W_shape):
-    _raises(ValueError, ("project", str(h_shape), str(W_shape)),
-            tinyllm.project, np.ones(h_shape), np.ones(W_shape))
-
-
-def test_dot_empty():
-    _raises(ValueError, ("empty",), tinyllm.dot, np.ones(0), np.ones(0))
-
-
-@pytest.mark.parametrize("h_shape, W_shape", [((0,), (0, 3)), ((2, 0), (0, 3)), ((3,), (3, 0)), ((0, 3), (3, 2))],
-                         ids=str)
-def test_project_empty(h_shape, W_shape):
-    _raises(ValueError, ("empty",), tinyllm.project, np.ones(h_shape), np.ones(W_shape))
-
-
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
 @pytest.mark.parametrize("shape, axis", [((0,), -1), ((2, 0), -1), ((0, 3), 0), ((0, 3), 1)], ids=str)
 def test_softmax_empty(f, shape, axis):
-    _raises(ValueError, ("empty",), f, np.ones(shape), axis=axis)
+    assert_raises(ValueError, ("empty",), f, np.ones(shape), axis=axis)
 
 
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
 @pytest.mark.parametrize("x", [np.float64(3.0), 3.0, np.array(3.0)], ids=["np-scalar", "float", "0-d"])
 def test_softmax_0d(f, x):
-    _raises(ValueError, ("at least one dimension",), f, x)
-
-
-@pytest.mark.parametrize("bad", [NAN, INF, -INF], ids=["nan", "+inf", "-inf"])
-@pytest.mark.parametrize("where", [0, 3, 6])
-def test_dot_non_finite_anywhere(bad, where, dtype):
-    x, w = np.ones(7, dtype), np.ones(7, dtype)
-    x[where] = bad
-    _raises(ValueError, ("dot", f"x[{where}]", "finite"), tinyllm.dot, x, w)
-    _raises(ValueError, ("dot", f"w[{where}]", "finite"), tinyllm.dot, w, x)
-
-
-@pytest.mark.parametrize("bad", [NAN, INF, -INF], ids=["nan", "+inf", "-inf"])
-@pytest.mark.parametrize("where", [(0, 0), (2, 1), (1, 3)], ids=str)
-def test_project_non_finite_anywhere(bad, where, dtype):
-    H, W = np.ones((3, 4), dtype), np.ones((4, 2), dtype)
-    H[where] = bad
-    _raises(ValueError, ("project", "h[", "finite"), tinyllm.project, H, W)
-    _raises(ValueError, ("project", "h[", "finite"), tinyllm.project, H[where[0]], W)
-    W2 = np.ones((2, 4), dtype)
-    W2[where[0] % 2, where[1]] = bad
-    _raises(ValueError, ("project", "W[", "finite"), tinyllm.project, np.ones(2, dtype), W2)
-
-
-def test_project_zero_times_nan_still_errors():
-    # 0 * NaN is NaN: a zero in h must not hide a bad weight
-    _raises(ValueError, ("W[",), tinyllm.project, np.array([0.0, 1.0]), np.array([[NAN], [1.0]]))
-
-
-def test_dot_and_project_overflow(dtype):
-    big = np.finfo(dtype).max / 2
-    h, W = np.array([big, big], dtype), np.array([[4.0], [4.0]], dtype)
-    _raises(ValueError, ("overflow",), tinyllm.project, h, W)
-    _raises(ValueError, ("overflow",), tinyllm.dot, np.full(3, 1e200), np.full(3, 1e200))
+    assert_raises(ValueError, ("at least one dimension",), f, x)
 
 
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
@@ -476,10 +202,10 @@ def test_dot_and_project_overflow(dtype):
 def test_softmax_nan_anywhere(f, where, axis, dtype):
     x = np.zeros((3, 4), dtype)
     x[where] = NAN
-    _raises(ValueError, ("NaN",), f, x, axis=axis)
+    assert_raises(ValueError, ("NaN",), f, x, axis=axis)
     x[0, 0] = -INF  # a mask elsewhere does not hide it
     if where != (0, 0):
-        _raises(ValueError, ("NaN",), f, x, axis=axis)
+        assert_raises(ValueError, ("NaN",), f, x, axis=axis)
 
 
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
@@ -487,44 +213,44 @@ def test_softmax_nan_anywhere(f, where, axis, dtype):
 def test_softmax_posinf(f, axis, dtype):
     x = np.zeros((3, 4), dtype)
     x[2, 1] = INF
-    _raises(ValueError, ("+inf",), f, x, axis=axis)
+    assert_raises(ValueError, ("+inf",), f, x, axis=axis)
 
 
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
 def test_softmax_all_masked_slice(f, dtype):
-    _raises(ValueError, ("-inf",), f, np.full(3, -INF, dtype))
+    assert_raises(ValueError, ("-inf",), f, np.full(3, -INF, dtype))
     x = np.zeros((3, 4), dtype)
     x[1, :] = -INF
-    _raises(ValueError, ("-inf",), f, x)  # row 1 along the last axis
+    assert_raises(ValueError, ("-inf",), f, x)  # row 1 along the last axis
     f(x, axis=0)  # every column has a finite entry: fine
     x = np.zeros((3, 4), dtype)
     x[:, 2] = -INF
-    _raises(ValueError, ("-inf",), f, x, axis=0)
+    assert_raises(ValueError, ("-inf",), f, x, axis=0)
     f(x, axis=1)
 
 
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
 @pytest.mark.parametrize("t", [-1.0, -1e-300, NAN, INF, -INF], ids=repr)
 def test_softmax_bad_temperature(f, t):
-    _raises(ValueError, ("temperature",), f, np.ones(3), temperature=t)
+    assert_raises(ValueError, ("temperature",), f, np.ones(3), temperature=t)
 
 
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
 @pytest.mark.parametrize("t", [None, "2", 1j, [1.0], True, np.bool_(True)], ids=repr)
 def test_softmax_non_real_temperature(f, t):
-    _raises(TypeError, ("temperature",), f, np.ones(3), temperature=t)
+    assert_raises(TypeError, ("temperature",), f, np.ones(3), temperature=t)
 
 
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
 @pytest.mark.parametrize("axis", [2, -3, 100])
 def test_softmax_axis_out_of_bounds(f, axis):
-    _raises(ValueError, ("axis", "out of bounds"), f, np.ones((2, 3)), axis=axis)
+    assert_raises(ValueError, ("axis", "out of bounds"), f, np.ones((2, 3)), axis=axis)
 
 
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
 @pytest.mark.parametrize("axis", [0.0, "0", None, (0,), True, np.bool_(False)], ids=repr)
 def test_softmax_axis_not_an_integer(f, axis):
-    _raises(TypeError, ("axis",), f, np.ones((2, 3)), axis=axis)
+    assert_raises(TypeError, ("axis",), f, np.ones((2, 3)), axis=axis)
 
 
 def test_softmax_numpy_integer_axis():
