@@ -430,8 +430,6 @@ def _cmd_plot(args: argparse.Namespace) -> str:
     from tinyllm import plot
     from tinyllm._files import check_outputs
 
-    if args.max_labels < 0:
-        raise ValueError(f"--max-labels must be >= 0, got {args.max_labels}")
     plot.require_matplotlib()
     check_outputs({"--out": args.out}, inputs={"--model": args.model})
     model = _load_model(args)

@@ -64,7 +64,7 @@ def embedding_coordinates(model) -> tuple[np.ndarray, str, str]:
 
 
 def embeddings(model, path, max_labels: int = 60, title: str | None = None) -> None:
-    """Draw ``model``'s embeddings as points, label the first ones, and save a PNG at ``path``.
+    """Draw ``model``'s embeddings as labelled points and save a PNG at ``path``.
 
     Parameters
     ----------
@@ -72,9 +72,9 @@ def embeddings(model, path, max_labels: int = 60, title: str | None = None) -> N
     path : str, bytes or path-like
         The PNG to write (replaced atomically if it exists).
     max_labels : int, default 60
-        Every token is drawn as a point; only the first ``max_labels`` get their
-        word beside the point (a trained vocabulary is ordered by frequency, so these
-        are the most common words). 0 draws the points without labels.
+        Only the first ``max_labels`` tokens are drawn, each with its label (a
+        trained vocabulary is ordered by frequency, so these are the most common
+        words); the title says how many of all when that is not all of them.
     title : str, optional
 
     Raises
@@ -88,13 +88,12 @@ def embeddings(model, path, max_labels: int = 60, title: str | None = None) -> N
     Figure, Canvas = require_matplotlib()
     with atomic_writer(path) as f:
         points, xlabel, ylabel = embedding_coordinates(model)
-        labelled = min(len(points), max_labels)
-        fig = Figure(figsize=(7, 6) if len(points) > 10 else (5, 5))
+        n = min(len(points), max_labels)
+        fig = Figure(figsize=(7, 6) if n > 10 else (5, 5))
         Canvas(fig)
         ax = fig.add_subplot()
-        ax.scatter(points[:, 0], points[:, 1], s=18 if labelled == len(points) else 10,
-                   color="tab:blue")
-        for token, (x, y) in zip(model.vocab.tokens[:labelled], points[:labelled]):
+        ax.scatter(points[:n, 0], points[:n, 1], s=18, color="tab:blue")
+        for token, (x, y) in zip(model.vocab.tokens[:n], points[:n]):
             ax.annotate(token, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
@@ -103,7 +102,7 @@ def embeddings(model, path, max_labels: int = 60, title: str | None = None) -> N
             ax.set_ylim(-1, 1)
         ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
         ax.axvline(0, color="0.8", linewidth=0.8, zorder=0)
-        shown = "" if labelled == len(points) else f" ({len(points)} tokens, {labelled} labelled)"
+        shown = "" if n == len(points) else f" ({n} of {len(points)} tokens)"
         ax.set_title((title or "Embeddings") + shown)
         fig.tight_layout()
         fig.savefig(f, format="png", dpi=120)
