@@ -68,7 +68,8 @@ def snapshot(folder: Path) -> dict:
     entries = {}
     for p in sorted(folder.iterdir()):
         s = p.lstat()
-        content = p.read_bytes() if stat.S_ISREG(s.st_mode) else os.readlink(p) if p.is_symlink() else None
+        content = (p.read_bytes() if stat.S_ISREG(s.st_mode)
+                   else os.readlink(p) if p.is_symlink() else None)
         entries[p.name] = (stat.S_IFMT(s.st_mode), stat.S_IMODE(s.st_mode), content)
     return entries
 
@@ -80,7 +81,8 @@ def small_model(seed: int = 0, dtype: str = "float64") -> TinyLM:
 def same_model(a: TinyLM, b: TinyLM) -> bool:
     return (a.config == b.config and a.vocab == b.vocab
             and all(x.dtype == y.dtype and x.tobytes() == y.tobytes()
-                    for x, y in ((a.embedding.table, b.embedding.table), (a.W1, b.W1), (a.W2, b.W2))))
+                    for x, y in ((a.embedding.table, b.embedding.table), (a.W1, b.W1),
+                                 (a.W2, b.W2))))
 
 
 def make_special(kind: str, path: Path) -> None:
@@ -108,6 +110,15 @@ def make_special(kind: str, path: Path) -> None:
         os.mknod(path, 0o600 | kind_bit, os.makedev(1, 3))     # 1,3 is /dev/null's number
     else:
         raise AssertionError(kind)
+
+
+def symlink(link: Path, target) -> None:
+    """``link`` -> ``target``, or skip where symbolic links cannot be made (Windows without
+    the privilege)."""
+    try:
+        link.symlink_to(target)
+    except (OSError, NotImplementedError) as exc:
+        pytest.skip(f"cannot make symbolic links here: {exc}")
 
 
 SPECIAL = ["directory", "fifo", "socket", "char-device", "block-device"]
@@ -152,7 +163,7 @@ def test_a_special_destination_is_refused_and_left_alone(tmp_path, kind, writer,
     target = node
     if through_link:
         target = tmp_path / "link"
-        target.symlink_to("node")
+        symlink(target, "node")
     before = snapshot(tmp_path)
     with pytest.raises(OSError, match=DESCRIBED[kind]) as caught:
         WRITERS[writer](target)
@@ -229,35 +240,35 @@ def test_a_symlink_stays_a_link_and_its_target_is_replaced(tmp_path):
     real = tmp_path / "models" / "real.npz"
     old.save(real)
     link = tmp_path / "link.npz"
-    link.symlink_to(Path("models") / "real.npz")
+    symlink(link, Path("models") / "real.npz")
     new.save(link)
     assert link.is_symlink() and os.readlink(link) == str(Path("models") / "real.npz")
     assert same_model(TinyLM.load(real), new)
     assert sorted(os.listdir(tmp_path / "models")) == ["real.npz"]      # no temporary file
     # A chain of links: the last target is replaced, every link stays.
     chain = tmp_path / "chain.npz"
-    chain.symlink_to("link.npz")
+    symlink(chain, "link.npz")
     old.save(chain)
     assert chain.is_symlink() and link.is_symlink() and same_model(TinyLM.load(real), old)
 
 
 def test_a_dangling_symlink_creates_its_target(tmp_path):
     link = tmp_path / "link.npz"
-    link.symlink_to("target.npz")
+    symlink(link, "target.npz")
     small_model().save(link)
     assert link.is_symlink() and (tmp_path / "target.npz").is_file()
     assert same_model(TinyLM.load(link), small_model())
     # ... but not a missing folder of the target.
     broken = tmp_path / "broken.npz"
-    broken.symlink_to(Path("no") / "such" / "target.npz")
+    symlink(broken, Path("no") / "such" / "target.npz")
     with pytest.raises(FileNotFoundError, match="folder does not exist") as caught:
         small_model().save(broken)
     assert str(broken) in str(caught.value)
 
 
 def test_a_symlink_loop_is_a_clean_error(tmp_path):
-    (tmp_path / "a").symlink_to("b")
-    (tmp_path / "b").symlink_to("a")
+    symlink(tmp_path / "a", "b")
+    symlink(tmp_path / "b", "a")
     before = snapshot(tmp_path)
     with pytest.raises(OSError) as caught:
         small_model().save(tmp_path / "a")
@@ -282,7 +293,7 @@ def _same_file_spellings(tmp_path: Path, name: str) -> dict[str, Path]:
     original = tmp_path / name
     hard, soft = tmp_path / ("hard-" + name), tmp_path / ("soft-" + name)
     os.link(original, hard)
-    soft.symlink_to(name)
+    symlink(soft, name)
     return {"same": original, "dotted": tmp_path / "." / name, "hard link": hard,
             "symlink": soft}
 
@@ -348,7 +359,8 @@ def test_a_new_file_gets_0666_minus_the_umask(tmp_path, umask, mask):
 
 
 @needs_posix
-@pytest.mark.parametrize("mode, mask", [(0o644, 0o077), (0o600, 0o022), (0o640, 0o000), (0o444, 0o022)])
+@pytest.mark.parametrize("mode, mask",
+                         [(0o644, 0o077), (0o600, 0o022), (0o640, 0o000), (0o444, 0o022)])
 def test_a_replaced_file_keeps_its_mode(tmp_path, umask, mode, mask):
     path = tmp_path / "model.npz"
     small_model(1).save(path)
@@ -372,6 +384,7 @@ def test_a_replaced_figure_keeps_its_mode(tmp_path, umask):
     assert stat.S_IMODE(path.stat().st_mode) == 0o644 and path.read_bytes()[:4] == b"\x89PNG"
 
 
+@needs_posix        # Windows: MAX_PATH counts the whole path
 def test_a_long_legal_name_saves_and_a_too_long_one_is_a_clean_error(tmp_path):
     try:
         name_max = os.pathconf(tmp_path, "PC_NAME_MAX")
@@ -457,7 +470,8 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_old_file(tmp_path, monkeypat
     small_model(1).save(path)
     path.chmod(0o644)
     before = snapshot(tmp_path)
-    monkeypatch.setattr(_files.os, "fdopen", lambda fd, mode: io.BufferedWriter(_FullDisk(fd, room)))
+    monkeypatch.setattr(_files.os, "fdopen",
+                        lambda fd, mode: io.BufferedWriter(_FullDisk(fd, room)))
     with pytest.raises(OSError) as caught:
         small_model(2).save(path)
     assert caught.value.errno == errno.ENOSPC
@@ -511,7 +525,7 @@ def test_load_refuses_a_special_file_at_once(tmp_path, capsys, kind):
     node = tmp_path / "node"
     make_special(kind, node)
     link = tmp_path / "link"
-    link.symlink_to("node")
+    symlink(link, "node")
     for path in (node, link):
         with pytest.raises(OSError, match=DESCRIBED[kind]) as caught:
             TinyLM.load(path)
@@ -533,7 +547,8 @@ def test_a_fifo_as_model_fails_within_a_second(tmp_path):
                           env=subprocess_env())
     elapsed = time.perf_counter() - started
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip() == f"tinyllm generate: error: {fifo} is a FIFO (named pipe), not a model file"
+    expected = f"tinyllm generate: error: {fifo} is a FIFO (named pipe), not a model file\n"
+    assert done.stderr == expected
     # The child's own time to fail, without Python's start-up: well under a second.
     probe = textwrap.dedent(f"""
         import time, tinyllm
@@ -666,8 +681,9 @@ def test_object_arrays_are_refused_without_pickle(tmp_path, key):
     _npz(tmp_path / "obj.npz", **entries)
     with pytest.raises(ValueError) as caught:
         TinyLM.load(tmp_path / "obj.npz")
-    assert "pickle" not in str(caught.value) and "object" in str(caught.value) \
-        or "JSON string" in str(caught.value)
+    message = str(caught.value)
+    assert "pickle" not in message
+    assert "holds object values" in message or "JSON string" in message
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -802,7 +818,8 @@ def test_a_zip_bomb_is_refused_before_it_inflates(tmp_path):
     done = subprocess.run([sys.executable, "-c", PEAK_RSS, str(path)], capture_output=True,
                           text=True, timeout=60, env=subprocess_env())
     peak_mb, seconds, outcome = done.stdout.split(" ", 2)
-    assert outcome.startswith("ValueError") and "W2 has shape (4, 67108864), expected (4, 6)" in outcome
+    assert outcome.startswith("ValueError")
+    assert "W2 has shape (4, 67108864), expected (4, 6)" in outcome
     assert float(peak_mb) < 300, done.stdout            # measured: about 60 MB
     assert float(seconds) < 1.0, done.stdout
 
@@ -855,11 +872,9 @@ def test_unsupported_or_encrypted_entries(tmp_path):
     with pytest.raises(ValueError, match="compression method 14"):
         TinyLM.load(_raw_zip(tmp_path / "lzma.npz", members))
     raw = bytearray(_model_bytes())
-    raw[6] |= 1                                       # the first entry's "encrypted" flag, locally
-    central = raw.rfind(b"PK\x01\x02", 0, raw.rfind(b"PK\x01\x02"))
+    raw[6] |= 1                                   # the first entry's "encrypted" flag, locally
     for start in [m for m in range(len(raw)) if raw[m:m + 4] == b"PK\x01\x02"]:
-        raw[start + 8] |= 1                           # ... and in the central directory
-    assert central > 0
+        raw[start + 8] |= 1                       # ... and every entry's in the central directory
     (tmp_path / "encrypted.npz").write_bytes(bytes(raw))
     with pytest.raises(ValueError, match="encrypted"):
         TinyLM.load(tmp_path / "encrypted.npz")

@@ -177,7 +177,8 @@ def same_file(a, b) -> bool:
         return False
 
 
-def check_outputs(outputs: Mapping[str, object], inputs: Mapping[str, object] | None = None) -> None:
+def check_outputs(outputs: Mapping[str, object],
+                  inputs: Mapping[str, object] | None = None) -> None:
     """Check the files a command will write, before it starts working.
 
     Parameters
@@ -336,7 +337,8 @@ def open_regular(path, what: str = "file") -> BinaryIO:
         except FileNotFoundError:
             raise FileNotFoundError(f"no such {what}: {name}") from None
         except PermissionError as exc:
-            raise PermissionError(exc.errno, f"permission denied reading the {what}", name) from None
+            raise PermissionError(exc.errno, f"permission denied reading the {what}",
+                                  name) from None
 
     _refuse_unless_regular(name, opened(os.stat, name).st_mode, f"a {what}")
     fd = opened(os.open, name, os.O_RDONLY | _O_BINARY | _O_NONBLOCK | _O_NOCTTY)

@@ -103,8 +103,8 @@ def save_model(model, path, training: dict[str, Any] | None = None) -> None:
     """
     meta = _meta(model, training)
     if len(meta) > MAX_META_CHARS:
-        raise ValueError(f"the model's JSON would hold {len(meta):,} characters, more than "
-                         f"the {MAX_META_CHARS:,} a model file may hold (a shorter training history?)")
+        raise ValueError(f"the model's JSON would hold {len(meta):,} characters, more than the "
+                         f"{MAX_META_CHARS:,} a model file may hold (a shorter training history?)")
     with atomic_writer(path) as f:
         np.savez(f, meta=np.array(meta), embeddings=model.embedding.table, W1=model.W1, W2=model.W2)
 
@@ -217,7 +217,10 @@ class _Header:
                 chunk = _read_exactly(member, min(_CHUNK, raw.size - start), f"{self.key} entry")
                 raw[start:start + len(chunk)] = np.frombuffer(chunk, np.uint8)
             member.read(1)                    # at the end: zipfile checks the CRC-32
-        array = array.reshape(self.shape[::-1]).T if self.fortran_order else array.reshape(self.shape)
+        if self.fortran_order:
+            array = array.reshape(self.shape[::-1]).T
+        else:
+            array = array.reshape(self.shape)
         if not array.dtype.isnative:          # e.g. '>f8' written on a big-endian machine
             array = array.astype(array.dtype.newbyteorder("="))
         return array
