@@ -820,7 +820,7 @@ def test_a_zip_bomb_is_refused_before_it_inflates(tmp_path):
     peak_mb, seconds, outcome = done.stdout.split(" ", 2)
     assert outcome.startswith("ValueError")
     assert "W2 has shape (4, 67108864), expected (4, 6)" in outcome
-    assert float(peak_mb) < 300, done.stdout            # measured: about 60 MB
+    assert float(peak_mb) < 300, done.stdout            # measured: about 70 MB
     assert float(seconds) < 1.0, done.stdout
 
 
