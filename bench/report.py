@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from cases import PYTHON_MAX_ELEMENTS, TITLES
+from tinyllm._files import atomic_writer, write_text
 
 #: Column order and display names of the contenders.
 NAMES = {"tinyllm": "tinyllm", "numpy": "NumPy", "scipy": "SciPy", "torch": "PyTorch",
@@ -241,11 +242,17 @@ def markdown(results: dict) -> str:
     return "\n".join(line for section in sections for line in section(results))
 
 
+def outputs(out_dir: Path) -> tuple[Path, Path]:
+    """Where :func:`write` puts the JSON and the Markdown report."""
+    return out_dir / "latest.json", out_dir / "latest.md"
+
+
 def write(results: dict, out_dir: Path) -> tuple[Path, Path]:
+    """Write both reports, each replaced atomically (tinyllm's one file writer)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out_dir / "latest.json", out_dir / "latest.md"
-    json_path.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
-    md_path.write_text(markdown(results), encoding="utf-8")
+    json_path, md_path = outputs(out_dir)
+    write_text(json_path, json.dumps(results, indent=1, default=str) + "\n")
+    write_text(md_path, markdown(results))
     return json_path, md_path
 
 
@@ -283,7 +290,9 @@ def plot(results: dict, path: Path) -> str:
                  "(above the grey line: tinyllm faster)")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_writer(path) as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
     return f"plot: {path}"
 
 

@@ -74,6 +74,7 @@ import models
 import report
 import targets
 from measure import Timing, interleaved
+from tinyllm import _files as files
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -319,8 +320,21 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Fail now, not after the run, if a report or the plot cannot be written."""
+    folders = [args.out] + ([args.plot.parent] if args.plot else [])
+    try:
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+        json_path, md_path = report.outputs(args.out)
+        files.check_outputs({"latest.json": json_path, "latest.md": md_path, "--plot": args.plot})
+    except (OSError, ValueError) as exc:
+        sys.exit(f"bench/run.py: error: {exc}")
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    check_outputs(args)
     quick = args.quick
     plan = cases.QUICK if quick else cases.FULL
     rounds = args.rounds or (3 if quick else 7)

@@ -361,6 +361,7 @@ def format_epoch(stats) -> str:
 
 def _cmd_train(args: argparse.Namespace) -> str:
     from tinyllm import corpus, io, train
+    from tinyllm._files import check_outputs
 
     # Everything that can be checked is checked before training: nothing is lost.
     if args.momentum is not None and args.optimizer != "sgd":
@@ -370,15 +371,15 @@ def _cmd_train(args: argparse.Namespace) -> str:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         momentum=momentum, schedule=args.schedule, warmup=args.warmup,
         val_fraction=args.val_fraction, seed=args.seed)
-    if args.plot_loss:
+    if args.plot_loss is not None:
         from tinyllm.plot import require_matplotlib
 
         require_matplotlib()
-        io.check_writable(args.plot_loss)
     progress = {"auto": None, "on": True, "off": False}[args.progress]
     if progress:
         train.require_tqdm()                           # ImportError now if tqdm is missing
-    io.check_writable(args.out)
+    check_outputs({"--out": args.out, "--plot-loss": args.plot_loss},
+                  inputs={"the corpus": args.corpus})
     if args.corpus is None:
         text, name = corpus.builtin_text(), corpus.BUILTIN_NAME
     else:
@@ -425,10 +426,11 @@ def _knows(model: TinyLM, prompt: str) -> bool:
 
 
 def _cmd_plot(args: argparse.Namespace) -> str:
-    from tinyllm import io, plot
+    from tinyllm import plot
+    from tinyllm._files import check_outputs
 
     plot.require_matplotlib()
-    io.check_writable(args.out)
+    check_outputs({"--out": args.out}, inputs={"--model": args.model})
     model = _load_model(args)
     plot.embeddings(model, args.out, max_labels=args.max_labels,
                     title="Embeddings del blog" if args.model is None else f"Embeddings: {args.model}")

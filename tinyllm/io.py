@@ -16,29 +16,56 @@ One file rather than a JSON + ``.npz`` pair: it cannot be separated from its
 configuration, is replaced in one rename, and ``numpy.load`` opens it anywhere.
 ``python -c "import numpy as np; print(np.load('m.npz')['meta'])"`` shows the JSON.
 
-A save writes to a temporary file in the destination's folder, flushes it to disk
-and renames it over the destination (``os.replace``, atomic on POSIX and Windows),
-so an interrupted save never leaves a half-written file under the real name.
+A save goes through :func:`tinyllm._files.atomic_writer`: a temporary file in the
+destination's folder, flushed to disk and renamed over the destination, so an
+interrupted save never leaves a half-written file under the real name. A directory,
+FIFO, socket or device at the destination is refused; a symbolic link keeps pointing
+at the (replaced) model; a replaced file keeps its mode.
+
+A load trusts nothing in the file. It refuses a directory, FIFO or device without
+blocking on it, reads the zip directory and each entry's ``.npy`` header (a few
+hundred bytes), and checks every shape and dtype against the configuration before it
+decompresses anything large: a small file that claims, or inflates to, gigabytes is
+refused at once. The JSON is bounded in size (:data:`MAX_META_CHARS`) and nesting
+(:data:`MAX_META_DEPTH`). Every failure is a ``ValueError`` naming the file, or an
+``OSError`` (missing, permission denied, not a regular file).
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
-import tempfile
+import re
+import struct
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
 
+from tinyllm._files import as_path, atomic_writer, check_writable, open_regular
 from tinyllm.config import TinyLMConfig
 from tinyllm.vocab import Vocab
 
-__all__ = ["FORMAT", "VERSION", "save_model", "load_model", "load_metadata", "check_writable"]
+__all__ = ["FORMAT", "VERSION", "MAX_META_CHARS", "MAX_META_DEPTH", "save_model", "load_model",
+           "load_metadata", "check_writable"]
 
 FORMAT = "tinyllm"
 VERSION = 1
 _ARRAYS = ("embeddings", "W1", "W2")
+
+#: Longest JSON a model file may hold, in characters: far above what ``tinyllm train``
+#: writes (about 2 million for a 100 000-token vocabulary, 200 per epoch of history),
+#: and bounded so that a small compressed file cannot expand its JSON without limit.
+MAX_META_CHARS = 1 << 24
+#: Deepest nesting of lists and objects in that JSON (tinyllm writes 4 levels).
+MAX_META_DEPTH = 32
+
+_NPY_HEADER_MAX = 10_000            # bytes of an .npy header dict (NumPy's own limit)
+_DEFLATE_MAX_RATIO = 1032           # deflate cannot expand data more than this
+_CHUNK = 1 << 20                    # bytes read from an entry at a time
 
 
 def _meta(model, training: dict[str, Any] | None) -> str:
@@ -54,122 +81,295 @@ def _meta(model, training: dict[str, Any] | None) -> str:
     }, ensure_ascii=False)
 
 
-def check_writable(path: str | os.PathLike) -> None:
-    """Raise OSError now if a file cannot be written at ``path`` (before long work).
-
-    Creates and removes a temporary file in the destination folder; ``path``
-    itself is not touched.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path} is a directory")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tinyllm-check-", dir=folder)
-    except OSError as exc:
-        raise type(exc)(exc.errno, f"cannot write there ({exc.strerror})", path) from None
-    os.close(fd)
-    os.unlink(tmp)
-
-
-def save_model(model, path: str | os.PathLike, training: dict[str, Any] | None = None) -> None:
+def save_model(model, path, training: dict[str, Any] | None = None) -> None:
     """Write ``model`` to ``path`` atomically (see the module docstring).
 
     Parameters
     ----------
     model : TinyLM
-    path : str or path-like
-        The file to write (any name; ``.npz`` is the convention). Replaced if it exists.
+    path : str, bytes or path-like
+        The file to write (any name; ``.npz`` is the convention). Replaced if it is a
+        regular file (or a symbolic link to one: the link's target is replaced).
     training : dict, optional
         JSON-ready facts about how the model was trained, stored with it.
 
     Raises
     ------
     OSError
-        The folder does not exist or is not writable; ``path`` is then unchanged.
+        ``path`` is a directory, FIFO, socket or device, its folder does not exist or
+        is not writable, or the disk is full; any previous file is then unchanged.
+    ValueError
+        ``path`` is empty, or the JSON would be longer than :data:`MAX_META_CHARS`.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path} is a directory")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    meta = _meta(model, training)
+    if len(meta) > MAX_META_CHARS:
+        raise ValueError(f"the model's JSON would hold {len(meta):,} characters, more than the "
+                         f"{MAX_META_CHARS:,} a model file may hold (a shorter training history?)")
+    with atomic_writer(path) as f:
+        np.savez(f, meta=np.array(meta), embeddings=model.embedding.table, W1=model.W1, W2=model.W2)
+
+
+# ---------------------------------------------------------------------------
+# Reading: headers first, then the JSON, then the arrays the JSON asks for
+# ---------------------------------------------------------------------------
+class _Bad(ValueError):
+    """What is wrong with the file (the caller adds its name)."""
+
+
+# Errors that the zip and deflate readers raise on a damaged archive.
+_DAMAGED = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, struct.error,
+            NotImplementedError, OverflowError, IndexError)
+
+
+def _open_archive(f) -> zipfile.ZipFile:
+    start = f.read(6)
+    f.seek(0)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.array(_meta(model, training)), embeddings=model.embedding.table,
-                     W1=model.W1, W2=model.W2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        return zipfile.ZipFile(f)
+    except (*_DAMAGED, ValueError) as exc:
+        if not start:
+            raise _Bad("the file is empty") from None
+        if start == b"\x93NUMPY":
+            raise _Bad("it holds a single .npy array, not a model archive") from None
+        if start.startswith(b"PK"):
+            raise _Bad(f"the zip archive is corrupt or truncated ({exc})") from None
+        raise _Bad("not a zip archive") from None
+
+
+def _entries(archive: zipfile.ZipFile, file_size: int) -> dict[str, zipfile.ZipInfo]:
+    """The four entries, checked to be readable and to fit in the file as stored."""
+    infos = {}
+    for key in ("meta", *_ARRAYS):
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            info = archive.getinfo(key + ".npy")
+        except KeyError:
+            raise _Bad(f"the archive has no {key} entry") from None
+        if info.flag_bits & 0x1:
+            raise _Bad(f"the {key} entry is encrypted")
+        if info.compress_type == zipfile.ZIP_STORED:
+            bound = info.compress_size
+        elif info.compress_type == zipfile.ZIP_DEFLATED:
+            bound = info.compress_size * _DEFLATE_MAX_RATIO + 1024
+        else:
+            raise _Bad(f"the {key} entry uses compression method {info.compress_type}; "
+                       "tinyllm reads stored or deflated entries (numpy.savez, savez_compressed)")
+        if info.header_offset + info.compress_size > file_size:
+            raise _Bad(f"the {key} entry runs past the end of the file (truncated)")
+        if info.file_size > bound:
+            raise _Bad(f"the {key} entry claims {info.file_size:,} bytes, more than its "
+                       f"{info.compress_size:,} stored bytes can hold (corrupt)")
+        infos[key] = info
+    return infos
 
 
-def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    name = os.fspath(path)
-    if not os.path.exists(name):
-        raise FileNotFoundError(f"no such model file: {name}")
+def _read_exactly(member, n: int, what: str) -> bytes:
+    data = member.read(n)
+    if len(data) != n:
+        raise _Bad(f"the {what} ends early (truncated)")
+    return data
+
+
+class _Header:
+    """An ``.npy`` entry's header: shape, dtype, order, and where its data starts."""
+
+    def __init__(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str):
+        self.key, self.info = key, info
+        with archive.open(info) as member:
+            try:
+                version = np.lib.format.read_magic(member)
+            except ValueError:
+                raise _Bad(f"the {key} entry is not a .npy array") from None
+            if version not in ((1, 0), (2, 0)):
+                raise _Bad(f"the {key} entry is a .npy file of version {version}, "
+                           "which tinyllm does not read")
+            length_format = "<H" if version == (1, 0) else "<I"
+            raw_length = _read_exactly(member, struct.calcsize(length_format), f"{key} entry")
+            (length,) = struct.unpack(length_format, raw_length)
+            if length > _NPY_HEADER_MAX:      # read it only once its size is known to be sane
+                raise _Bad(f"the {key} entry has a {length:,}-byte header (corrupt)")
+            header = raw_length + _read_exactly(member, length, f"{key} entry")
+            self.data_offset = member.tell()
+        reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                  else np.lib.format.read_array_header_2_0)
+        try:
+            self.shape, self.fortran_order, self.dtype = reader(io.BytesIO(header))
+        except ValueError:
+            raise _Bad(f"the {key} entry's .npy header is not valid") from None
+        if self.dtype.hasobject or self.dtype.fields is not None or self.dtype.itemsize == 0:
+            raise _Bad(f"the {key} entry holds {self.dtype} values, not numbers or text")
+        self.nbytes = int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
+        if info.file_size != self.data_offset + self.nbytes:
+            raise _Bad(f"the {key} entry's size ({info.file_size:,} bytes) does not match "
+                       f"its header (shape {self.shape}, {self.dtype}): corrupt")
+
+    def read(self, archive: zipfile.ZipFile) -> np.ndarray:
+        """The entry's array (decompressed now), in native byte order."""
+        count = self.nbytes // self.dtype.itemsize
+        try:
+            array = np.empty(count, dtype=self.dtype)
+        except MemoryError:
+            raise _Bad(f"the {self.key} entry needs {self.nbytes:,} bytes of memory, "
+                       "more than is available") from None
+        raw = array.view(np.uint8)
+        with archive.open(self.info) as member:
+            _read_exactly(member, self.data_offset, f"{self.key} entry")
+            for start in range(0, raw.size, _CHUNK):
+                chunk = _read_exactly(member, min(_CHUNK, raw.size - start), f"{self.key} entry")
+                raw[start:start + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            member.read(1)                    # at the end: zipfile checks the CRC-32
+        if self.fortran_order:
+            array = array.reshape(self.shape[::-1]).T
+        else:
+            array = array.reshape(self.shape)
+        if not array.dtype.isnative:          # e.g. '>f8' written on a big-endian machine
+            array = array.astype(array.dtype.newbyteorder("="))
+        return array
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+
+
+def _nesting_depth(text: str) -> int:
+    """How deep lists and objects nest in the JSON ``text`` (brackets in strings ignored)."""
+    skeleton = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "replace"), np.uint8)
+    steps = (np.isin(skeleton, (ord("["), ord("{"))).astype(np.int64)
+             - np.isin(skeleton, (ord("]"), ord("}"))))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _parse_meta(archive: zipfile.ZipFile, header: _Header) -> dict[str, Any]:
+    if header.shape != () or header.dtype.kind != "U":
+        raise _Bad("the meta entry is not a JSON string")
+    chars = header.dtype.itemsize // 4
+    if chars > MAX_META_CHARS:
+        raise _Bad(f"its JSON would be {chars:,} characters long, more than the "
+                   f"{MAX_META_CHARS:,} a model file may hold")
     try:
-        loaded = np.load(name, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single array, not a model archive")
-        with loaded as npz:
-            missing = [k for k in ("meta", *_ARRAYS) if k not in npz.files]
-            if missing:
-                raise ValueError(f"the archive has no {', '.join(missing)} entry")
-            meta_text = npz["meta"]
-            arrays = {k: npz[k] for k in _ARRAYS}
-    except ValueError as exc:
-        raise ValueError(f"{name} is not a tinyllm model file: {exc}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ValueError(f"{name} is not a tinyllm model file (corrupt or truncated: "
-                         f"{type(exc).__name__}: {exc})") from None
+        text = str(header.read(archive)[()])
+    except UnicodeError:
+        raise _Bad("the meta entry is not valid text") from None
+    depth = _nesting_depth(text)
+    if depth > MAX_META_DEPTH:
+        raise _Bad(f"its JSON nests {depth:,} levels deep, more than the {MAX_META_DEPTH} allowed")
     try:
-        if meta_text.shape != () or meta_text.dtype.kind != "U":
-            raise ValueError("the meta entry is not a JSON string")
-        meta = json.loads(str(meta_text))
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ValueError("the meta entry does not describe a tinyllm model")
+        meta = json.loads(text)
     except ValueError as exc:
-        raise ValueError(f"{name} is not a tinyllm model file: {exc}") from None
-    version = meta.get("version")
-    if version != VERSION:
-        raise ValueError(f"{name} is a tinyllm model of format version {version!r}; this tinyllm "
-                         f"reads version {VERSION} (a newer tinyllm may read it)")
-    return meta, arrays
+        raise _Bad(f"the meta entry is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _Bad("the meta entry does not describe a tinyllm model")
+    return meta
 
 
-def load_model(path: str | os.PathLike):
+class _Inconsistent(ValueError):
+    """The file is a tinyllm model whose parts do not agree (the caller adds its name)."""
+
+
+class _OtherVersion(ValueError):
+    """A tinyllm model of another format version (the caller adds its name)."""
+
+
+def _config(meta: dict[str, Any]) -> TinyLMConfig:
+    try:
+        settings = meta["config"]
+        if not isinstance(settings, dict):
+            raise TypeError("the config entry is not an object")
+        return TinyLMConfig(**settings)
+    except KeyError as exc:
+        raise _Inconsistent(f"missing {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise _Inconsistent(str(exc)) from None
+
+
+def _check_against(config: TinyLMConfig, headers: dict[str, _Header]) -> None:
+    """Every array's shape and dtype as the configuration says (before reading any)."""
+    expected = {"embeddings": (config.vocab_size, config.dim),
+                "W1": (config.input_size, config.hidden),
+                "W2": (config.hidden, config.vocab_size)}
+    for key in _ARRAYS:
+        h = headers[key]
+        if h.dtype.kind != "f" or h.dtype.itemsize != np.dtype(config.dtype).itemsize:
+            raise _Inconsistent(f"{key} is {h.dtype.newbyteorder('=')}, "
+                                f"the configuration says {config.dtype}")
+        if h.shape != expected[key]:
+            raise _Inconsistent(f"{key} has shape {h.shape}, expected {expected[key]}")
+
+
+def _read(path, arrays: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The JSON of the model file at ``path`` and, if ``arrays``, its checked arrays."""
+    name = as_path(path, "model file")
+    with open_regular(name, "model file") as f:
+        file_size = os.fstat(f.fileno()).st_size
+        try:
+            with _open_archive(f) as archive:
+                infos = _entries(archive, file_size)
+                headers = {key: _Header(archive, infos[key], key) for key in infos}
+                meta = _parse_meta(archive, headers["meta"])
+                version = meta.get("version")
+                if version != VERSION:
+                    raise _OtherVersion(f"is a tinyllm model of format version {version!r}; "
+                                        f"this tinyllm reads version {VERSION} (a newer "
+                                        "tinyllm may read it)")
+                if not arrays:
+                    return meta, {}
+                _check_against(_config(meta), headers)
+                return meta, {key: headers[key].read(archive) for key in _ARRAYS}
+        except _Inconsistent as exc:
+            raise ValueError(f"{name} does not hold a consistent tinyllm model: {exc}") from None
+        except _OtherVersion as exc:
+            raise ValueError(f"{name} {exc}") from None
+        except _Bad as exc:
+            raise ValueError(f"{name} is not a tinyllm model file: {exc}") from None
+        except (*_DAMAGED, ValueError) as exc:
+            raise ValueError(f"{name} is not a tinyllm model file (corrupt or truncated: "
+                             f"{type(exc).__name__}: {exc})") from None
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:     # zipfile seeking to an offset before the start
+                raise ValueError(f"{name} is not a tinyllm model file (corrupt: an offset "
+                                 "points outside the file)") from None
+            raise type(exc)(exc.errno, f"cannot read the model file ({exc.strerror})", name) \
+                from None
+
+
+def load_model(path):
     """The model saved in ``path`` by :func:`save_model`, bit for bit.
+
+    Parameters
+    ----------
+    path : str, bytes or path-like
 
     Raises
     ------
     FileNotFoundError
         ``path`` does not exist.
+    PermissionError
+        ``path`` cannot be read ("permission denied").
+    OSError
+        ``path`` is a directory (``IsADirectoryError``), a FIFO, socket or device.
     ValueError
-        Not a tinyllm model (corrupt, truncated, wrong format version), or its
-        arrays do not match its configuration (the message says which).
+        Not a tinyllm model (not a zip archive, corrupt, truncated, wrong format
+        version, JSON too long or too deep), or its arrays do not match its
+        configuration (the message says which). The message names ``path``.
     """
     from tinyllm.model import TinyLM
 
     meta, arrays = _read(path)
-    name = os.fspath(path)
+    name = as_path(path)
     try:
-        config = TinyLMConfig(**meta["config"])
+        config = _config(meta)
         v = meta["vocab"]
+        if not isinstance(v, dict):
+            raise TypeError("the vocab entry is not an object")
         vocab = Vocab(v["tokens"], v["ids"], tokenizer=v["tokenizer"])
-        for key in _ARRAYS:
-            if arrays[key].dtype != np.dtype(config.dtype):
-                raise ValueError(f"{key} is {arrays[key].dtype}, the configuration says {config.dtype}")
         return TinyLM(config, vocab, arrays["embeddings"], arrays["W1"], arrays["W2"])
     except (KeyError, TypeError, ValueError) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ValueError(f"{name} does not hold a consistent tinyllm model: {detail}") from None
 
 
-def load_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON stored with a model (configuration, vocabulary, training facts)."""
-    return _read(path)[0]
+def load_metadata(path) -> dict[str, Any]:
+    """The JSON stored with a model (configuration, vocabulary, training facts).
+
+    Reads only the archive's directory, the entries' headers and the JSON; raises
+    as :func:`load_model` does for a file that is not a tinyllm model.
+    """
+    return _read(path, arrays=False)[0]

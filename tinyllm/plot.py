@@ -8,14 +8,17 @@
 - :func:`loss_curve`: training and validation loss per epoch.
 
 Both draw on a matplotlib ``Figure`` with the Agg canvas (no pyplot state, no window)
-and write a PNG.
+and write a PNG through :func:`tinyllm._files.atomic_writer`: the destination is
+checked before drawing (a directory, FIFO or device is refused) and replaced in one
+rename, so a failed or interrupted plot leaves any previous file as it was.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from tinyllm._arrays import checked_int
+from tinyllm._files import atomic_writer
 
 __all__ = ["PLOT_MISSING", "require_matplotlib", "embeddings", "embedding_coordinates", "loss_curve"]
 
@@ -60,55 +63,75 @@ def embedding_coordinates(model) -> tuple[np.ndarray, str, str]:
             f"componente principal 2 ({share[1]:.0%} de la varianza)")
 
 
-def embeddings(model, path: str | os.PathLike, max_labels: int = 60, title: str | None = None) -> None:
+def embeddings(model, path, max_labels: int = 60, title: str | None = None) -> None:
     """Draw ``model``'s embeddings as labelled points and save a PNG at ``path``.
 
     Parameters
     ----------
     model : TinyLM
-    path : str or path-like
-        The PNG to write.
+    path : str, bytes or path-like
+        The PNG to write (replaced atomically if it exists).
     max_labels : int, default 60
-        Only the first ``max_labels`` tokens are drawn (a trained vocabulary is
-        ordered by frequency, so these are the most common words).
+        Only the first ``max_labels`` tokens are drawn, each with its label (a
+        trained vocabulary is ordered by frequency, so these are the most common
+        words); the title says how many of all when that is not all of them.
     title : str, optional
+
+    Raises
+    ------
+    ValueError
+        ``max_labels`` is negative.
+    OSError
+        ``path`` cannot be written (see :func:`tinyllm._files.atomic_writer`).
+    """
+    max_labels = checked_int("max_labels", max_labels, 0)
+    Figure, Canvas = require_matplotlib()
+    with atomic_writer(path) as f:
+        points, xlabel, ylabel = embedding_coordinates(model)
+        n = min(len(points), max_labels)
+        fig = Figure(figsize=(7, 6) if n > 10 else (5, 5))
+        Canvas(fig)
+        ax = fig.add_subplot()
+        ax.scatter(points[:n, 0], points[:n, 1], s=18, color="tab:blue")
+        for token, (x, y) in zip(model.vocab.tokens[:n], points[:n]):
+            ax.annotate(token, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if _is_blog_model(model):
+            ax.set_xlim(-1, 1)
+            ax.set_ylim(-1, 1)
+        ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
+        ax.axvline(0, color="0.8", linewidth=0.8, zorder=0)
+        shown = "" if n == len(points) else f" ({n} of {len(points)} tokens)"
+        ax.set_title((title or "Embeddings") + shown)
+        fig.tight_layout()
+        fig.savefig(f, format="png", dpi=120)
+
+
+def loss_curve(history, path, title: str = "Training") -> None:
+    """Plot training (and validation) loss per epoch from a list of :class:`EpochStats`.
+
+    Parameters
+    ----------
+    history : list of EpochStats
+    path : str, bytes or path-like
+        The PNG to write (replaced atomically if it exists).
+    title : str, default "Training"
     """
     Figure, Canvas = require_matplotlib()
-    points, xlabel, ylabel = embedding_coordinates(model)
-    n = min(len(points), max_labels)
-    fig = Figure(figsize=(7, 6) if n > 10 else (5, 5))
-    Canvas(fig)
-    ax = fig.add_subplot()
-    ax.scatter(points[:n, 0], points[:n, 1], s=18, color="tab:blue")
-    for token, (x, y) in zip(model.vocab.tokens[:n], points[:n]):
-        ax.annotate(token, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=9)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if _is_blog_model(model):
-        ax.set_xlim(-1, 1)
-        ax.set_ylim(-1, 1)
-    ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
-    ax.axvline(0, color="0.8", linewidth=0.8, zorder=0)
-    shown = "" if n == len(points) else f" ({n} of {len(points)} tokens)"
-    ax.set_title((title or "Embeddings") + shown)
-    fig.tight_layout()
-    fig.savefig(os.fspath(path), format="png", dpi=120)
-
-
-def loss_curve(history, path: str | os.PathLike, title: str = "Training") -> None:
-    """Plot training (and validation) loss per epoch from a list of :class:`EpochStats`."""
-    Figure, Canvas = require_matplotlib()
-    fig = Figure(figsize=(6, 4))
-    Canvas(fig)
-    ax = fig.add_subplot()
-    epochs = [h.epoch for h in history]
-    ax.plot(epochs, [h.train_loss for h in history], marker="o", markersize=3, label="training")
-    if any(h.val_loss is not None for h in history):
-        ax.plot(epochs, [h.val_loss for h in history], marker="o", markersize=3, label="validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy (nats per token)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.fspath(path), format="png", dpi=120)
+    with atomic_writer(path) as f:
+        fig = Figure(figsize=(6, 4))
+        Canvas(fig)
+        ax = fig.add_subplot()
+        epochs = [h.epoch for h in history]
+        ax.plot(epochs, [h.train_loss for h in history], marker="o", markersize=3, label="training")
+        if any(h.val_loss is not None for h in history):
+            ax.plot(epochs, [h.val_loss for h in history], marker="o", markersize=3,
+                    label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("cross-entropy (nats per token)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(f, format="png", dpi=120)
