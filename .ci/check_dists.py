@@ -23,7 +23,7 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-ISAS_X86 = ("baseline", "avx2", "avx512")        # setup.py's ISA_FLAGS
+ISAS_X86 = ("baseline", "avx2", "avx512")  # setup.py's ISA_FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = sorted(p.stem for p in (ROOT / "src").glob("*.pyx") if p.stem != "_kernels")
@@ -52,9 +52,18 @@ def check_sdist(path):
         pkg_info = next(n for n in tar.getnames() if PurePosixPath(n).parts[1:] == ("PKG-INFO",))
         metadata = email.parser.Parser().parsestr(tar.extractfile(pkg_info).read().decode())
     expected = (
-        {"README.md", "LICENSE", "pyproject.toml", "setup.py", "MANIFEST.in", "PKG-INFO",
-         "tinyllm/py.typed", "tinyllm/__init__.py", "tinyllm/_version.py",
-         "tinyllm/_compiled.py"}
+        {
+            "README.md",
+            "LICENSE",
+            "pyproject.toml",
+            "setup.py",
+            "MANIFEST.in",
+            "PKG-INFO",
+            "tinyllm/py.typed",
+            "tinyllm/__init__.py",
+            "tinyllm/_version.py",
+            "tinyllm/_compiled.py",
+        }
         | {f"src/{m}.pyx" for m in [*MODULES, "_kernels"]}
         | {f"src/{p}" for p in PXDS + PXIS}
         | {f"tinyllm/{m}.pyi" for m in MODULES}
@@ -65,11 +74,14 @@ def check_sdist(path):
     problems += [f"build output {n}" for n in sorted(names) if n.startswith(("build/", "dist/"))]
     stem = file_stem(metadata["Name"], metadata["Version"])
     if path.name != f"{stem}.tar.gz" or tops != {stem}:
-        problems.append(f"expected {stem}.tar.gz holding {stem}/, "
-                        f"found {path.name} holding {sorted(tops)}")
+        problems.append(
+            f"expected {stem}.tar.gz holding {stem}/, found {path.name} holding {sorted(tops)}"
+        )
     fail(problems, path.name)
-    print(f"{path.name}: ok ({len(names)} entries; {len(MODULES) + 1} .pyx, {len(PXDS)} .pxd, "
-          f"{len(PXIS)} .pxi, {len(TESTS)} test files, no generated C)")
+    print(
+        f"{path.name}: ok ({len(names)} entries; {len(MODULES) + 1} .pyx, {len(PXDS)} .pxd, "
+        f"{len(PXIS)} .pxi, {len(TESTS)} test files, no generated C)"
+    )
 
 
 def check_wheel(path):
@@ -80,37 +92,61 @@ def check_wheel(path):
     problems = []
     stem = file_stem(metadata["Name"], metadata["Version"])
     if not path.name.startswith(f"{stem}-"):
-        problems.append(f"a wheel of {metadata['Name']} {metadata['Version']} is named {stem}-..., "
-                        f"not {path.name}")
+        problems.append(
+            f"a wheel of {metadata['Name']} {metadata['Version']} is named {stem}-..., "
+            f"not {path.name}"
+        )
     simd = "x86_64" in path.name and "win" not in path.name  # setup.py: x86-64 with gcc/clang
     kernels = [f"_kernels_{isa}" for isa in (ISAS_X86 if simd else ISAS_X86[:1])]
     for module in MODULES + kernels:
-        compiled = [n for n in names if n.startswith(f"tinyllm/{module}.")
-                    and n.endswith((".so", ".pyd"))]
+        compiled = [
+            n for n in names if n.startswith(f"tinyllm/{module}.") and n.endswith((".so", ".pyd"))
+        ]
         if len(compiled) != 1:
             problems.append(f"expected one compiled tinyllm/{module} module, found {compiled}")
         if module in MODULES and f"tinyllm/{module}.pyi" not in names:
             problems.append(f"missing stub tinyllm/{module}.pyi")
-    stray = sorted({n for n in names if n.startswith("tinyllm/_kernels") and n.endswith((".so", ".pyd"))}
-                   - {n for n in names for k in kernels if n.startswith(f"tinyllm/{k}.")})
+    stray = sorted(
+        {n for n in names if n.startswith("tinyllm/_kernels") and n.endswith((".so", ".pyd"))}
+        - {n for n in names for k in kernels if n.startswith(f"tinyllm/{k}.")}
+    )
     problems += [f"unexpected kernel build {n}" for n in stray]
     if "tinyllm/py.typed" not in names:
         problems.append("missing tinyllm/py.typed")
-    problems += [f"source file {n}" for n in sorted(names)
-                 if n.endswith((".pyx", ".pxd", ".pxi", ".c", ".cpp", ".html"))]
-    problems += [f"test file {n}" for n in sorted(names)
-                 if n.startswith("tests/") or "/tests/" in n or n.endswith("conftest.py")]
-    problems += [f"stray top-level entry {n}" for n in sorted(names)
-                 if not n.startswith(("tinyllm/", f"{stem}.dist-info/"))]
-    for field in ("Name", "Version", "Summary", "License-Expression", "Requires-Python",
-                  "Classifier", "Requires-Dist", "Description-Content-Type"):
+    problems += [
+        f"source file {n}"
+        for n in sorted(names)
+        if n.endswith((".pyx", ".pxd", ".pxi", ".c", ".cpp", ".html"))
+    ]
+    problems += [
+        f"test file {n}"
+        for n in sorted(names)
+        if n.startswith("tests/") or "/tests/" in n or n.endswith("conftest.py")
+    ]
+    problems += [
+        f"stray top-level entry {n}"
+        for n in sorted(names)
+        if not n.startswith(("tinyllm/", f"{stem}.dist-info/"))
+    ]
+    for field in (
+        "Name",
+        "Version",
+        "Summary",
+        "License-Expression",
+        "Requires-Python",
+        "Classifier",
+        "Requires-Dist",
+        "Description-Content-Type",
+    ):
         if not metadata.get_all(field):
             problems.append(f"metadata has no {field}")
     fail(problems, path.name)
-    print(f"{path.name}: ok ({len(MODULES)} compiled modules with stubs, kernels for "
-          f"{', '.join(k.removeprefix('_kernels_') for k in kernels)}, py.typed, "
-          f"no sources or tests; Requires-Python {metadata['Requires-Python']}, "
-          f"License-Expression {metadata['License-Expression']})")
+    print(
+        f"{path.name}: ok ({len(MODULES)} compiled modules with stubs, kernels for "
+        f"{', '.join(k.removeprefix('_kernels_') for k in kernels)}, py.typed, "
+        f"no sources or tests; Requires-Python {metadata['Requires-Python']}, "
+        f"License-Expression {metadata['License-Expression']})"
+    )
 
 
 def main(dist_dir):
@@ -118,8 +154,13 @@ def main(dist_dir):
     sdists = sorted(dist_dir.glob("*.tar.gz"))
     wheels = sorted(dist_dir.glob("*.whl"))
     if len(sdists) != 1 or len(wheels) != 1:
-        fail([f"expected one sdist and one wheel in {dist_dir}, "
-              f"found {[p.name for p in sdists + wheels]}"], "dist")
+        fail(
+            [
+                f"expected one sdist and one wheel in {dist_dir}, "
+                f"found {[p.name for p in sdists + wheels]}"
+            ],
+            "dist",
+        )
     check_sdist(sdists[0])
     check_wheel(wheels[0])
 

@@ -42,8 +42,16 @@ def main() -> int:
             # A checkout: point mypy at the same stubs Python imports. An installed
             # wheel is found through its py.typed (mypy refuses site-packages here).
             env["MYPYPATH"] = str(package.parent)
-        command = [sys.executable, "-m", "mypy.stubtest", "--mypy-config-file", str(config),
-                   "--allowlist", str(allowlist), *(f"tinyllm.{stem}" for stem in COMPILED_MODULES)]
+        command = [
+            sys.executable,
+            "-m",
+            "mypy.stubtest",
+            "--mypy-config-file",
+            str(config),
+            "--allowlist",
+            str(allowlist),
+            *(f"tinyllm.{stem}" for stem in COMPILED_MODULES),
+        ]
         return subprocess.run(command, cwd=tmp, env=env).returncode
 
 

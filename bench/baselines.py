@@ -29,6 +29,7 @@ torch = optional("torch")
 # NumPy
 # ---------------------------------------------------------------------------
 
+
 def np_softmax(x: np.ndarray) -> np.ndarray:
     """``e = np.exp(x - x.max()); e / e.sum()``, along the last axis."""
     e = np.exp(x - x.max(axis=-1, keepdims=True))
@@ -91,6 +92,7 @@ def np_project(h: np.ndarray, W: np.ndarray) -> np.ndarray:
 # SciPy
 # ---------------------------------------------------------------------------
 
+
 def scipy_softmax(x: np.ndarray) -> np.ndarray:
     return scipy_special.softmax(x, axis=-1)
 
@@ -102,6 +104,7 @@ def scipy_log_softmax(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # PyTorch (CPU; the thread count is set once in run.py)
 # ---------------------------------------------------------------------------
+
 
 def torch_softmax(t):
     return torch.softmax(t, dim=-1)

@@ -14,9 +14,9 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import baselines as bl
 import numpy as np
 
-import baselines as bl
 import tinyllm
 from tinyllm import reference as ref
 
@@ -27,7 +27,7 @@ BATCH_MAX_ELEMENTS = 4_000_000
 
 TEMPERATURE = 0.8
 TOP_P = 0.9
-DRAWS = 1_000           # draws per distribution in the sample(size=) rows
+DRAWS = 1_000  # draws per distribution in the sample(size=) rows
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Case:
     op: str
     dtype: str
     batch: int
-    dims: dict[str, int]                       # {"V": ...}, {"k": ..., "V": ...} or {"n": ...}
+    dims: dict[str, int]  # {"V": ...}, {"k": ..., "V": ...} or {"n": ...}
     contenders: dict[str, Callable[[], object]]
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -56,21 +56,30 @@ class Plan:
     vocab_sizes: tuple[int, ...]
     batches: tuple[int, ...]
     dtypes: tuple[str, ...]
-    project_shapes: tuple[tuple[int, int], ...]     # (k, V)
+    project_shapes: tuple[tuple[int, int], ...]  # (k, V)
     dot_sizes: tuple[int, ...]
 
 
-FULL = Plan(vocab_sizes=(5, 1_000, 32_000, 1_000_000), batches=(1, 64),
-            dtypes=("float32", "float64"),
-            project_shapes=((1, 5), (64, 1_000), (256, 32_000), (256, 50_000)),
-            dot_sizes=(6, 100, 1_000, 100_000, 1_000_000))
-QUICK = Plan(vocab_sizes=(5, 32_000), batches=(1, 64), dtypes=("float32", "float64"),
-             project_shapes=((1, 5), (256, 50_000)), dot_sizes=(6, 1_000))
+FULL = Plan(
+    vocab_sizes=(5, 1_000, 32_000, 1_000_000),
+    batches=(1, 64),
+    dtypes=("float32", "float64"),
+    project_shapes=((1, 5), (64, 1_000), (256, 32_000), (256, 50_000)),
+    dot_sizes=(6, 100, 1_000, 100_000, 1_000_000),
+)
+QUICK = Plan(
+    vocab_sizes=(5, 32_000),
+    batches=(1, 64),
+    dtypes=("float32", "float64"),
+    project_shapes=((1, 5), (256, 50_000)),
+    dot_sizes=(6, 1_000),
+)
 
 
 # ---------------------------------------------------------------------------
 # Inputs
 # ---------------------------------------------------------------------------
+
 
 def make_logits(V: int, dtype: str, batch: int, seed: int = 0) -> np.ndarray:
     """Logits of order a few units (standard normal x 3), shape (V,) or (batch, V)."""
@@ -98,8 +107,12 @@ def as_tensor(a: np.ndarray):
 def rngs(seed: int = 1):
     """Separate seeded generators for tinyllm, NumPy, PyTorch and pure Python."""
     torch_gen = None if bl.torch is None else bl.torch_generator(seed)
-    return (np.random.default_rng(seed), np.random.default_rng(seed), torch_gen,
-            random.Random(seed))
+    return (
+        np.random.default_rng(seed),
+        np.random.default_rng(seed),
+        torch_gen,
+        random.Random(seed),
+    )
 
 
 def available(contenders: dict) -> dict[str, Callable[[], object]]:
@@ -111,6 +124,7 @@ def available(contenders: dict) -> dict[str, Callable[[], object]]:
 # Contenders per operation. ``py`` says whether to time the pure-Python reference;
 # ``py and (lambda xl=x.tolist(): ...)`` converts to lists only when it is timed.
 # ---------------------------------------------------------------------------
+
 
 def softmax_contenders(x, py):
     t = as_tensor(x)
@@ -209,8 +223,9 @@ TITLES = {
     "log_softmax": "log_softmax(x)",
     "sample": "sample(p): one draw per distribution",
     f"sample_size{DRAWS}": f"sample(p, size={DRAWS}): {DRAWS} draws from one distribution",
-    f"sample_logits_T{TEMPERATURE}":
-        f"sample_logits(x, temperature={TEMPERATURE}): one draw per row",
+    f"sample_logits_T{TEMPERATURE}": (
+        f"sample_logits(x, temperature={TEMPERATURE}): one draw per row"
+    ),
     f"sample_logits_top_p{TOP_P}": f"sample_logits(x, top_p={TOP_P}): one draw per row",
     "project": "project(h, W) = h @ W, h (k,) or (B, k), W (k, V)",
     "dot": "dot(a, b), 1-D",
@@ -235,15 +250,27 @@ def kernel_cases(plan: Plan) -> Iterator[Case]:
                         continue
                     skips: dict[str, str] = {}
                     py = python_case(batch * V, skips)
-                    yield Case(op, dtype, batch, {"V": V},
-                               available(contenders(make_input(V, dtype, batch), py)), skips)
+                    yield Case(
+                        op,
+                        dtype,
+                        batch,
+                        {"V": V},
+                        available(contenders(make_input(V, dtype, batch), py)),
+                        skips,
+                    )
         for batch in plan.batches:
             for k, V in plan.project_shapes:
                 h, W = make_project_inputs(k, V, dtype, batch)
                 skips = {}
                 py = python_case(batch * k * V, skips)
-                yield Case("project", dtype, batch, {"k": k, "V": V},
-                           available(project_contenders(h, W, py)), skips)
+                yield Case(
+                    "project",
+                    dtype,
+                    batch,
+                    {"k": k, "V": V},
+                    available(project_contenders(h, W, py)),
+                    skips,
+                )
         for n in plan.dot_sizes:
             rng = np.random.default_rng(0)
             a, b = rng.standard_normal((2, n)).astype(dtype)
@@ -254,5 +281,9 @@ def kernel_cases(plan: Plan) -> Iterator[Case]:
 
 def not_run(plan: Plan) -> list[str]:
     """The batch x size combinations left out of the plan, for the report's notes."""
-    return [f"B={b} x V={V:,}" for b in plan.batches for V in plan.vocab_sizes
-            if b * V > BATCH_MAX_ELEMENTS]
+    return [
+        f"B={b} x V={V:,}"
+        for b in plan.batches
+        for V in plan.vocab_sizes
+        if b * V > BATCH_MAX_ELEMENTS
+    ]

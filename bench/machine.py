@@ -9,26 +9,48 @@ import platform
 import sys
 from pathlib import Path
 
+import baselines as bl
 import numpy as np
 
-import baselines as bl
 import tinyllm
 
 #: Variables that change how NumPy's BLAS (and PyTorch) run. OPENBLAS_CORETYPE and
 #: OPENBLAS_L2_SIZE force an older kernel choice and slow current NumPy down.
-BLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                 "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_ENABLE_INSTRUCTIONS",
-                 "NPY_DISABLE_CPU_FEATURES")
+BLAS_ENV_VARS = (
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "NPY_DISABLE_CPU_FEATURES",
+)
 SLOWING_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 #: The CPU flags that matter for the kernels (the full list is in the JSON too).
-SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512vl",
-              "avx512bw", "avx512_bf16", "avx_vnni", "asimd", "sve")
+SIMD_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512dq",
+    "avx512vl",
+    "avx512bw",
+    "avx512_bf16",
+    "avx_vnni",
+    "asimd",
+    "sve",
+)
 
 
 def cpu() -> dict:
     """Model name, SIMD flags and cache sizes from /proc/cpuinfo and sysfs (Linux), core counts."""
-    info: dict = {"model": platform.processor() or platform.machine(), "flags": [],
-                  "logical_cpus": os.cpu_count()}
+    info: dict = {
+        "model": platform.processor() or platform.machine(),
+        "flags": [],
+        "logical_cpus": os.cpu_count(),
+    }
     if hasattr(os, "sched_getaffinity"):
         info["usable_cpus"] = len(os.sched_getaffinity(0))
     cpuinfo = Path("/proc/cpuinfo")
@@ -59,8 +81,11 @@ def l3_bytes() -> int | None:
 
 
 def versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {"python": platform.python_version(),
-                                    "numpy": np.__version__, "tinyllm": tinyllm.__version__}
+    found: dict[str, str | None] = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "tinyllm": tinyllm.__version__,
+    }
     for name in ("scipy", "torch", "threadpoolctl", "matplotlib"):
         module = bl.optional(name)
         found[name] = getattr(module, "__version__", None) if module else None
@@ -76,13 +101,19 @@ def blas() -> dict:
     threadpoolctl = bl.optional("threadpoolctl")
     if threadpoolctl is not None:
         libraries = threadpoolctl.threadpool_info()
-        return {"source": "threadpoolctl", "libraries": libraries,
-                "summary": "; ".join(_describe_library(lib) for lib in libraries)}
+        return {
+            "source": "threadpoolctl",
+            "libraries": libraries,
+            "summary": "; ".join(_describe_library(lib) for lib in libraries),
+        }
     text = io.StringIO()
     with contextlib.redirect_stdout(text):
         np.show_config()
-    return {"source": "numpy.show_config", "show_config": text.getvalue(),
-            "summary": "install threadpoolctl to see the loaded BLAS and its kernel"}
+    return {
+        "source": "numpy.show_config",
+        "show_config": text.getvalue(),
+        "summary": "install threadpoolctl to see the loaded BLAS and its kernel",
+    }
 
 
 def _describe_library(lib: dict) -> str:
@@ -104,8 +135,11 @@ def blas_threads(limit: int):
         return contextlib.nullcontext()
     threadpoolctl = bl.optional("threadpoolctl")
     if threadpoolctl is None:
-        print(f"warning: cannot pin NumPy's BLAS to {limit} thread(s) without threadpoolctl "
-              "(pip install threadpoolctl); it keeps its default", file=sys.stderr)
+        print(
+            f"warning: cannot pin NumPy's BLAS to {limit} thread(s) without threadpoolctl "
+            "(pip install threadpoolctl); it keeps its default",
+            file=sys.stderr,
+        )
         return contextlib.nullcontext()
     return threadpoolctl.threadpool_limits(limits=limit, user_api="blas")
 
@@ -125,12 +159,22 @@ def tinyllm_build() -> dict:
     constants = {}
     for module_name in sorted(set(modules.values())):
         module = sys.modules.get(module_name)
-        constants[module_name] = {
-            k: v for k, v in vars(module).items()
-            if k.isupper() and isinstance(v, (bool, int, float, str, tuple))} if module else {}
+        constants[module_name] = (
+            {
+                k: v
+                for k, v in vars(module).items()
+                if k.isupper() and isinstance(v, (bool, int, float, str, tuple))
+            }
+            if module
+            else {}
+        )
     debug = any(c.get("DEBUG_CHECKS") for c in constants.values())
-    return {"debug_checks": debug, "kernel_modules": modules, "module_constants": constants,
-            "path": str(Path(tinyllm.__file__).parent)}
+    return {
+        "debug_checks": debug,
+        "kernel_modules": modules,
+        "module_constants": constants,
+        "path": str(Path(tinyllm.__file__).parent),
+    }
 
 
 def describe(threads: int) -> dict:
@@ -142,8 +186,7 @@ def describe(threads: int) -> dict:
         "cpu": cpu(),
         "platform": platform.platform(),
         "versions": versions(),
-        "threads": {"tinyllm": threads, "torch": torch_threads,
-                    "numpy_blas": _blas_thread_count()},
+        "threads": {"tinyllm": threads, "torch": torch_threads, "numpy_blas": _blas_thread_count()},
         "blas": blas(),
         "env": environment(),
         "tinyllm_build": tinyllm_build(),
@@ -154,6 +197,9 @@ def _blas_thread_count():
     threadpoolctl = bl.optional("threadpoolctl")
     if threadpoolctl is None:
         return None
-    counts = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
-              if lib.get("user_api") == "blas" and "numpy" in lib.get("filepath", "")]
+    counts = [
+        lib["num_threads"]
+        for lib in threadpoolctl.threadpool_info()
+        if lib.get("user_api") == "blas" and "numpy" in lib.get("filepath", "")
+    ]
     return counts[0] if counts else None

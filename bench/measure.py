@@ -32,8 +32,13 @@ class Timing:
         return (max(self.samples) - min(self.samples)) / self.median if self.median else 0.0
 
     def to_dict(self) -> dict:
-        return {"median_s": self.median, "min_s": min(self.samples), "spread": self.spread,
-                "calls_per_sample": self.calls_per_sample, "samples_s": self.samples}
+        return {
+            "median_s": self.median,
+            "min_s": min(self.samples),
+            "spread": self.spread,
+            "calls_per_sample": self.calls_per_sample,
+            "samples_s": self.samples,
+        }
 
 
 def one_sample(fn: Callable[[], object], calls: int) -> float:
@@ -62,8 +67,9 @@ def calibrate(fn: Callable[[], object], min_time: float) -> int:
     return calls
 
 
-def interleaved(contenders: dict[str, Callable[[], object]], rounds: int,
-                min_time: float) -> dict[str, Timing]:
+def interleaved(
+    contenders: dict[str, Callable[[], object]], rounds: int, min_time: float
+) -> dict[str, Timing]:
     """Median seconds per call of every contender, measured in interleaved rounds."""
     names = list(contenders)
     calls = {name: calibrate(contenders[name], min_time) for name in names}
@@ -72,5 +78,6 @@ def interleaved(contenders: dict[str, Callable[[], object]], rounds: int,
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             samples[name].append(one_sample(contenders[name], calls[name]))
-    return {name: Timing(statistics.median(samples[name]), samples[name], calls[name])
-            for name in names}
+    return {
+        name: Timing(statistics.median(samples[name]), samples[name], calls[name]) for name in names
+    }

@@ -41,7 +41,7 @@ class NumpyLM:
         return min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), self.last)
 
     def generate(self, prompt: list[int], n: int, rng: np.random.Generator) -> str:
-        context, new = list(prompt[-self.context:]), []
+        context, new = list(prompt[-self.context :]), []
         for _ in range(n):
             position = self.next_position(context, rng)
             context = context[1:] + [position]
@@ -50,8 +50,9 @@ class NumpyLM:
 
 
 #: The larger configuration of issue 4.
-LARGE_CONFIG = tinyllm.TinyLMConfig(vocab_size=32_000, dim=64, context=8, hidden=256,
-                                    dtype="float32")
+LARGE_CONFIG = tinyllm.TinyLMConfig(
+    vocab_size=32_000, dim=64, context=8, hidden=256, dtype="float32"
+)
 
 
 def blog_model() -> tuple[tinyllm.TinyLM, list[int]]:

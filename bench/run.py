@@ -74,6 +74,7 @@ import models
 import report
 import targets
 from measure import Timing, interleaved
+
 from tinyllm import _files as files
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -92,6 +93,7 @@ def ratios(times: dict[str, Timing], base: str = "tinyllm") -> dict[str, float]:
 # Kernels
 # ---------------------------------------------------------------------------
 
+
 def run_kernels(plan: cases.Plan, selected, rounds: int, min_time: float) -> list[dict]:
     entries = []
     for case in cases.kernel_cases(plan):
@@ -99,10 +101,18 @@ def run_kernels(plan: cases.Plan, selected, rounds: int, min_time: float) -> lis
             continue
         start = time.perf_counter()
         times = interleaved(case.contenders, rounds, min_time)
-        entries.append({"key": case.key, "op": case.op, "dtype": case.dtype,
-                        "batch": case.batch, "dims": case.dims,
-                        "times": {n: t.to_dict() for n, t in times.items()},
-                        "ratios": ratios(times), "skipped": case.skipped})
+        entries.append(
+            {
+                "key": case.key,
+                "op": case.op,
+                "dtype": case.dtype,
+                "batch": case.batch,
+                "dims": case.dims,
+                "times": {n: t.to_dict() for n, t in times.items()},
+                "ratios": ratios(times),
+                "skipped": case.skipped,
+            }
+        )
         log(f"  {case.key:<45} {time.perf_counter() - start:5.1f} s")
     return entries
 
@@ -123,8 +133,10 @@ def bandwidth_references(array_bytes: int) -> dict:
     """
     src = np.ones(array_bytes // 8)
     dst = np.empty_like(src)
-    return {"copy": (lambda: np.copyto(dst, src), 2 * src.nbytes),
-            "read": (lambda: np.dot(src, src), src.nbytes)}
+    return {
+        "copy": (lambda: np.copyto(dst, src), 2 * src.nbytes),
+        "read": (lambda: np.dot(src, src), src.nbytes),
+    }
 
 
 def run_bandwidth(plan: cases.Plan, array_bytes: int, rounds: int, min_time: float):
@@ -141,16 +153,24 @@ def run_bandwidth(plan: cases.Plan, array_bytes: int, rounds: int, min_time: flo
             contenders = cases.available(cases.project_contenders(h, W, False))
             contenders.update({name: fn for name, (fn, _) in references.items()})
             times = interleaved(contenders, rounds, min_time)
-            ref_gb_s = {name: moved / times[name].median / 1e9
-                        for name, (_, moved) in references.items()}
+            ref_gb_s = {
+                name: moved / times[name].median / 1e9 for name, (_, moved) in references.items()
+            }
             for name in ("tinyllm", "numpy", "torch"):
                 if name in times:
                     gb_s = w_bytes / times[name].median / 1e9
-                    rows.append({"case": f"project {dtype} B=1 k={k} V={V}", "w_bytes": w_bytes,
-                                 "contender": name, "gb_s": gb_s,
-                                 "copy_gb_s": ref_gb_s["copy"], "read_gb_s": ref_gb_s["read"],
-                                 "of_copy": gb_s / ref_gb_s["copy"],
-                                 "of_read": gb_s / ref_gb_s["read"]})
+                    rows.append(
+                        {
+                            "case": f"project {dtype} B=1 k={k} V={V}",
+                            "w_bytes": w_bytes,
+                            "contender": name,
+                            "gb_s": gb_s,
+                            "copy_gb_s": ref_gb_s["copy"],
+                            "read_gb_s": ref_gb_s["read"],
+                            "of_copy": gb_s / ref_gb_s["copy"],
+                            "of_read": gb_s / ref_gb_s["read"],
+                        }
+                    )
             log(f"  bandwidth project {dtype} k={k} V={V}")
     return {"array_bytes": array_bytes, "rows": rows} if rows else None
 
@@ -158,6 +178,7 @@ def run_bandwidth(plan: cases.Plan, array_bytes: int, rounds: int, min_time: flo
 # ---------------------------------------------------------------------------
 # Issue 3: many draws from one distribution
 # ---------------------------------------------------------------------------
+
 
 def run_draws(dtypes, sizes, rounds: int, min_time: float, V: int = 32_000) -> list[dict]:
     rows = []
@@ -169,10 +190,18 @@ def run_draws(dtypes, sizes, rounds: int, min_time: float, V: int = 32_000) -> l
             contenders["tinyllm one call"] = lambda: tinyllm.sample(p, rng=one_rng)
             times = interleaved(contenders, rounds, min_time)
             one, tiny = times.pop("tinyllm one call").median, times["tinyllm"].median
-            rows.append({"dtype": dtype, "V": V, "size": size,
-                         "times": {n: t.to_dict() for n, t in times.items()},
-                         "one_call_s": one, "ratios": ratios(times),
-                         "cost_vs_one_call": tiny / one, "vs_separate_calls": size * one / tiny})
+            rows.append(
+                {
+                    "dtype": dtype,
+                    "V": V,
+                    "size": size,
+                    "times": {n: t.to_dict() for n, t in times.items()},
+                    "one_call_s": one,
+                    "ratios": ratios(times),
+                    "cost_vs_one_call": tiny / one,
+                    "vs_separate_calls": size * one / tiny,
+                }
+            )
             log(f"  draws {dtype} V={V} size={size}")
     return rows
 
@@ -181,18 +210,18 @@ def run_draws(dtypes, sizes, rounds: int, min_time: float, V: int = 32_000) -> l
 # End to end: generation
 # ---------------------------------------------------------------------------
 
+
 def check_same_model(model: tinyllm.TinyLM, prompt: list[int], *impls) -> None:
     """The NumPy and Python versions must compute tinyllm's logits, or the race is unfair."""
     expected = model.logits(prompt)
     rtol = 1e-3 if model.config.dtype == "float32" else 1e-9
     for impl in impls:
-        got = np.asarray(impl.logits(prompt[-model.config.context:]), dtype=np.float64)
+        got = np.asarray(impl.logits(prompt[-model.config.context :]), dtype=np.float64)
         if not np.allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max()):
             raise AssertionError(f"{type(impl).__name__} does not compute the model's logits")
 
 
-def run_generation(name: str, make, tokens: dict[str, int], rounds: int,
-                   min_time: float) -> dict:
+def run_generation(name: str, make, tokens: dict[str, int], rounds: int, min_time: float) -> dict:
     model, prompt = make()
     py, npy = models.PythonLM(model), models.NumpyLM(model)
     check_same_model(model, prompt, py, npy)
@@ -205,15 +234,20 @@ def run_generation(name: str, make, tokens: dict[str, int], rounds: int,
     times = interleaved(contenders, rounds, min_time)
     per_token = {n: t.median / tokens[n] for n, t in times.items()}
     log(f"  generation {name}")
-    return {"model": name, "config": repr(model), "tokens_per_call": tokens,
-            "times": {n: t.to_dict() for n, t in times.items()},
-            "tokens_per_s": {n: 1 / s for n, s in per_token.items()},
-            "ratios": {n: s / per_token["tinyllm"] for n, s in per_token.items() if n != "tinyllm"}}
+    return {
+        "model": name,
+        "config": repr(model),
+        "tokens_per_call": tokens,
+        "times": {n: t.to_dict() for n, t in times.items()},
+        "tokens_per_s": {n: 1 / s for n, s in per_token.items()},
+        "ratios": {n: s / per_token["tinyllm"] for n, s in per_token.items() if n != "tinyllm"},
+    }
 
 
 # ---------------------------------------------------------------------------
 # Memory
 # ---------------------------------------------------------------------------
+
 
 def traced_peak(fn):
     """(peak bytes traced by tracemalloc above the starting level while ``fn`` runs, result)."""
@@ -241,9 +275,16 @@ def run_memory(token_counts: dict[str, tuple[int, ...]]) -> dict:
         for n in token_counts[name]:
             gen_peak, text = traced_peak(lambda: model.generate(prompt, n, rng=0))
             stream_peak, _ = traced_peak(lambda: consume(model.stream_positions(prompt, n, rng=0)))
-            model_rows.append({"model": name, "n": n, "generate_peak": gen_peak,
-                               "result_bytes": sys.getsizeof(text), "stream_peak": stream_peak,
-                               "logits_bytes": logits_bytes})
+            model_rows.append(
+                {
+                    "model": name,
+                    "n": n,
+                    "generate_peak": gen_peak,
+                    "result_bytes": sys.getsizeof(text),
+                    "stream_peak": stream_peak,
+                    "logits_bytes": logits_bytes,
+                }
+            )
             log(f"  memory {name} N={n}")
         rows += model_rows
         verdicts.append(memory_verdict(name, model_rows[0], model_rows[-1]))
@@ -256,19 +297,28 @@ def memory_verdict(name: str, small: dict, large: dict) -> str:
     gen = (large["generate_peak"] - small["generate_peak"]) / extra
     stream = (large["stream_peak"] - small["stream_peak"]) / extra
     array_header = sys.getsizeof(np.empty(0))  # the smallest possible array object
-    kept = "no per-token arrays are kept" if stream < array_header else (
-        f"**something per token is kept** ({stream:.0f} B/token while streaming)")
-    why = " (the returned text, its word list and the list of positions)" if gen >= 1 else (
-        " (the growing result stays below one step's working set)")
-    return (f"{name}: from N={small['n']:,} to N={large['n']:,} the `generate` peak grows by "
-            f"{round(gen)} B/token{why}, "
-            f"the `stream` peak by {round(stream)} B/token: {kept} "
-            f"(one logits array is {small['logits_bytes']:,} B, an empty array {array_header} B).")
+    kept = (
+        "no per-token arrays are kept"
+        if stream < array_header
+        else (f"**something per token is kept** ({stream:.0f} B/token while streaming)")
+    )
+    why = (
+        " (the returned text, its word list and the list of positions)"
+        if gen >= 1
+        else (" (the growing result stays below one step's working set)")
+    )
+    return (
+        f"{name}: from N={small['n']:,} to N={large['n']:,} the `generate` peak grows by "
+        f"{round(gen)} B/token{why}, "
+        f"the `stream` peak by {round(stream)} B/token: {kept} "
+        f"(one logits array is {small['logits_bytes']:,} B, an empty array {array_header} B)."
+    )
 
 
 # ---------------------------------------------------------------------------
 # Accuracy
 # ---------------------------------------------------------------------------
+
 
 def softmax_error(V: int, dtype: str) -> float:
     """Largest relative error of tinyllm.softmax against the same inputs in long double."""
@@ -279,14 +329,21 @@ def softmax_error(V: int, dtype: str) -> float:
 
 
 def run_accuracy(plan: cases.Plan) -> list[dict]:
-    return [{"key": f"accuracy softmax {dtype} V={V}", "error": softmax_error(V, dtype),
-             "reference_eps": float(np.finfo(np.longdouble).eps)}
-            for dtype in plan.dtypes for V in targets.ALL_V]
+    return [
+        {
+            "key": f"accuracy softmax {dtype} V={V}",
+            "error": softmax_error(V, dtype),
+            "reference_eps": float(np.finfo(np.longdouble).eps),
+        }
+        for dtype in plan.dtypes
+        for V in targets.ALL_V
+    ]
 
 
 # ---------------------------------------------------------------------------
 # Putting it together
 # ---------------------------------------------------------------------------
+
 
 def figures(results: dict) -> dict[str, dict[str, float]]:
     """Every measured figure a target can name: {case key: {contender: speed-up or error}}."""
@@ -299,24 +356,46 @@ def figures(results: dict) -> dict[str, dict[str, float]]:
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Benchmark tinyllm against pure Python, NumPy, SciPy and PyTorch.",
-        epilog="Run as: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py")
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer sizes, rounds and tokens (under a minute)")
+        epilog="Run as: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer sizes, rounds and tokens (under a minute)"
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds per case (7; quick 3)")
-    parser.add_argument("--min-time", type=float,
-                        help="seconds of calls per sample (0.03; quick 0.005)")
-    parser.add_argument("--only", metavar="REGEX",
-                        help="only cases/sections whose name matches, e.g. 'softmax float32' "
-                             "or 'generation|memory'")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="tinyllm's thread count (1 today); PyTorch and NumPy's BLAS "
-                             "are pinned to it")
-    parser.add_argument("--blas-threads", type=int,
-                        help="NumPy's BLAS threads (default: --threads; 0: the BLAS default)")
-    parser.add_argument("--plot", nargs="?", const=RESULTS / "speedup.png", type=Path,
-                        metavar="PNG", help="draw speed-up vs size (default %(const)s)")
-    parser.add_argument("--out", type=Path, default=RESULTS,
-                        help="where latest.json and latest.md go (default %(default)s)")
+    parser.add_argument(
+        "--min-time", type=float, help="seconds of calls per sample (0.03; quick 0.005)"
+    )
+    parser.add_argument(
+        "--only",
+        metavar="REGEX",
+        help="only cases/sections whose name matches, e.g. 'softmax float32' "
+        "or 'generation|memory'",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="tinyllm's thread count (1 today); PyTorch and NumPy's BLAS are pinned to it",
+    )
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        help="NumPy's BLAS threads (default: --threads; 0: the BLAS default)",
+    )
+    parser.add_argument(
+        "--plot",
+        nargs="?",
+        const=RESULTS / "speedup.png",
+        type=Path,
+        metavar="PNG",
+        help="draw speed-up vs size (default %(const)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS,
+        help="where latest.json and latest.md go (default %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -351,32 +430,51 @@ def main(argv=None) -> None:
     with machine.blas_threads(blas_limit):
         results: dict = {"machine": machine.describe(args.threads)}
         if results["machine"]["env"]["openblas_tuning_vars_set"]:
-            log("warning: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set and slow NumPy down; run "
-                "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py`")
+            log(
+                "warning: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set and slow NumPy down; run "
+                "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py`"
+            )
         log("kernels")
         results["kernels"] = run_kernels(plan, selected, rounds, min_time)
-        results["bandwidth"] = (run_bandwidth(plan, 2**26 if quick else 2**28, rounds, min_time)
-                                if selected("bandwidth") else None)
-        results["draws"] = (run_draws(plan.dtypes[-1:] if quick else plan.dtypes,
-                                      (1, 1_000, 100_000), rounds, min_time)
-                            if selected("draws") else [])
-        gen_tokens = {"blog": {"tinyllm": 200, "numpy": 200, "python": 200},
-                      "large": {"tinyllm": 20, "numpy": 20, "python": 1 if quick else 2}}
+        results["bandwidth"] = (
+            run_bandwidth(plan, 2**26 if quick else 2**28, rounds, min_time)
+            if selected("bandwidth")
+            else None
+        )
+        results["draws"] = (
+            run_draws(
+                plan.dtypes[-1:] if quick else plan.dtypes, (1, 1_000, 100_000), rounds, min_time
+            )
+            if selected("draws")
+            else []
+        )
+        gen_tokens = {
+            "blog": {"tinyllm": 200, "numpy": 200, "python": 200},
+            "large": {"tinyllm": 20, "numpy": 20, "python": 1 if quick else 2},
+        }
         results["generation"] = [
             run_generation(name, make, gen_tokens[name], rounds, min_time)
             for name, make in (("blog", models.blog_model), ("large", models.large_model))
-            if selected(f"generation {name}")]
-        results["memory"] = (run_memory({"blog": (100, 10_000),
-                                         "large": (100, 1_000 if quick else 10_000)})
-                             if selected("memory") else None)
+            if selected(f"generation {name}")
+        ]
+        results["memory"] = (
+            run_memory({"blog": (100, 10_000), "large": (100, 1_000 if quick else 10_000)})
+            if selected("memory")
+            else None
+        )
         results["accuracy"] = run_accuracy(plan) if selected("accuracy") else []
     results["targets"] = targets.check_all(figures(results))
-    results["meta"] = {"mode": "quick" if quick else "full", "rounds": rounds,
-                       "blas_threads_limit": blas_limit or "library default",
-                       "min_time": min_time, "only": args.only, "argv": sys.argv[1:],
-                       "not_run": cases.not_run(plan),
-                       "seconds": time.perf_counter() - started,
-                       "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+    results["meta"] = {
+        "mode": "quick" if quick else "full",
+        "rounds": rounds,
+        "blas_threads_limit": blas_limit or "library default",
+        "min_time": min_time,
+        "only": args.only,
+        "argv": sys.argv[1:],
+        "not_run": cases.not_run(plan),
+        "seconds": time.perf_counter() - started,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
     json_path, md_path = report.write(results, args.out)
     print(report.markdown(results))
     log(f"wrote {json_path} and {md_path} ({results['meta']['seconds']:.0f} s)")

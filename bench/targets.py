@@ -17,9 +17,9 @@ ALL_V = (5, 1_000, 32_000, 1_000_000)
 
 @dataclass(frozen=True)
 class Target:
-    goal: str            # the wording, short
-    key: str             # the measured case
-    vs: str              # the contender (or "error" for accuracy)
+    goal: str  # the wording, short
+    key: str  # the measured case
+    vs: str  # the contender (or "error" for accuracy)
     needed: float
     more_is_better: bool = True
 
@@ -31,8 +31,15 @@ class Target:
             status = "MET"
         else:
             status = "NOT MET"
-        return {"goal": self.goal, "case": self.key, "vs": self.vs, "needed": self.needed,
-                "more_is_better": self.more_is_better, "measured": value, "status": status}
+        return {
+            "goal": self.goal,
+            "case": self.key,
+            "vs": self.vs,
+            "needed": self.needed,
+            "more_is_better": self.more_is_better,
+            "measured": value,
+            "status": status,
+        }
 
 
 def targets() -> list[Target]:
@@ -47,32 +54,57 @@ def targets() -> list[Target]:
     for dt in DTYPES:
         key = f"sample_logits_T{TEMPERATURE} {dt} B=1 V=32000"
         rows.append(Target("sample_logits(T) ≥ 10× NumPy softmax + choice", key, "numpy", 10))
-        rows.append(Target("sample_logits(T) ≥ 10× torch softmax + multinomial",
-                           key, "torch", 10))
-        rows.append(Target(f"top-p {TOP_P} ≥ 5× argsort NumPy",
-                           f"sample_logits_top_p{TOP_P} {dt} B=1 V=32000", "numpy", 5))
+        rows.append(Target("sample_logits(T) ≥ 10× torch softmax + multinomial", key, "torch", 10))
+        rows.append(
+            Target(
+                f"top-p {TOP_P} ≥ 5× argsort NumPy",
+                f"sample_logits_top_p{TOP_P} {dt} B=1 V=32000",
+                "numpy",
+                5,
+            )
+        )
     for dt in DTYPES:
         for V in ALL_V:
-            rows.append(Target("sample ≥ 10× Generator.choice(p=) at every V",
-                               f"sample {dt} B=1 V={V}", "numpy", 10))
-    rows.append(Target("project f32 ≥ 3× h @ W at the blog's size",
-                       "project float32 B=1 k=1 V=5", "numpy", 3))
-    rows.append(Target("project f32 ≥ 0.8× NumPy BLAS at k=256, V=50k",
-                       "project float32 B=1 k=256 V=50000", "numpy", 0.8))
+            rows.append(
+                Target(
+                    "sample ≥ 10× Generator.choice(p=) at every V",
+                    f"sample {dt} B=1 V={V}",
+                    "numpy",
+                    10,
+                )
+            )
+    rows.append(
+        Target(
+            "project f32 ≥ 3× h @ W at the blog's size", "project float32 B=1 k=1 V=5", "numpy", 3
+        )
+    )
+    rows.append(
+        Target(
+            "project f32 ≥ 0.8× NumPy BLAS at k=256, V=50k",
+            "project float32 B=1 k=256 V=50000",
+            "numpy",
+            0.8,
+        )
+    )
     for dt in DTYPES:
         for n in (6, 100, 1_000):
-            rows.append(Target("dot not slower than np.dot for n ≤ 1000",
-                               f"dot {dt} n={n}", "numpy", 1))
-    rows.append(Target("generation, blog model ≥ 30× pure Python",
-                       "generation blog", "python", 30))
-    rows.append(Target("generation, large ≥ 100× pure Python",
-                       "generation large", "python", 100))
+            rows.append(
+                Target("dot not slower than np.dot for n ≤ 1000", f"dot {dt} n={n}", "numpy", 1)
+            )
+    rows.append(Target("generation, blog model ≥ 30× pure Python", "generation blog", "python", 30))
+    rows.append(Target("generation, large ≥ 100× pure Python", "generation large", "python", 100))
     rows.append(Target("generation, large ≥ 2× NumPy", "generation large", "numpy", 2))
     for dt, bound in (("float32", 2e-6), ("float64", 1e-13)):
         for V in ALL_V:
-            rows.append(Target(f"softmax {dt} within {bound:g} relative of a precise reference",
-                               f"accuracy softmax {dt} V={V}", "error", bound,
-                               more_is_better=False))
+            rows.append(
+                Target(
+                    f"softmax {dt} within {bound:g} relative of a precise reference",
+                    f"accuracy softmax {dt} V={V}",
+                    "error",
+                    bound,
+                    more_is_better=False,
+                )
+            )
     return rows
 
 

@@ -37,8 +37,16 @@ import time
 import numpy as np
 
 V, D_EMB, CONTEXT, HIDDEN = 32_000, 64, 8, 256
-NUMPY_PHASES = ("gather + f1", "f2 = H W2", "softmax + xent + dZ", "dW2 = H^T dZ", "dH",
-                "dW1, dX, scatter", "finiteness check", "optimizer update")
+NUMPY_PHASES = (
+    "gather + f1",
+    "f2 = H W2",
+    "softmax + xent + dZ",
+    "dW2 = H^T dZ",
+    "dH",
+    "dW1, dX, scatter",
+    "finiteness check",
+    "optimizer update",
+)
 
 
 def numpy_state(E, W1, W2, optimizer, momentum=0.9, b1=0.9, b2=0.999, eps=1e-8, phases=None):
@@ -95,8 +103,9 @@ def numpy_state(E, W1, W2, optimizer, momentum=0.9, b1=0.9, b2=0.999, eps=1e-8, 
                 p -= lr * mhat / (np.sqrt(vhat) + eps)
         if phases is not None:
             t7 = clock()
-            for name, dt in zip(NUMPY_PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4,
-                                               t6 - t5, 0.0, t7 - t6)):
+            for name, dt in zip(
+                NUMPY_PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, 0.0, t7 - t6)
+            ):
                 phases.setdefault(name, []).append(dt)
         return loss
 
@@ -113,11 +122,13 @@ def on_isa(step, isa: str):
             return step(*args)
         finally:
             _cpu.use(previous)
+
     return run_step
 
 
-def run(batch_size: int, optimizer: str, rounds: int, warmup: int = 2,
-        profile: bool = False) -> dict:
+def run(
+    batch_size: int, optimizer: str, rounds: int, warmup: int = 2, profile: bool = False
+) -> dict:
     rng = np.random.default_rng(0)
     f = np.float32
     E = rng.standard_normal((V, D_EMB)).astype(f)
@@ -153,10 +164,19 @@ def run(batch_size: int, optimizer: str, rounds: int, warmup: int = 2,
                 for phase, dt in used_state._phase_seconds().items():
                     tl_phases.setdefault(phase, []).append(dt)
     medians = {name: statistics.median(ts) for name, ts in times.items()}
-    phase_medians = {side: {k: statistics.median(v) for k, v in ph.items()}
-                     for side, ph in (("numpy", np_phases), ("tinyllm", tl_phases)) if ph}
-    return {"batch_size": batch_size, "optimizer": optimizer, "medians": medians,
-            "used": used, "times": times, "phases": phase_medians}
+    phase_medians = {
+        side: {k: statistics.median(v) for k, v in ph.items()}
+        for side, ph in (("numpy", np_phases), ("tinyllm", tl_phases))
+        if ph
+    }
+    return {
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "medians": medians,
+        "used": used,
+        "times": times,
+        "phases": phase_medians,
+    }
 
 
 def blas_threads() -> str:
@@ -165,8 +185,12 @@ def blas_threads() -> str:
         from threadpoolctl import threadpool_info
     except ImportError:
         return "unknown (threadpoolctl not installed)"
-    info = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}: "
-            f"{i['num_threads']}" for i in threadpool_info() if i.get("user_api") == "blas"]
+    info = [
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}: "
+        f"{i['num_threads']}"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
     return "; ".join(info) or "none found"
 
 
@@ -175,8 +199,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--optimizer", nargs="+", choices=("adam", "sgd"), default=["adam", "sgd"])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--blas-threads", type=int, default=1,
-                        help="BLAS threads, for both sides (default 1; 0: BLAS's default)")
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="BLAS threads, for both sides (default 1; 0: BLAS's default)",
+    )
     parser.add_argument("--profile", action="store_true", help="also time each phase of a step")
     args = parser.parse_args()
     limiter = None
@@ -185,9 +213,11 @@ def main() -> None:
 
         limiter = threadpool_limits(args.blas_threads, user_api="blas")
     print(f"# Training throughput: V={V}, d={D_EMB}, c={CONTEXT}, h={HIDDEN}, float32")
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy "
-          f"{np.__version__}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}; "
-          f"BLAS threads (both sides): {blas_threads()}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy "
+        f"{np.__version__}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}; "
+        f"BLAS threads (both sides): {blas_threads()}"
+    )
     print()
     print("| batch | optimizer | contender | ms/step | tokens/s | speed-up vs numpy |")
     print("|------:|-----------|-----------|--------:|---------:|------------------:|")
@@ -200,8 +230,10 @@ def main() -> None:
             for name, t in r["medians"].items():
                 mark = " (used)" if name == r["used"] else ""
                 ratio = "" if name == "numpy" else f"{base / t:.2f}×"
-                print(f"| {B} | {opt} | {name}{mark} | {t * 1e3:.1f} | {B / t:,.0f} | {ratio} |",
-                      flush=True)
+                print(
+                    f"| {B} | {opt} | {name}{mark} | {t * 1e3:.1f} | {B / t:,.0f} | {ratio} |",
+                    flush=True,
+                )
     if args.profile:
         print("\n# Median ms per phase (numpy | tinyllm, the variant used)\n")
         print("| batch | optimizer | " + " | ".join(NUMPY_PHASES) + " |")
@@ -211,8 +243,9 @@ def main() -> None:
             cells = []
             for k, name in enumerate(NUMPY_PHASES):
                 tl = list(ph.get("tinyllm", {}).values())
-                cells.append(f"{ph['numpy'][name] * 1e3:.2f} \\| "
-                             + (f"{tl[k] * 1e3:.2f}" if tl else "-"))
+                cells.append(
+                    f"{ph['numpy'][name] * 1e3:.2f} \\| " + (f"{tl[k] * 1e3:.2f}" if tl else "-")
+                )
             print(f"| {r['batch_size']} | {r['optimizer']} | " + " | ".join(cells) + " |")
     if limiter is not None:
         limiter.unregister() if hasattr(limiter, "unregister") else None

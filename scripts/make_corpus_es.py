@@ -41,11 +41,27 @@ OPENERS = ["", "", "", "hoy ", "en mi pueblo ", "desde aquí ", "esta mañana "]
 
 # (weather phrase, sentences that follow well)
 WEATHER = [
-    "hace frío", "hace mucho frío", "hace calor", "hace sol", "hace viento",
-    "llueve", "nieva", "hay nubes", "hay niebla",
+    "hace frío",
+    "hace mucho frío",
+    "hace calor",
+    "hace sol",
+    "hace viento",
+    "llueve",
+    "nieva",
+    "hay nubes",
+    "hay niebla",
 ]
-WHEN = ["en invierno", "en verano", "en otoño", "en primavera", "por la noche",
-        "por la mañana", "hoy", "en la montaña", "junto al mar"]
+WHEN = [
+    "en invierno",
+    "en verano",
+    "en otoño",
+    "en primavera",
+    "por la noche",
+    "por la mañana",
+    "hoy",
+    "en la montaña",
+    "junto al mar",
+]
 WHEN_WEATHER = {
     "en invierno": ["hace frío", "hace mucho frío", "nieva", "llueve", "hace viento"],
     "en verano": ["hace calor", "hace sol"],
@@ -191,9 +207,11 @@ def main() -> None:
         if seen[line] <= 3:
             kept.append(line)
     rng.shuffle(kept)
-    header = ("# tinyllm's built-in corpus: short Spanish sentences about the sky, the sea,\n"
-              "# colours, the weather and the cold, one per line (written for this project;\n"
-              "# regenerate with scripts/make_corpus_es.py). Lines starting with # are comments.\n")
+    header = (
+        "# tinyllm's built-in corpus: short Spanish sentences about the sky, the sea,\n"
+        "# colours, the weather and the cold, one per line (written for this project;\n"
+        "# regenerate with scripts/make_corpus_es.py). Lines starting with # are comments.\n"
+    )
     OUT.write_text(header + "\n".join(kept) + "\n", encoding="utf-8")
     print(f"{len(kept)} sentences -> {OUT}")
 

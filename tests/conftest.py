@@ -24,9 +24,9 @@ RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 # ---------------------------------------------------------------------------
 BLOG_PROMPT = "el cielo es"
 BLOG_IDS = [578, 350, 698]
-BLOG_X = [0.3, -0.6, 0.8, -0.1, 0.1, -0.1]   # the three embeddings, end to end
-BLOG_W1 = [1, 0.5, 1.5, 1, 0.5, 1.5]         # f1 = x · W1 = 1.0
-BLOG_W2 = [2.5, 0.7, 2.0, 0.2, 0.5]          # W2's one row: with f1 = 1, the logits
+BLOG_X = [0.3, -0.6, 0.8, -0.1, 0.1, -0.1]  # the three embeddings, end to end
+BLOG_W1 = [1, 0.5, 1.5, 1, 0.5, 1.5]  # f1 = x · W1 = 1.0
+BLOG_W2 = [2.5, 0.7, 2.0, 0.2, 0.5]  # W2's one row: with f1 = 1, the logits
 BLOG_LOGITS = [2.5, 0.7, 2.0, 0.2, 0.5]
 BLOG_PROBS = [0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992]
 BLOG_PART2_LOGITS = [4500, 1260, 3600, 360, 900]
@@ -37,6 +37,7 @@ BLOG_PART2_PROBS = [0.423729, 0.118644, 0.338983, 0.033898, 0.084746]
 # Instruction sets: the kernels are built once per instruction set, and the tests
 # run them all (tinyllm.softmax and friends run the one tinyllm._cpu picked)
 # ---------------------------------------------------------------------------
+
 
 @contextmanager
 def running(isa: str) -> Iterator[None]:
@@ -71,6 +72,7 @@ class Isa:
         def on_this_isa(*args, **kwargs):
             with running(self.name):
                 return func(*args, **kwargs)
+
         return on_this_isa
 
 
@@ -100,7 +102,17 @@ def each_isa(request) -> Iterator[str]:
 
 
 #: Memory layouts an input may come in; ``with_layout`` makes each of them.
-LAYOUTS = ["C", "F", "strided", "sliced", "row-steps", "reversed", "transposed", "readonly", "unaligned"]
+LAYOUTS = [
+    "C",
+    "F",
+    "strided",
+    "sliced",
+    "row-steps",
+    "reversed",
+    "transposed",
+    "readonly",
+    "unaligned",
+]
 
 
 def with_layout(a: np.ndarray, layout: str) -> np.ndarray:

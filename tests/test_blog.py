@@ -1,4 +1,5 @@
 """The numbers of the blog's three parts (../shared/reference/README.md)."""
+
 import numpy as np
 import pytest
 
@@ -14,7 +15,7 @@ def test_part1_linear_model():
     r2 = blog.part1(weights=(1.0, 2.0, 0.5))
     assert r2.y == 227.0 and r2.word == "azul"
     r3 = blog.part1(weights=(1.0, 1.0, 1.0))
-    assert r3.y == 926.0 and r3.word is None   # not an id at all: the post's first problem
+    assert r3.y == 926.0 and r3.word is None  # not an id at all: the post's first problem
 
 
 def test_part2_probabilities():

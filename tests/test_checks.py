@@ -21,6 +21,7 @@ from conftest import BLOG_LOGITS, BLOG_PROBS
 # Strides
 # ===========================================================================
 
+
 def test_broadcast_input():
     row = np.array([0.0, math.log(3)])
     x = np.broadcast_to(row, (4, 2))  # stride 0 and read-only
@@ -34,7 +35,17 @@ def test_broadcast_input():
 # dtype rules
 # ===========================================================================
 
-OTHER_REAL = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint64, np.float16, np.longdouble]
+OTHER_REAL = [
+    np.bool_,
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint64,
+    np.float16,
+    np.longdouble,
+]
 
 
 @pytest.mark.parametrize("in_dtype", OTHER_REAL, ids=lambda d: np.dtype(d).name)
@@ -88,8 +99,9 @@ def test_non_real_dtypes_are_type_errors(bad):
         "dot x": lambda: tinyllm.dot(bad, good),
         "dot w": lambda: tinyllm.dot(good, bad),
         "project h": lambda: tinyllm.project(bad, np.ones((2, 2))),
-        "project W": lambda: tinyllm.project(good, np.stack([bad, bad]) if isinstance(bad, np.ndarray)
-                                             else [bad, bad]),
+        "project W": lambda: tinyllm.project(
+            good, np.stack([bad, bad]) if isinstance(bad, np.ndarray) else [bad, bad]
+        ),
         "softmax": lambda: tinyllm.softmax(bad),
         "log_softmax": lambda: tinyllm.log_softmax(bad),
     }
@@ -103,6 +115,7 @@ def test_non_real_dtypes_are_type_errors(bad):
 # out=
 # ===========================================================================
 
+
 def _readonly(shape, dtype):
     a = np.zeros(shape, dtype)
     a.flags.writeable = False
@@ -113,10 +126,14 @@ def _readonly(shape, dtype):
 #: wrong type or dtype is a TypeError, the wrong shape or a read-only array a ValueError.
 BAD_OUTS = {
     "wrong-shape": (lambda shape, dtype: np.zeros(shape + (1,), dtype), ValueError),
-    "transposed-shape": (lambda shape, dtype: np.zeros(shape[::-1] if len(shape) == 2 else (1,) + shape,
-                                                       dtype), ValueError),
-    "wrong-dtype": (lambda shape, dtype: np.zeros(shape, np.float64 if dtype == np.float32 else np.float32),
-                    TypeError),
+    "transposed-shape": (
+        lambda shape, dtype: np.zeros(shape[::-1] if len(shape) == 2 else (1,) + shape, dtype),
+        ValueError,
+    ),
+    "wrong-dtype": (
+        lambda shape, dtype: np.zeros(shape, np.float64 if dtype == np.float32 else np.float32),
+        TypeError,
+    ),
     "read-only": (_readonly, ValueError),
     "list": (lambda shape, dtype: np.zeros(shape, dtype).tolist(), TypeError),
     "matrix-of-ints": (lambda shape, dtype: np.zeros(shape, np.int64), TypeError),

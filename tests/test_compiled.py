@@ -113,6 +113,7 @@ def _assert_install_message(output, module):
 # The happy path
 # ===========================================================================
 
+
 def test_exports_are_the_compiled_functions():
     assert set(EXPORTS) | {"SIMD"} == set(_compiled.__all__)
     for name, stem in EXPORTS.items():
@@ -132,11 +133,20 @@ def test_instruction_set_follows_the_cpu_and_the_environment():
     assert _cpu.best_available("") == best and _cpu.best_available("nonsense") == best
     assert _cpu.best_available("baseline") == "baseline"
     code = "import tinyllm, tinyllm._cpu as c; print(tinyllm._compiled.SIMD, c.active())"
-    for env, want in (({"TINYLLM_SIMD": "baseline"}, "baseline"), ({"TINYLLM_SIMD": ""}, best),
-                      ({"TINYLLM_SIMD": "avx2"}, "avx2" if "avx2" in _cpu.available() else "baseline"),
-                      ({"TINYLLM_SIMD": "avx512"}, best)):
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                cwd=PACKAGE_DIR.parent, env={**os.environ, **env}, timeout=120)
+    for env, want in (
+        ({"TINYLLM_SIMD": "baseline"}, "baseline"),
+        ({"TINYLLM_SIMD": ""}, best),
+        ({"TINYLLM_SIMD": "avx2"}, "avx2" if "avx2" in _cpu.available() else "baseline"),
+        ({"TINYLLM_SIMD": "avx512"}, best),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=PACKAGE_DIR.parent,
+            env={**os.environ, **env},
+            timeout=120,
+        )
         assert result.stdout.split() == [want, want], result.stderr
 
 
@@ -147,9 +157,10 @@ def test_use_switches_every_kernel_at_once():
         for isa in _cpu.available():
             previous = _cpu.use(isa)
             assert _cpu.active() == isa and previous in _cpu.available()
-            assert _cpu.kernels_module(isa).ISA == isa
-            np.testing.assert_allclose(tinyllm.softmax(x), np.exp(x) / np.exp(x).sum(-1, keepdims=True),
-                                       rtol=1e-12)
+            assert isa == _cpu.kernels_module(isa).ISA
+            np.testing.assert_allclose(
+                tinyllm.softmax(x), np.exp(x) / np.exp(x).sum(-1, keepdims=True), rtol=1e-12
+            )
     finally:
         _cpu.use(start)
     with pytest.raises(ValueError, match="not available"):
@@ -180,12 +191,13 @@ def test_subprocess_imports_the_same_tinyllm():
     output = _import_in_subprocess("tinyllm")
     assert output.startswith("imported from "), output
     # resolve(): temporary folders are reached through symlinks on macOS.
-    assert Path(output.strip()[len("imported from "):]).resolve() == PACKAGE_DIR / "__init__.py"
+    assert Path(output.strip()[len("imported from ") :]).resolve() == PACKAGE_DIR / "__init__.py"
 
 
 # ===========================================================================
 # A compiled module that is missing
 # ===========================================================================
+
 
 @pytest.mark.parametrize("module", _compiled_modules())
 def test_missing_compiled_module_gives_install_message(module):
@@ -204,11 +216,13 @@ def test_import_tinyllm_without_kernels_gives_install_message():
 # Compiled modules built for another Python
 # ===========================================================================
 
+
 def _foreign_name(path):
     """The file name an extension module would have if built for CPython 3.9."""
     stem = path.name.split(".")[0]
-    return stem + (".cp39-win_amd64.pyd" if path.suffix == ".pyd"
-                   else ".cpython-39-x86_64-linux-gnu.so")
+    return stem + (
+        ".cp39-win_amd64.pyd" if path.suffix == ".pyd" else ".cpython-39-x86_64-linux-gnu.so"
+    )
 
 
 def test_build_for_another_python_gives_install_message(tmp_path):
@@ -222,7 +236,7 @@ def test_build_for_another_python_gives_install_message(tmp_path):
     assert renamed, f"no compiled modules found in {PACKAGE_DIR}"
 
     output = _import_in_subprocess("tinyllm._compiled", package_dir=copy, bare_package=True)
-    _assert_install_message(output, "tinyllm._cpu")          # the first one imported
+    _assert_install_message(output, "tinyllm._cpu")  # the first one imported
     assert "built for another Python" in output
     assert "_cpu.cp" in output  # the file that was found is named
 

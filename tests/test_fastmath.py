@@ -28,11 +28,16 @@ def _points(dtype, nonpos):
         lo, hi, subnormal = -746.0, 709.78, (-745.2, -708.3)
     else:
         lo, hi, subnormal = -104.0, 88.72, (-103.98, -87.3)
-    x = np.concatenate([
-        rng.uniform(lo, hi, 200_000), rng.uniform(-1, 1, 50_000), rng.uniform(*subnormal, 50_000),
-        -np.logspace(-30, np.log10(-lo), 20_000), np.logspace(-30, np.log10(hi), 20_000),
-        [0.0, -0.0, np.finfo(dtype).tiny, -np.finfo(dtype).tiny, -1e-30, lo, hi],
-    ]).astype(dtype)
+    x = np.concatenate(
+        [
+            rng.uniform(lo, hi, 200_000),
+            rng.uniform(-1, 1, 50_000),
+            rng.uniform(*subnormal, 50_000),
+            -np.logspace(-30, np.log10(-lo), 20_000),
+            np.logspace(-30, np.log10(hi), 20_000),
+            [0.0, -0.0, np.finfo(dtype).tiny, -np.finfo(dtype).tiny, -1e-30, lo, hi],
+        ]
+    ).astype(dtype)
     return x[x <= 0] if nonpos else x
 
 
@@ -64,7 +69,9 @@ def test_exp_special_values(build, nonpos, dtype):
     assert np.isnan(got[1])
     np.testing.assert_array_equal(got[2:4], 1.0)
     if not nonpos:
-        np.testing.assert_array_equal(build._exp(np.array([np.inf, 1e4, np.finfo(dtype).max], dtype)), np.inf)
+        np.testing.assert_array_equal(
+            build._exp(np.array([np.inf, 1e4, np.finfo(dtype).max], dtype)), np.inf
+        )
 
 
 @builds
@@ -94,11 +101,16 @@ TEMPERATURES = [1.0, 0.8, 3.7, 0.01, 100.0, 1e-25, 1e25, 1e-30, 1e30]
 def _scaled_logits(dtype, t, seed=0):
     """Logits whose (x - max) / t covers [-95, 0] (and beyond -707 in float64)."""
     rng = np.random.default_rng(seed)
-    a = np.concatenate([
-        rng.uniform(-95.0, 0.0, 20_000), rng.uniform(-1.0, 0.0, 5_000), -np.logspace(-12, 2, 2_000),
-        rng.uniform(-800.0, -600.0, 2_000), [-86.0, -85.99, -707.0, -706.99, 0.0],
-    ])
-    top = 3.0 if 1e-3 <= t <= 1e3 else 0.0   # keep x - top exact enough to cover the range
+    a = np.concatenate(
+        [
+            rng.uniform(-95.0, 0.0, 20_000),
+            rng.uniform(-1.0, 0.0, 5_000),
+            -np.logspace(-12, 2, 2_000),
+            rng.uniform(-800.0, -600.0, 2_000),
+            [-86.0, -85.99, -707.0, -706.99, 0.0],
+        ]
+    )
+    top = 3.0 if 1e-3 <= t <= 1e3 else 0.0  # keep x - top exact enough to cover the range
     x = (top + a * t).astype(dtype)
     rng.shuffle(x)
     return np.concatenate([x, [-np.inf, dtype(top)]]).astype(dtype)
@@ -144,7 +156,7 @@ def test_sampling_weights_flush_to_zero(build, dtype, t):
     assert np.all(w[a < CUTOFF[dtype] - margin] == 0.0)
     assert np.all(w[a > CUTOFF[dtype] + margin] >= np.finfo(dtype).tiny)
     assert not np.any((w > 0) & (w < np.finfo(dtype).tiny))
-    assert w[-1] == 1.0 and w[-2] == 0.0          # the max, and -inf
+    assert w[-1] == 1.0 and w[-2] == 0.0  # the max, and -inf
     assert np.all(w[x == x.max()] == 1.0)
 
 
@@ -183,8 +195,10 @@ def test_sampling_weights_outside_the_fast_path(build, dtype):
     assert build._exp_weights(x, 1e-31) is None and build._exp_weights(x, 1e31) is None
     assert build._exp_weights(np.array([-np.inf, -np.inf], dtype), 1.0) is None
     assert build._exp_weights(np.array([0.0, np.inf], dtype), 1.0) is None
-    bits = {np.float32: (np.uint32, [0x7FC00000, 0x7FC001FF, 0xFFC00001, 0x7F800001]),
-            np.float64: (np.uint64, [0x7FF8000000000000, 0x7FF00000000007A2, 0xFFF8000000000FFF])}
+    bits = {
+        np.float32: (np.uint32, [0x7FC00000, 0x7FC001FF, 0xFFC00001, 0x7F800001]),
+        np.float64: (np.uint64, [0x7FF8000000000000, 0x7FF00000000007A2, 0xFFF8000000000FFF]),
+    }
     utype, patterns = bits[dtype]
     for pattern in patterns:
         for V in (5, 100, 1_000):

@@ -65,13 +65,16 @@ def child(*argv, **kwargs) -> subprocess.Popen:
 # A reader that goes away
 # ---------------------------------------------------------------------------
 @posix_only
-@pytest.mark.parametrize("argv", [
-    ["explain", "el cielo es"],
-    ["explain", "el cielo es", "--json"],
-    ["sample", "el cielo es", "--draws", "300"],
-    ["generate", "el cielo es", "-n", "1000000"],
-    ["--help"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explain", "el cielo es"],
+        ["explain", "el cielo es", "--json"],
+        ["sample", "el cielo es", "--draws", "300"],
+        ["generate", "el cielo es", "-n", "1000000"],
+        ["--help"],
+    ],
+)
 def test_closed_stdout_ends_quietly(argv):
     """The reader closes the pipe at once (`| head -c 0`): no traceback, status 0."""
     p = child(*argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -84,8 +87,16 @@ def test_closed_stdout_ends_quietly(argv):
 def test_closed_stdout_mid_stream_stops_generating():
     """`generate -n 10**8 | head -c 200`: the output flows at once; when the reader
     goes, generation stops (long before the 10**8 tokens) with status 0."""
-    p = child("generate", "el cielo es", "-n", 10**8, "--seed", 0,
-              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = child(
+        "generate",
+        "el cielo es",
+        "-n",
+        10**8,
+        "--seed",
+        0,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert select.select([p.stdout], [], [], 20)[0], "no output within 20 s"
     first = p.stdout.read(200)
     p.stdout.close()
@@ -101,8 +112,17 @@ def test_train_survives_a_closed_stderr(tmp_path, progress):
     if progress == "on":
         pytest.importorskip("tqdm")
     out = tmp_path / "m.npz"
-    p = child("train", "--epochs", 3, "--out", out, "--progress", progress,
-              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = child(
+        "train",
+        "--epochs",
+        3,
+        "--out",
+        out,
+        "--progress",
+        progress,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     p.stderr.close()
     stdout = p.stdout.read().decode()
     assert p.wait(timeout=60) == 0
@@ -114,11 +134,20 @@ def test_train_survives_a_closed_stderr(tmp_path, progress):
 def test_stdout_and_stderr_closed_before_start(tmp_path):
     """`>&-` and `2>&-`: Python starts with no sys.stdout / sys.stderr at all."""
     out = tmp_path / "m.npz"
-    for argv, status in ((["explain", "el cielo es"], 0), (["explain", "el mar es"], 2),
-                         (["train", "--epochs", "1", "--out", out], 0)):
-        p = subprocess.run([*TINYLLM, *map(str, argv)], env=ENV, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, close_fds=True, timeout=60,
-                           preexec_fn=lambda: (os.close(1), os.close(2)))
+    for argv, status in (
+        (["explain", "el cielo es"], 0),
+        (["explain", "el mar es"], 2),
+        (["train", "--epochs", "1", "--out", out], 0),
+    ):
+        p = subprocess.run(
+            [*TINYLLM, *map(str, argv)],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+            timeout=60,
+            preexec_fn=lambda: (os.close(1), os.close(2)),
+        )
         assert p.returncode == status, argv
     assert out.exists()
 
@@ -135,31 +164,36 @@ def trained_file(tmp_path_factory):
 
 def plain_in(encoding: str, text: str) -> str:
     """``text`` as it must come out in ``encoding``: what it lacks, in plain characters."""
+
     def fits(ch):
         try:
             ch.encode(encoding)
         except UnicodeEncodeError:
             return False
         return True
+
     return "".join(ch if fits(ch) else cli._plain(ch) for ch in text)
 
 
 @pytest.mark.parametrize("encoding", ["ascii", "cp1252"])
-@pytest.mark.parametrize("argv", [
-    ["explain", "el cielo es"],
-    ["explain", "el cielo es", "--part", "1"],
-    ["explain", "el cielo es", "--part", "2"],
-    ["sample", "el cielo es", "--draws", "5", "--seed", "0"],
-    ["generate", "el cielo es", "-n", "40", "--seed", "0"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explain", "el cielo es"],
+        ["explain", "el cielo es", "--part", "1"],
+        ["explain", "el cielo es", "--part", "2"],
+        ["sample", "el cielo es", "--draws", "5", "--seed", "0"],
+        ["generate", "el cielo es", "-n", "40", "--seed", "0"],
+    ],
+)
 def test_encodings_without_the_characters(capsys, encoding, argv):
     """PYTHONIOENCODING=ascii or cp1252 (Windows redirections): the same text, with plain
     stand-ins for what the encoding lacks; status 0."""
     env = {**ENV, "PYTHONIOENCODING": encoding}
     p = subprocess.run([*TINYLLM, *argv], env=env, capture_output=True, timeout=60)
     assert p.returncode == 0 and p.stderr == b"", p.stderr
-    text = p.stdout.decode(encoding)        # it is that encoding, nothing else
-    status, utf8, _ = run(capsys, *argv)
+    text = p.stdout.decode(encoding)  # it is that encoding, nothing else
+    _, utf8, _ = run(capsys, *argv)
     assert text == plain_in(encoding, utf8)
     assert "█" not in text and ("#" in text) == ("█" in utf8)
     if encoding == "ascii" and argv[1:] == ["el cielo es"]:
@@ -167,17 +201,20 @@ def test_encodings_without_the_characters(capsys, encoding, argv):
 
 
 @pytest.mark.parametrize("encoding", ["ascii", "cp1252"])
-@pytest.mark.parametrize("argv", [
-    ["explain", "el cielo es", "--json"],
-    ["generate", "el cielo es", "-n", "30", "--seed", "1", "--json"],
-    ["sample", "el cielo es", "--draws", "7", "--seed", "2", "--json"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explain", "el cielo es", "--json"],
+        ["generate", "el cielo es", "-n", "30", "--seed", "1", "--json"],
+        ["sample", "el cielo es", "--draws", "7", "--seed", "2", "--json"],
+    ],
+)
 def test_json_stays_exact_in_any_encoding(capsys, encoding, argv):
     env = {**ENV, "PYTHONIOENCODING": encoding}
     p = subprocess.run([*TINYLLM, *argv], env=env, capture_output=True, timeout=60)
     assert p.returncode == 0 and p.stderr == b""
-    p.stdout.decode("ascii")                                 # \u escapes, valid UTF-8 too
-    status, utf8, _ = run(capsys, *argv)
+    p.stdout.decode("ascii")  # \u escapes, valid UTF-8 too
+    _, utf8, _ = run(capsys, *argv)
     assert json.loads(p.stdout) == json.loads(utf8)
     assert "frío" in json.dumps(json.loads(p.stdout), ensure_ascii=False)
 
@@ -187,14 +224,23 @@ def test_train_and_errors_in_a_plain_encoding(tmp_path, encoding, trained_file):
     env = {**ENV, "PYTHONIOENCODING": encoding}
     corpus = tmp_path / "c.txt"
     corpus.write_text("—el cielo es azul… ¡sí!\n" * 10, encoding="utf-8")
-    p = subprocess.run([*TINYLLM, "train", str(corpus), "--epochs", "2", "--out",
-                        str(tmp_path / "m.npz")], env=env, capture_output=True, timeout=60)
+    p = subprocess.run(
+        [*TINYLLM, "train", str(corpus), "--epochs", "2", "--out", str(tmp_path / "m.npz")],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert p.returncode == 0 and b"epoch   2" in p.stderr and b"saved to" in p.stdout
-    p = subprocess.run([*TINYLLM, "explain", "el cielo es frío.", "--model", str(trained_file)],
-                       env=env, capture_output=True, timeout=60)
+    p = subprocess.run(
+        [*TINYLLM, "explain", "el cielo es frío.", "--model", str(trained_file)],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert p.returncode == 0 and p.stderr == b""
-    p = subprocess.run([*TINYLLM, "explain", "el mar es frío"], env=env, capture_output=True,
-                       timeout=60)
+    p = subprocess.run(
+        [*TINYLLM, "explain", "el mar es frío"], env=env, capture_output=True, timeout=60
+    )
     err = p.stderr.decode(encoding)
     assert p.returncode == 2 and err.count("\n") == 1 and "unknown word 'mar'" in err
 
@@ -203,13 +249,13 @@ def test_transliteration_table():
     assert "".join(map(cli._plain, "█—…·íñÁ¿")) == "#-...*inA?"
     assert cli._plain("字") == "?"
     assert "azul █ frío".encode("ascii", cli._PLAIN_ERRORS) == b"azul # frio"
-    assert "—…".encode("cp1252", cli._PLAIN_ERRORS) == "—…".encode("cp1252")   # it has them
+    assert "—…".encode("cp1252", cli._PLAIN_ERRORS) == "—…".encode("cp1252")  # it has them
 
 
 # ---------------------------------------------------------------------------
 # Ctrl-C
 # ---------------------------------------------------------------------------
-INTERRUPT_SECONDS = 0.5 + 0.5       # the limit, plus slack for a loaded test machine
+INTERRUPT_SECONDS = 0.5 + 0.5  # the limit, plus slack for a loaded test machine
 
 
 def interrupt(p: subprocess.Popen) -> tuple[float, bytes, bytes]:
@@ -237,7 +283,9 @@ def busy(p: subprocess.Popen, cpu_seconds: float) -> None:
 
 @posix_only
 def test_ctrl_c_during_generate():
-    p = child("generate", "el cielo es", "-n", 10**8, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = child(
+        "generate", "el cielo es", "-n", 10**8, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert select.select([p.stdout], [], [], 20)[0], "no output within 20 s"
     p.stdout.read(100)
     seconds, _, err = interrupt(p)
@@ -247,9 +295,10 @@ def test_ctrl_c_during_generate():
 
 @posix_only
 def test_ctrl_c_during_sample():
-    p = child("sample", "el cielo es", "--draws", 10**12, stdout=subprocess.PIPE,
-              stderr=subprocess.PIPE)
-    busy(p, cpu_seconds=1.0)             # past the imports, drawing (it prints at the end)
+    p = child(
+        "sample", "el cielo es", "--draws", 10**12, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    busy(p, cpu_seconds=1.0)  # past the imports, drawing (it prints at the end)
     seconds, out, err = interrupt(p)
     assert p.returncode == 130 and seconds < INTERRUPT_SECONDS
     assert out == b"" and err == b"tinyllm sample: interrupted\n"
@@ -260,20 +309,24 @@ def test_ctrl_c_during_train_leaves_the_previous_model(tmp_path):
     out = tmp_path / "model.npz"
     out.write_bytes(b"the previous model")
     out.chmod(0o640)
-    p = child("train", "--epochs", 100000, "--out", out, stdout=subprocess.PIPE,
-              stderr=subprocess.PIPE)
+    p = child(
+        "train", "--epochs", 100000, "--out", out, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert p.stderr.readline().startswith(b"epoch   1"), "training did not start"
     seconds, stdout, err = interrupt(p)
     assert p.returncode == 130 and seconds < INTERRUPT_SECONDS
-    assert stdout == b"" and err.endswith(b"tinyllm train: interrupted\n") and b"Traceback" not in err
+    assert (
+        stdout == b"" and err.endswith(b"tinyllm train: interrupted\n") and b"Traceback" not in err
+    )
     assert err.count(b"interrupted") == 1
     assert out.read_bytes() == b"the previous model" and out.stat().st_mode & 0o777 == 0o640
-    assert os.listdir(tmp_path) == ["model.npz"]               # no temporary file left
+    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left
 
 
 def test_interrupt_in_process_is_status_130(capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(TinyLM, "generate_positions", interrupted)
     assert run(capsys, "generate", "el cielo es") == (130, "", "tinyllm generate: interrupted\n")
 
@@ -283,42 +336,52 @@ def test_interrupt_in_process_is_status_130(capsys, monkeypatch):
 # ---------------------------------------------------------------------------
 def peak_rss_mb(*argv) -> float:
     """The peak RSS of `tinyllm ARGV > /dev/null`, measured by a fresh helper process."""
-    code = ("import resource, subprocess, sys\n"
-            "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)\n"
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
-    p = subprocess.run([sys.executable, "-c", code, *TINYLLM, *map(str, argv)], env=ENV,
-                       capture_output=True, text=True, timeout=120)
+    code = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, *TINYLLM, *map(str, argv)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
-    return int(p.stdout) / (2**20 if sys.platform == "darwin" else 2**10)   # bytes / KiB
+    return int(p.stdout) / (2**20 if sys.platform == "darwin" else 2**10)  # bytes / KiB
 
 
 @posix_only
 def test_generate_memory_does_not_grow_with_n():
     small = peak_rss_mb("generate", "el cielo es", "-n", 10**5, "--seed", 0)
     large = peak_rss_mb("generate", "el cielo es", "-n", 3 * 10**6, "--seed", 0)
-    assert large < small + 20, (small, large)       # holding every token: 100+ MB more
+    assert large < small + 20, (small, large)  # holding every token: 100+ MB more
 
 
 @posix_only
 def test_sample_memory_does_not_grow_with_draws():
     small = peak_rss_mb("sample", "el cielo es", "--draws", 10**4, "--seed", 0)
     large = peak_rss_mb("sample", "el cielo es", "--draws", 10**6, "--seed", 0)
-    assert large < small + 8, (small, large)        # holding every draw: about 16 MB more
+    assert large < small + 8, (small, large)  # holding every draw: about 16 MB more
 
 
 # ---------------------------------------------------------------------------
 # Sizes refused before anything is allocated
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("argv", [
-    ["train", "--batch-size", str(10**12)],
-    ["train", "--dim", str(10**9)],
-    ["train", "--hidden", str(10**9)],
-    ["train", "--context", str(10**18)],
-    ["train", "--dim", str(2**63 - 1), "--hidden", str(2**63 - 1)],
-    ["sample", "el cielo es", "--draws", str(10**13), "--json"],
-    ["generate", "el cielo es", "-n", str(10**13), "--json"],
-    ["generate", "el cielo es", "-n", str(2**63 - 1), "--json"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--batch-size", str(10**12)],
+        ["train", "--dim", str(10**9)],
+        ["train", "--hidden", str(10**9)],
+        ["train", "--context", str(10**18)],
+        ["train", "--dim", str(2**63 - 1), "--hidden", str(2**63 - 1)],
+        ["sample", "el cielo es", "--draws", str(10**13), "--json"],
+        ["generate", "el cielo es", "-n", str(10**13), "--json"],
+        ["generate", "el cielo es", "-n", str(2**63 - 1), "--json"],
+    ],
+)
 def test_sizes_that_cannot_fit_are_refused_with_the_size(tmp_path, capsys, argv):
     out = tmp_path / "m.npz"
     extra = ["--out", str(out), "-q"] if argv[0] == "train" else []
@@ -330,16 +393,21 @@ def test_sizes_that_cannot_fit_are_refused_with_the_size(tmp_path, capsys, argv)
     assert not out.exists()
 
 
-@pytest.mark.parametrize("argv", [
-    ["generate", "el cielo es", "-n", "9223372036854775808"],
-    ["sample", "el cielo es", "--draws", str(10**30)],
-    ["train", "--dim", str(10**400)],
-    ["train", "--batch-size", "9" * 5000],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["generate", "el cielo es", "-n", "9223372036854775808"],
+        ["sample", "el cielo es", "--draws", str(10**30)],
+        ["train", "--dim", str(10**400)],
+        ["train", "--batch-size", "9" * 5000],
+    ],
+)
 def test_counts_beyond_64_bits_are_a_clear_error(capsys, argv):
     status, out, err = run(capsys, *argv)
     assert_one_line_error(status, out, err, argv[0])
-    assert re.search(r"argument [-\w/]+: (must be at most 9223372036854775807|is too long a number)", err)
+    assert re.search(
+        r"argument [-\w/]+: (must be at most 9223372036854775807|is too long a number)", err
+    )
     assert len(err) < 200
 
 
@@ -354,6 +422,7 @@ def test_huge_n_streams_without_json(capsys, monkeypatch):
             yield chunk
             if len(chunks) == 3:
                 raise KeyboardInterrupt
+
     monkeypatch.setattr(cli, "_position_chunks", three_chunks)
     status, out, err = run(capsys, "generate", "el cielo es", "-n", 2**63 - 1, "--seed", 0)
     assert status == 130 and err == "tinyllm generate: interrupted\n"
@@ -365,15 +434,42 @@ def test_huge_n_streams_without_json(capsys, monkeypatch):
 # ---------------------------------------------------------------------------
 NUMBERS = st.one_of(
     st.integers(-3, 40).map(str),
-    st.sampled_from(["0", "-1", "-0", "+5", "1_0", "0x10", "1e3", "2.5", "nan", "NaN", "inf",
-                     "-inf", "1e-320", "1e308", "1e9", "", " ", "٣", "9223372036854775808",
-                     str(10**30), str(-10**30), "1" * 5000]),
+    st.sampled_from(
+        [
+            "0",
+            "-1",
+            "-0",
+            "+5",
+            "1_0",
+            "0x10",
+            "1e3",
+            "2.5",
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "1e-320",
+            "1e308",
+            "1e9",
+            "",
+            " ",
+            "٣",
+            "9223372036854775808",
+            str(10**30),
+            str(-(10**30)),
+            "1" * 5000,
+        ]
+    ),
     st.text(max_size=6),
 )
-HUGE_IS_SLOW = st.one_of(st.integers(-3, 40).map(str),                 # counts that run long
-                         st.sampled_from(["-1", "", "nan", "1e3", "٣", "x", str(-10**30)]))
-INTERNAL = re.compile(r"\b(?:softmax|log_softmax|filter_logits|sample_logits|sample|generate|"
-                      r"draw_next|as_generator|TrainState|Generation|project|dot)(?:\.\w+)*: ")
+HUGE_IS_SLOW = st.one_of(
+    st.integers(-3, 40).map(str),  # counts that run long
+    st.sampled_from(["-1", "", "nan", "1e3", "٣", "x", str(-(10**30))]),
+)
+INTERNAL = re.compile(
+    r"\b(?:softmax|log_softmax|filter_logits|sample_logits|sample|generate|"
+    r"draw_next|as_generator|TrainState|Generation|project|dot)(?:\.\w+)*: "
+)
 
 
 def check_outcome(status, out, err, command):
@@ -394,8 +490,9 @@ def options(draw, table: dict) -> list[str]:
     return argv
 
 
-FUZZ = settings(max_examples=60, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @FUZZ
@@ -419,16 +516,17 @@ def test_fuzz_generate_and_sample(capsys, data):
 @given(st.data())
 def test_fuzz_explain(capsys, data):
     prompt = data.draw(st.one_of(st.just("el cielo es"), st.text(max_size=12)))
-    argv = ["explain", prompt, *options(data.draw, {"--temperature": NUMBERS,
-                                                    "--part": NUMBERS})]
+    argv = ["explain", prompt, *options(data.draw, {"--temperature": NUMBERS, "--part": NUMBERS})]
     if data.draw(st.booleans()):
         argv.append("--json")
     status, out, err = run(capsys, *argv)
     check_outcome(status, out, err, "explain")
 
 
-SIZES = st.one_of(st.integers(-2, 12).map(str),       # no moderately large sizes: they are
-                  st.sampled_from(["", "nan", "1e3", str(10**12), str(10**40)]))  # slow, not wrong
+SIZES = st.one_of(
+    st.integers(-2, 12).map(str),  # no moderately large sizes: they are
+    st.sampled_from(["", "nan", "1e3", str(10**12), str(10**40)]),
+)  # slow, not wrong
 
 
 @FUZZ
@@ -437,15 +535,34 @@ def test_fuzz_train(tmp_path_factory, capsys, data):
     folder = tmp_path_factory.mktemp("fuzz")
     corpus = folder / "corpus.txt"
     corpus.write_text(CORPUS, encoding="utf-8")
-    table = {"--dim": SIZES, "--context": SIZES, "--hidden": SIZES, "--batch-size": SIZES,
-             "--min-count": SIZES, "--lr": NUMBERS, "--warmup": NUMBERS, "--seed": NUMBERS,
-             "--val-fraction": NUMBERS, "--momentum": NUMBERS,
-             "--optimizer": st.sampled_from(["adam", "sgd", "lbfgs"]),
-             "--schedule": st.sampled_from(["constant", "linear", "cosine", ""]),
-             "--dtype": st.sampled_from(["float32", "float64", "float16"]),
-             "--epochs": st.sampled_from(["1", "0", "-1", "x"])}
-    argv = ["train", corpus, "--out", folder / "m.npz", "-q", "--progress", "off",
-            "--epochs", "1", *options(data.draw, table)]
+    table = {
+        "--dim": SIZES,
+        "--context": SIZES,
+        "--hidden": SIZES,
+        "--batch-size": SIZES,
+        "--min-count": SIZES,
+        "--lr": NUMBERS,
+        "--warmup": NUMBERS,
+        "--seed": NUMBERS,
+        "--val-fraction": NUMBERS,
+        "--momentum": NUMBERS,
+        "--optimizer": st.sampled_from(["adam", "sgd", "lbfgs"]),
+        "--schedule": st.sampled_from(["constant", "linear", "cosine", ""]),
+        "--dtype": st.sampled_from(["float32", "float64", "float16"]),
+        "--epochs": st.sampled_from(["1", "0", "-1", "x"]),
+    }
+    argv = [
+        "train",
+        corpus,
+        "--out",
+        folder / "m.npz",
+        "-q",
+        "--progress",
+        "off",
+        "--epochs",
+        "1",
+        *options(data.draw, table),
+    ]
     status, out, err = run(capsys, *argv)
     check_outcome(status, out, err, "train")
     assert (folder / "m.npz").exists() == (status == 0)
@@ -459,8 +576,9 @@ def test_divergence_exits_2_and_keeps_the_previous_model(tmp_path, capsys, optim
     out = tmp_path / "model.npz"
     out.write_bytes(b"the previous model")
     out.chmod(0o644)
-    status, stdout, err = run(capsys, "train", "--lr", lr, "--optimizer", optimizer,
-                              "--epochs", "3", "--out", out, "-q")
+    status, stdout, err = run(
+        capsys, "train", "--lr", lr, "--optimizer", optimizer, "--epochs", "3", "--out", out, "-q"
+    )
     assert_one_line_error(status, stdout, err, "train")
     assert re.search(r"stopped at step \d+ \(epoch \d\)", err)
     assert out.read_bytes() == b"the previous model" and out.stat().st_mode & 0o777 == 0o644
@@ -477,11 +595,19 @@ def punctuated_model() -> TinyLM:
 
 
 @pytest.mark.parametrize("make_model", [TinyLM.from_blog, punctuated_model])
-@pytest.mark.parametrize("sampling", [{}, {"temperature": 0.7, "top_k": 4}, {"top_p": 0.8},
-                                      {"min_p": 0.2, "temperature": 1.5}, {"temperature": 0}])
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        {},
+        {"temperature": 0.7, "top_k": 4},
+        {"top_p": 0.8},
+        {"min_p": 0.2, "temperature": 1.5},
+        {"temperature": 0},
+    ],
+)
 def test_chunks_are_the_tokens_of_one_call(monkeypatch, make_model, sampling):
     model = make_model()
-    context = model.context_positions([0, 1, 2, 3][:model.config.context])
+    context = model.context_positions([0, 1, 2, 3][: model.config.context])
     for n, largest in ((0, 5), (1, 5), (17, 4), (700, 5), (5000, 64), (9000, 4096)):
         monkeypatch.setattr(cli, "GENERATE_CHUNK", largest)
         chunks = list(cli._position_chunks(model, context, n, sampling, np.random.default_rng(9)))
@@ -496,8 +622,9 @@ def test_streamed_text_is_one_decode(monkeypatch):
     vocab = model.vocab
     prompt = "¿el cielo es azul"
     monkeypatch.setattr(cli, "GENERATE_CHUNK", 3)
-    chunks = cli._position_chunks(model, model.context_positions(prompt), 400, {},
-                                  np.random.default_rng(1))
+    chunks = cli._position_chunks(
+        model, model.context_positions(prompt), 400, {}, np.random.default_rng(1)
+    )
     text = "".join(cli._text_pieces(model, prompt, chunks))
     continuation = vocab.decode(model.generate_positions(prompt, 400, rng=1))
     glue = "" if continuation[0] in ".,;:!?" else " "
@@ -510,8 +637,12 @@ def test_generate_output_is_unchanged_for_small_n(capsys):
     status, out, _ = run(capsys, "generate", "el cielo es", "-n", "25", "--seed", "4", "--json")
     positions = model.generate_positions("el cielo es", 25, rng=4)
     assert status == 0 and json.loads(out) == {
-        "prompt": "el cielo es", "continuation": model.vocab.decode(positions),
-        "tokens": [model.vocab[p] for p in positions], "positions": positions, "seed": 4}
+        "prompt": "el cielo es",
+        "continuation": model.vocab.decode(positions),
+        "tokens": [model.vocab[p] for p in positions],
+        "positions": positions,
+        "seed": 4,
+    }
     status, out, _ = run(capsys, "generate", "el cielo es", "-n", "25", "--seed", "4")
     assert out == "el cielo es " + model.vocab.decode(positions) + "\n"
     status, out, _ = run(capsys, "generate", "el cielo es", "-n", "0", "--seed", "4")
@@ -534,7 +665,7 @@ def test_chunks_shrink_when_slow_and_grow_when_fast(monkeypatch):
     model = TinyLM.from_blog()
     context = model.context_positions("el cielo es")
     for seconds, sizes in ((0.0, [16, 8, 4, 2, 1, 1, 1, 1]), (1e9, [16, 32, 64, 128, 256, 256])):
-        monkeypatch.setattr(cli, "CHUNK_SECONDS", seconds)     # every chunk slow / fast
+        monkeypatch.setattr(cli, "CHUNK_SECONDS", seconds)  # every chunk slow / fast
         n = sum(sizes)
         chunks = list(cli._position_chunks(model, context, n, {}, np.random.default_rng(2)))
         assert [len(c) for c in chunks] == sizes[:-1] + [n - sum(sizes[:-1])]

@@ -42,7 +42,7 @@ POSIX = os.name == "posix"
 ROOT = POSIX and os.geteuid() == 0
 needs_posix = pytest.mark.skipif(not POSIX, reason="POSIX file modes and special files")
 needs_root = pytest.mark.skipif(not ROOT, reason="os.mknod of a device needs root")
-TEMP_NAME = ".tinyllm-"         # every temporary file's name starts with this
+TEMP_NAME = ".tinyllm-"  # every temporary file's name starts with this
 
 
 # ---------------------------------------------------------------------------
@@ -68,8 +68,13 @@ def snapshot(folder: Path) -> dict:
     entries = {}
     for p in sorted(folder.iterdir()):
         s = p.lstat()
-        content = (p.read_bytes() if stat.S_ISREG(s.st_mode)
-                   else os.readlink(p) if p.is_symlink() else None)
+        content = (
+            p.read_bytes()
+            if stat.S_ISREG(s.st_mode)
+            else os.readlink(p)
+            if p.is_symlink()
+            else None
+        )
         entries[p.name] = (stat.S_IFMT(s.st_mode), stat.S_IMODE(s.st_mode), content)
     return entries
 
@@ -79,10 +84,14 @@ def small_model(seed: int = 0, dtype: str = "float64") -> TinyLM:
 
 
 def same_model(a: TinyLM, b: TinyLM) -> bool:
-    return (a.config == b.config and a.vocab == b.vocab
-            and all(x.dtype == y.dtype and x.tobytes() == y.tobytes()
-                    for x, y in ((a.embedding.table, b.embedding.table), (a.W1, b.W1),
-                                 (a.W2, b.W2))))
+    return (
+        a.config == b.config
+        and a.vocab == b.vocab
+        and all(
+            x.dtype == y.dtype and x.tobytes() == y.tobytes()
+            for x, y in ((a.embedding.table, b.embedding.table), (a.W1, b.W1), (a.W2, b.W2))
+        )
+    )
 
 
 def make_special(kind: str, path: Path) -> None:
@@ -99,7 +108,7 @@ def make_special(kind: str, path: Path) -> None:
         sock = socket.socket(socket.AF_UNIX)
         try:
             sock.bind(str(path))
-        except OSError as exc:                  # e.g. a socket path too long on macOS
+        except OSError as exc:  # e.g. a socket path too long on macOS
             pytest.skip(f"cannot bind a Unix socket in tmp_path: {exc}")
         finally:
             sock.close()
@@ -107,7 +116,7 @@ def make_special(kind: str, path: Path) -> None:
         if not ROOT:
             pytest.skip("os.mknod of a device needs root")
         kind_bit = stat.S_IFCHR if kind == "char-device" else stat.S_IFBLK
-        os.mknod(path, 0o600 | kind_bit, os.makedev(1, 3))     # 1,3 is /dev/null's number
+        os.mknod(path, 0o600 | kind_bit, os.makedev(1, 3))  # 1,3 is /dev/null's number
     else:
         raise AssertionError(kind)
 
@@ -122,8 +131,13 @@ def symlink(link: Path, target) -> None:
 
 
 SPECIAL = ["directory", "fifo", "socket", "char-device", "block-device"]
-DESCRIBED = {"directory": "a directory", "fifo": "a FIFO", "socket": "a socket",
-             "char-device": "a character device", "block-device": "a block device"}
+DESCRIBED = {
+    "directory": "a directory",
+    "fifo": "a FIFO",
+    "socket": "a socket",
+    "char-device": "a character device",
+    "block-device": "a block device",
+}
 
 
 @pytest.fixture
@@ -171,7 +185,7 @@ def test_a_special_destination_is_refused_and_left_alone(tmp_path, kind, writer,
     assert str(target) in message and TEMP_NAME not in message
     if kind == "directory":
         assert isinstance(caught.value, IsADirectoryError)
-    assert snapshot(tmp_path) == before          # the node (and the link) as they were
+    assert snapshot(tmp_path) == before  # the node (and the link) as they were
 
 
 @pytest.mark.parametrize("kind", SPECIAL)
@@ -183,10 +197,23 @@ def test_figures_refuse_a_special_destination_before_drawing(tmp_path, kind):
     node = tmp_path / "node"
     make_special(kind, node)
     before = snapshot(tmp_path)
-    history = [EpochStats(epoch=1, steps=3, train_loss=2.0, train_perplexity=7.4, val_loss=None,
-                          val_perplexity=None, lr=0.01, seconds=0.1, tokens_per_second=10.0)]
-    for draw in (lambda p: plot.embeddings(TinyLM.from_blog(), p),
-                 lambda p: plot.loss_curve(history, p)):
+    history = [
+        EpochStats(
+            epoch=1,
+            steps=3,
+            train_loss=2.0,
+            train_perplexity=7.4,
+            val_loss=None,
+            val_perplexity=None,
+            lr=0.01,
+            seconds=0.1,
+            tokens_per_second=10.0,
+        )
+    ]
+    for draw in (
+        lambda p: plot.embeddings(TinyLM.from_blog(), p),
+        lambda p: plot.loss_curve(history, p),
+    ):
         with pytest.raises(OSError, match=DESCRIBED[kind]):
             draw(node)
     assert snapshot(tmp_path) == before
@@ -211,7 +238,7 @@ def test_cli_train_refuses_a_special_out_before_training(tmp_path, capsys, kind)
     before = snapshot(tmp_path)
     started = time.perf_counter()
     status, out, err = run(capsys, "train", "--out", node)
-    assert time.perf_counter() - started < 5                  # no training happened
+    assert time.perf_counter() - started < 5  # no training happened
     assert_one_line_error(status, err, str(node), DESCRIBED[kind])
     assert out == "" and "epoch" not in err
     assert snapshot(tmp_path) == before
@@ -244,7 +271,7 @@ def test_a_symlink_stays_a_link_and_its_target_is_replaced(tmp_path):
     new.save(link)
     assert link.is_symlink() and os.readlink(link) == str(Path("models") / "real.npz")
     assert same_model(TinyLM.load(real), new)
-    assert sorted(os.listdir(tmp_path / "models")) == ["real.npz"]      # no temporary file
+    assert sorted(os.listdir(tmp_path / "models")) == ["real.npz"]  # no temporary file
     # A chain of links: the last target is replaced, every link stays.
     chain = tmp_path / "chain.npz"
     symlink(chain, "link.npz")
@@ -282,7 +309,7 @@ def test_a_hard_link_keeps_the_old_contents(tmp_path):
     os.link(a, b)
     small_model(2).save(a)
     assert same_model(TinyLM.load(a), small_model(2))
-    assert same_model(TinyLM.load(b), small_model(1))        # the other name: the old file
+    assert same_model(TinyLM.load(b), small_model(1))  # the other name: the old file
 
 
 # ---------------------------------------------------------------------------
@@ -294,8 +321,7 @@ def _same_file_spellings(tmp_path: Path, name: str) -> dict[str, Path]:
     hard, soft = tmp_path / ("hard-" + name), tmp_path / ("soft-" + name)
     os.link(original, hard)
     symlink(soft, name)
-    return {"same": original, "dotted": tmp_path / "." / name, "hard link": hard,
-            "symlink": soft}
+    return {"same": original, "dotted": tmp_path / "." / name, "hard link": hard, "symlink": soft}
 
 
 @pytest.mark.parametrize("spelling", ["same", "dotted", "hard link", "symlink"])
@@ -313,10 +339,13 @@ def test_cli_train_refuses_out_equal_to_the_corpus(tmp_path, capsys, spelling):
 
 def test_cli_train_refuses_out_equal_to_plot_loss(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for out, loss in (("m.npz", "./m.npz"), ("m.npz", str(tmp_path / "m.npz")),
-                      ("x/../m.npz", "m.npz")):
+    for out, loss in (
+        ("m.npz", "./m.npz"),
+        ("m.npz", str(tmp_path / "m.npz")),
+        ("x/../m.npz", "m.npz"),
+    ):
         (tmp_path / "x").mkdir(exist_ok=True)
-        status, stdout, err = run(capsys, "train", "--out", out, "--plot-loss", loss)
+        status, _, err = run(capsys, "train", "--out", out, "--plot-loss", loss)
         assert_one_line_error(status, err, "--out and --plot-loss are the same file")
         assert not (tmp_path / "m.npz").exists() and "epoch" not in err
     # An existing model, through a hard link: untouched.
@@ -351,16 +380,19 @@ def test_same_file():
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002, 0o000])
 def test_a_new_file_gets_0666_minus_the_umask(tmp_path, umask, mask):
     umask(mask)
-    writers = {"model.npz": lambda p: small_model().save(p),
-               "text.md": lambda p: _files.write_text(p, "x")}
+    writers = {
+        "model.npz": lambda p: small_model().save(p),
+        "text.md": lambda p: _files.write_text(p, "x"),
+    }
     for name, write in writers.items():
         write(tmp_path / name)
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask, name
 
 
 @needs_posix
-@pytest.mark.parametrize("mode, mask",
-                         [(0o644, 0o077), (0o600, 0o022), (0o640, 0o000), (0o444, 0o022)])
+@pytest.mark.parametrize(
+    "mode, mask", [(0o644, 0o077), (0o600, 0o022), (0o640, 0o000), (0o444, 0o022)]
+)
 def test_a_replaced_file_keeps_its_mode(tmp_path, umask, mode, mask):
     path = tmp_path / "model.npz"
     small_model(1).save(path)
@@ -384,7 +416,7 @@ def test_a_replaced_figure_keeps_its_mode(tmp_path, umask):
     assert stat.S_IMODE(path.stat().st_mode) == 0o644 and path.read_bytes()[:4] == b"\x89PNG"
 
 
-@needs_posix        # Windows: MAX_PATH counts the whole path
+@needs_posix  # Windows: MAX_PATH counts the whole path
 def test_a_long_legal_name_saves_and_a_too_long_one_is_a_clean_error(tmp_path):
     try:
         name_max = os.pathconf(tmp_path, "PC_NAME_MAX")
@@ -401,14 +433,18 @@ def test_a_long_legal_name_saves_and_a_too_long_one_is_a_clean_error(tmp_path):
 
 
 def test_paths_empty_bytes_and_wrong_types(tmp_path):
-    for call in (lambda: small_model().save(""), lambda: small_model().save(b""),
-                 lambda: TinyLM.load(""), lambda: _files.check_writable("")):
+    for call in (
+        lambda: small_model().save(""),
+        lambda: small_model().save(b""),
+        lambda: TinyLM.load(""),
+        lambda: _files.check_writable(""),
+    ):
         with pytest.raises(ValueError, match="path is empty"):
             call()
     with pytest.raises(ValueError, match="NUL"):
         small_model().save("a\0b")
     bytes_path = os.fsencode(tmp_path / "bytes.npz")
-    small_model().save(bytes_path)                          # os.fspath semantics: bytes work
+    small_model().save(bytes_path)  # os.fspath semantics: bytes work
     assert same_model(TinyLM.load(bytes_path), small_model())
     assert load_metadata(bytes_path)["format"] == "tinyllm"
     for bad in (3, None, ["m.npz"]):
@@ -418,13 +454,16 @@ def test_paths_empty_bytes_and_wrong_types(tmp_path):
             TinyLM.load(bad)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--out", ""], "--out: the path is empty"),
-    (["train", "--out", "m.npz", "--plot-loss", ""], "--plot-loss: the path is empty"),
-    (["train", "--out", "{missing}/m.npz"], "folder does not exist"),
-    (["plot", "embeddings", "--out", ""], "--out: the path is empty"),
-    (["generate", "--model", "", "el cielo es"], "the path is empty"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--out", ""], "--out: the path is empty"),
+        (["train", "--out", "m.npz", "--plot-loss", ""], "--plot-loss: the path is empty"),
+        (["train", "--out", "{missing}/m.npz"], "folder does not exist"),
+        (["plot", "embeddings", "--out", ""], "--out: the path is empty"),
+        (["generate", "--model", "", "el cielo es"], "the path is empty"),
+    ],
+)
 def test_cli_bad_paths_fail_at_once(tmp_path, capsys, monkeypatch, argv, message):
     if "plot" in argv:
         pytest.importorskip("matplotlib")
@@ -470,8 +509,9 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_old_file(tmp_path, monkeypat
     small_model(1).save(path)
     path.chmod(0o644)
     before = snapshot(tmp_path)
-    monkeypatch.setattr(_files.os, "fdopen",
-                        lambda fd, mode: io.BufferedWriter(_FullDisk(fd, room)))
+    monkeypatch.setattr(
+        _files.os, "fdopen", lambda fd, mode: io.BufferedWriter(_FullDisk(fd, room))
+    )
     with pytest.raises(OSError) as caught:
         small_model(2).save(path)
     assert caught.value.errno == errno.ENOSPC
@@ -486,8 +526,10 @@ def test_a_failing_fsync_or_ctrl_c_leaves_no_temporary_file(tmp_path, monkeypatc
     small_model(1).save(path)
     before = snapshot(tmp_path)
     for error in (OSError(errno.EIO, "Input/output error"), KeyboardInterrupt()):
+
         def failing_fsync(fd, error=error):
             raise error
+
         monkeypatch.setattr(_files.os, "fsync", failing_fsync)
         with pytest.raises(type(error)) as caught:
             small_model(2).save(path)
@@ -497,6 +539,7 @@ def test_a_failing_fsync_or_ctrl_c_leaves_no_temporary_file(tmp_path, monkeypatc
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         small_model(2).save(path)
@@ -510,11 +553,12 @@ def test_the_file_and_its_folder_are_flushed_to_disk(tmp_path, monkeypatch):
     def recording_fsync(fd):
         synced.append(stat.S_IFMT(os.fstat(fd).st_mode))
         real_fsync(fd)
+
     monkeypatch.setattr(_files.os, "fsync", recording_fsync)
     small_model().save(tmp_path / "m.npz")
-    assert synced[0] == stat.S_IFREG                        # the data, before the rename
+    assert synced[0] == stat.S_IFREG  # the data, before the rename
     if POSIX:
-        assert synced[1:] == [stat.S_IFDIR]                 # then the folder's new entry
+        assert synced[1:] == [stat.S_IFDIR]  # then the folder's new entry
 
 
 # ---------------------------------------------------------------------------
@@ -532,7 +576,7 @@ def test_load_refuses_a_special_file_at_once(tmp_path, capsys, kind):
         assert str(path) in str(caught.value)
         with pytest.raises(OSError, match=DESCRIBED[kind]):
             load_metadata(path)
-        status, out, err = run(capsys, "generate", "--model", path, "el cielo es")
+        status, _, err = run(capsys, "generate", "--model", path, "el cielo es")
         assert_one_line_error(status, err, DESCRIBED[kind])
 
 
@@ -542,9 +586,13 @@ def test_a_fifo_as_model_fails_within_a_second(tmp_path):
     fifo = tmp_path / "fifo"
     make_special("fifo", fifo)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "tinyllm", "generate", "--model", str(fifo),
-                           "el cielo es"], capture_output=True, text=True, timeout=30,
-                          env=subprocess_env())
+    done = subprocess.run(
+        [sys.executable, "-m", "tinyllm", "generate", "--model", str(fifo), "el cielo es"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=subprocess_env(),
+    )
     elapsed = time.perf_counter() - started
     assert done.returncode == 2 and done.stdout == ""
     expected = f"tinyllm generate: error: {fifo} is a FIFO (named pipe), not a model file\n"
@@ -559,8 +607,13 @@ def test_a_fifo_as_model_fails_within_a_second(tmp_path):
             pass
         print(time.perf_counter() - t)
     """)
-    child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                           timeout=30, env=subprocess_env())
+    child = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=subprocess_env(),
+    )
     assert float(child.stdout) < 1.0, (child.stdout, child.stderr, elapsed)
 
 
@@ -578,6 +631,7 @@ def test_open_regular_does_not_block_on_a_fifo_swapped_in(tmp_path, monkeypatch)
             os.unlink(path)
             os.mkfifo(path)
         return result
+
     monkeypatch.setattr(_files.os, "stat", stat_then_swap)
     with pytest.raises(OSError, match="FIFO"):
         _files.open_regular(path, "model file")
@@ -588,13 +642,14 @@ def test_permission_denied_says_so(tmp_path, capsys, monkeypatch):
     small_model().save(path)
     if not ROOT and POSIX:
         path.chmod(0)
-    else:       # root reads anything: fake the refusal where the reader opens the file
+    else:  # root reads anything: fake the refusal where the reader opens the file
         real_open = os.open
 
         def refusing_open(p, *args, **kwargs):
             if os.fspath(p) == str(path):
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(p))
             return real_open(p, *args, **kwargs)
+
         monkeypatch.setattr(_files.os, "open", refusing_open)
     with pytest.raises(PermissionError, match="permission denied") as caught:
         TinyLM.load(path)
@@ -610,8 +665,13 @@ def _model_bytes(model: TinyLM | None = None, compressed: bool = False) -> bytes
     model = model or small_model()
     buffer = io.BytesIO()
     save = np.savez_compressed if compressed else np.savez
-    save(buffer, meta=np.array(_meta_json(model)), embeddings=model.embedding.table,
-         W1=model.W1, W2=model.W2)
+    save(
+        buffer,
+        meta=np.array(_meta_json(model)),
+        embeddings=model.embedding.table,
+        W1=model.W1,
+        W2=model.W2,
+    )
     return buffer.getvalue()
 
 
@@ -633,16 +693,22 @@ def _npz(path: Path, **entries) -> Path:
 
 
 def _entries(model: TinyLM) -> dict:
-    return dict(meta=np.array(_meta_json(model)), embeddings=model.embedding.table,
-                W1=model.W1, W2=model.W2)
+    return dict(
+        meta=np.array(_meta_json(model)), embeddings=model.embedding.table, W1=model.W1, W2=model.W2
+    )
 
 
 NOT_MODELS = {
     "empty": (b"", "the file is empty"),
-    "text": ("el cielo es azul.\n".encode(), "not a zip archive"),
+    "text": (b"el cielo es azul.\n", "not a zip archive"),
     "binary": (bytes(range(256)) * 4, "not a zip archive"),
-    "npy": (b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }"
-            + b" " * 57 + b"\n" + bytes(24), "single .npy array"),
+    "npy": (
+        b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }"
+        + b" " * 57
+        + b"\n"
+        + bytes(24),
+        "single .npy array",
+    ),
     "zip of text": (None, "no meta entry"),
     "zip header only": (b"PK\x03\x04" + bytes(26), "corrupt or truncated"),
 }
@@ -686,16 +752,19 @@ def test_object_arrays_are_refused_without_pickle(tmp_path, key):
     assert "holds object values" in message or "JSON string" in message
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("W1", np.zeros((6, 4), dtype=np.int64), "W1 is int64, the configuration says float64"),
-    ("W1", np.zeros((6, 4), dtype=np.complex128), "W1 is complex128"),
-    ("W2", np.zeros((4, 7)), "W2 has shape (4, 7), expected (4, 6)"),
-    ("embeddings", np.zeros(18), "embeddings has shape (18,)"),
-    ("W2", np.zeros((4, 6), dtype=[("a", "<f8")]), "not numbers"),
-    ("meta", np.array([b"{}"]), "not a JSON string"),
-    ("meta", np.array("{not json"), "not valid JSON"),
-    ("meta", np.array("[1, 2]"), "does not describe a tinyllm model"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("W1", np.zeros((6, 4), dtype=np.int64), "W1 is int64, the configuration says float64"),
+        ("W1", np.zeros((6, 4), dtype=np.complex128), "W1 is complex128"),
+        ("W2", np.zeros((4, 7)), "W2 has shape (4, 7), expected (4, 6)"),
+        ("embeddings", np.zeros(18), "embeddings has shape (18,)"),
+        ("W2", np.zeros((4, 6), dtype=[("a", "<f8")]), "not numbers"),
+        ("meta", np.array([b"{}"]), "not a JSON string"),
+        ("meta", np.array("{not json"), "not valid JSON"),
+        ("meta", np.array("[1, 2]"), "does not describe a tinyllm model"),
+    ],
+)
 def test_arrays_that_disagree_with_the_configuration(tmp_path, key, value, message):
     entries = _entries(small_model())
     entries[key] = value
@@ -705,12 +774,23 @@ def test_arrays_that_disagree_with_the_configuration(tmp_path, key, value, messa
     assert message in str(caught.value), str(caught.value)
 
 
-@pytest.mark.parametrize("change", [
-    {"config": [1, 2]}, {"config": {"vocab_size": "6"}}, {"vocab": "tokens"},
-    {"vocab": {"tokens": [1, 2, 3, 4, 5, 6], "ids": [0, 1, 2, 3, 4, 5], "tokenizer": "whitespace"}},
-    {"config": {"vocab_size": 10 ** 12, "dim": 3, "context": 2, "hidden": 4}},
-    {"config": {"vocab_size": 6, "dim": 3, "context": 2, "hidden": 4, "dtype": "object"}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"config": [1, 2]},
+        {"config": {"vocab_size": "6"}},
+        {"vocab": "tokens"},
+        {
+            "vocab": {
+                "tokens": [1, 2, 3, 4, 5, 6],
+                "ids": [0, 1, 2, 3, 4, 5],
+                "tokenizer": "whitespace",
+            }
+        },
+        {"config": {"vocab_size": 10**12, "dim": 3, "context": 2, "hidden": 4}},
+        {"config": {"vocab_size": 6, "dim": 3, "context": 2, "hidden": 4, "dtype": "object"}},
+    ],
+)
 def test_json_that_does_not_fit_is_a_clean_error(tmp_path, change):
     model = small_model()
     entries = _entries(model)
@@ -740,8 +820,9 @@ def test_deeply_nested_json_is_a_clean_error(tmp_path):
 # ---------------------------------------------------------------------------
 def _npy_header(shape, descr="<f8") -> bytes:
     buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False,
-                                                  "shape": shape})
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
     return buffer.getvalue()
 
 
@@ -763,14 +844,51 @@ def _raw_zip(path: Path, members: dict[str, tuple[bytes, int, int, int]]) -> Pat
     for name, (data, method, size, crc) in members.items():
         offset = local.tell()
         encoded = name.encode()
-        local.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc,
-                                len(data), size, len(encoded), 0) + encoded + data)
-        central.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21,
-                                  crc, len(data), size, len(encoded), 0, 0, 0, 0, 0, offset)
-                      + encoded)
+        local.write(
+            struct.pack(
+                "<IHHHHHIIIHH",
+                0x04034B50,
+                20,
+                0,
+                method,
+                0,
+                0x21,
+                crc,
+                len(data),
+                size,
+                len(encoded),
+                0,
+            )
+            + encoded
+            + data
+        )
+        central.write(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                method,
+                0,
+                0x21,
+                crc,
+                len(data),
+                size,
+                len(encoded),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + encoded
+        )
     directory = central.getvalue()
-    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(directory),
-                      local.tell(), 0)
+    end = struct.pack(
+        "<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(directory), local.tell(), 0
+    )
     path.write_bytes(local.getvalue() + directory + end)
     return path
 
@@ -782,16 +900,18 @@ def _stored(array: np.ndarray) -> tuple[bytes, int, int, int]:
     return data, zipfile.ZIP_STORED, len(data), zlib.crc32(data)
 
 
-def _bomb(path: Path, w2_shape=(4, 2 ** 28 // 4), meta=None) -> Path:
+def _bomb(path: Path, w2_shape=(4, 2**28 // 4), meta=None) -> Path:
     """A small file whose W2 inflates to ``prod(w2_shape) * 8`` bytes (2 GiB by default)."""
     model = small_model()
     header = _npy_header(w2_shape)
     zeros = int(np.prod(w2_shape)) * 8
-    members = {"meta.npy": _stored(np.array(meta if meta is not None else _meta_json(model))),
-               "embeddings.npy": _stored(model.embedding.table),
-               "W1.npy": _stored(model.W1),
-               # The CRC is left wrong: a reader that inflates everything only finds out at the end.
-               "W2.npy": (_deflated(header, zeros), zipfile.ZIP_DEFLATED, len(header) + zeros, 0)}
+    members = {
+        "meta.npy": _stored(np.array(meta if meta is not None else _meta_json(model))),
+        "embeddings.npy": _stored(model.embedding.table),
+        "W1.npy": _stored(model.W1),
+        # The CRC is left wrong: a reader that inflates everything only finds out at the end.
+        "W2.npy": (_deflated(header, zeros), zipfile.ZIP_DEFLATED, len(header) + zeros, 0),
+    }
     return _raw_zip(path, members)
 
 
@@ -814,36 +934,48 @@ PEAK_RSS = textwrap.dedent("""
 @needs_posix
 def test_a_zip_bomb_is_refused_before_it_inflates(tmp_path):
     path = _bomb(tmp_path / "bomb.npz")
-    assert path.stat().st_size < 3 * 2 ** 20             # 2 GiB of W2 in about 2 MB
-    done = subprocess.run([sys.executable, "-c", PEAK_RSS, str(path)], capture_output=True,
-                          text=True, timeout=60, env=subprocess_env())
+    assert path.stat().st_size < 3 * 2**20  # 2 GiB of W2 in about 2 MB
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=subprocess_env(),
+    )
     peak_mb, seconds, outcome = done.stdout.split(" ", 2)
     assert outcome.startswith("ValueError")
     assert "W2 has shape (4, 67108864), expected (4, 6)" in outcome
-    assert float(peak_mb) < 300, done.stdout            # measured: about 70 MB
+    assert float(peak_mb) < 300, done.stdout  # measured: about 70 MB
     assert float(seconds) < 1.0, done.stdout
 
 
 def test_headers_that_claim_huge_arrays(tmp_path):
     model = small_model()
     # A header claiming (4, 10**12) but 8 bytes of data behind it.
-    header = _npy_header((4, 10 ** 12))
-    members = {"meta.npy": _stored(np.array(_meta_json(model))),
-               "embeddings.npy": _stored(model.embedding.table), "W1.npy": _stored(model.W1),
-               "W2.npy": (header + bytes(8), zipfile.ZIP_STORED, len(header) + 8,
-                          zlib.crc32(header + bytes(8)))}
+    header = _npy_header((4, 10**12))
+    members = {
+        "meta.npy": _stored(np.array(_meta_json(model))),
+        "embeddings.npy": _stored(model.embedding.table),
+        "W1.npy": _stored(model.W1),
+        "W2.npy": (
+            header + bytes(8),
+            zipfile.ZIP_STORED,
+            len(header) + 8,
+            zlib.crc32(header + bytes(8)),
+        ),
+    }
     with pytest.raises(ValueError, match="does not match its header"):
         TinyLM.load(_raw_zip(tmp_path / "huge.npz", members))
     # A configuration that agrees with a (4, 10**8) W2, and a zip entry that claims its
     # 3.2 GB: more than 8 deflated bytes can ever expand to.
-    meta = _meta_json(model, config={"vocab_size": 10 ** 8, "dim": 3, "context": 2, "hidden": 4})
+    meta = _meta_json(model, config={"vocab_size": 10**8, "dim": 3, "context": 2, "hidden": 4})
     members["meta.npy"] = _stored(np.array(meta))
-    header = _npy_header((4, 10 ** 8))
-    members["W2.npy"] = (bytes(8), zipfile.ZIP_DEFLATED, len(header) + 32 * 10 ** 8, 0)
+    header = _npy_header((4, 10**8))
+    members["W2.npy"] = (bytes(8), zipfile.ZIP_DEFLATED, len(header) + 32 * 10**8, 0)
     with pytest.raises(ValueError, match="more than its 8 stored bytes can hold"):
         TinyLM.load(_raw_zip(tmp_path / "claims.npz", members))
     # A .npy header that says its own length is 4 GiB (format 2.0).
-    lying = b"\x93NUMPY\x02\x00" + struct.pack("<I", 2 ** 32 - 1)
+    lying = b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**32 - 1)
     members["W2.npy"] = (lying, zipfile.ZIP_STORED, len(lying), zlib.crc32(lying))
     with pytest.raises(ValueError, match="header"):
         TinyLM.load(_raw_zip(tmp_path / "header.npz", members))
@@ -852,11 +984,17 @@ def test_headers_that_claim_huge_arrays(tmp_path):
 def test_a_json_bomb_is_refused_before_it_inflates(tmp_path):
     chars = MAX_META_CHARS + 1
     header = _npy_header((), descr=f"<U{chars}")
-    members = {"meta.npy": (_deflated(header, 4 * chars), zipfile.ZIP_DEFLATED,
-                            len(header) + 4 * chars, 0)}
+    members = {
+        "meta.npy": (_deflated(header, 4 * chars), zipfile.ZIP_DEFLATED, len(header) + 4 * chars, 0)
+    }
     model = small_model()
-    members.update({"embeddings.npy": _stored(model.embedding.table),
-                    "W1.npy": _stored(model.W1), "W2.npy": _stored(model.W2)})
+    members.update(
+        {
+            "embeddings.npy": _stored(model.embedding.table),
+            "W1.npy": _stored(model.W1),
+            "W2.npy": _stored(model.W2),
+        }
+    )
     path = _raw_zip(tmp_path / "json-bomb.npz", members)
     for read in (TinyLM.load, load_metadata):
         with pytest.raises(ValueError, match="characters long, more than"):
@@ -866,15 +1004,18 @@ def test_a_json_bomb_is_refused_before_it_inflates(tmp_path):
 def test_unsupported_or_encrypted_entries(tmp_path):
     model = small_model()
     data, _, size, crc = _stored(model.W2)
-    members = {"meta.npy": _stored(np.array(_meta_json(model))),
-               "embeddings.npy": _stored(model.embedding.table), "W1.npy": _stored(model.W1),
-               "W2.npy": (data, zipfile.ZIP_LZMA, size, crc)}
+    members = {
+        "meta.npy": _stored(np.array(_meta_json(model))),
+        "embeddings.npy": _stored(model.embedding.table),
+        "W1.npy": _stored(model.W1),
+        "W2.npy": (data, zipfile.ZIP_LZMA, size, crc),
+    }
     with pytest.raises(ValueError, match="compression method 14"):
         TinyLM.load(_raw_zip(tmp_path / "lzma.npz", members))
     raw = bytearray(_model_bytes())
-    raw[6] |= 1                                   # the first entry's "encrypted" flag, locally
-    for start in [m for m in range(len(raw)) if raw[m:m + 4] == b"PK\x01\x02"]:
-        raw[start + 8] |= 1                       # ... and every entry's in the central directory
+    raw[6] |= 1  # the first entry's "encrypted" flag, locally
+    for start in [m for m in range(len(raw)) if raw[m : m + 4] == b"PK\x01\x02"]:
+        raw[start + 8] |= 1  # ... and every entry's in the central directory
     (tmp_path / "encrypted.npz").write_bytes(bytes(raw))
     with pytest.raises(ValueError, match="encrypted"):
         TinyLM.load(tmp_path / "encrypted.npz")
@@ -905,10 +1046,16 @@ def test_a_compressed_model_loads(tmp_path):
 # ---------------------------------------------------------------------------
 # Fuzz: random, truncated and bit-flipped files load or fail cleanly
 # ---------------------------------------------------------------------------
-VALID = {"stored": _model_bytes(small_model(5)),
-         "compressed": _model_bytes(small_model(5), compressed=True)}
-fuzz = settings(max_examples=150, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+VALID = {
+    "stored": _model_bytes(small_model(5)),
+    "compressed": _model_bytes(small_model(5), compressed=True),
+}
+fuzz = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _load_or_clean_error(path: Path) -> None:
@@ -936,8 +1083,10 @@ def test_fuzz_random_bytes_behind_a_zip_signature(tmp_path, data):
 
 
 @fuzz
-@given(which=st.sampled_from(sorted(VALID)), flips=st.lists(st.integers(0, 10 ** 9), min_size=1,
-                                                            max_size=4))
+@given(
+    which=st.sampled_from(sorted(VALID)),
+    flips=st.lists(st.integers(0, 10**9), min_size=1, max_size=4),
+)
 def test_fuzz_bit_flips(tmp_path, which, flips):
     data = bytearray(VALID[which])
     for bit in flips:
@@ -949,12 +1098,15 @@ def test_fuzz_bit_flips(tmp_path, which, flips):
 
 
 @fuzz
-@given(which=st.sampled_from(sorted(VALID)), cut=st.floats(0, 1, exclude_max=True),
-       junk=st.binary(max_size=64))
+@given(
+    which=st.sampled_from(sorted(VALID)),
+    cut=st.floats(0, 1, exclude_max=True),
+    junk=st.binary(max_size=64),
+)
 def test_fuzz_truncations_and_overwrites(tmp_path, which, cut, junk):
     data = VALID[which]
     at = int(cut * len(data))
     path = tmp_path / "cut.npz"
-    for damaged in (data[:at], data[:at] + junk + data[at + len(junk):]):
+    for damaged in (data[:at], data[:at] + junk + data[at + len(junk) :]):
         path.write_bytes(damaged)
         _load_or_clean_error(path)

@@ -8,6 +8,7 @@ the missing-extra messages, the release workflow) must use that name.
 Skipped where pyproject.toml is not beside the tests (the installed-wheel run in
 CI), and on Python 3.10, which has no tomllib.
 """
+
 import re
 from pathlib import Path
 
@@ -17,8 +18,9 @@ tomllib = pytest.importorskip("tomllib", reason="tomllib is new in Python 3.11")
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
-pytestmark = pytest.mark.skipif(not PYPROJECT.exists(),
-                                reason="pyproject.toml is not beside tests/")
+pytestmark = pytest.mark.skipif(
+    not PYPROJECT.exists(), reason="pyproject.toml is not beside tests/"
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def requirements_in_pip_commands(text):
 
 def test_the_distribution_is_not_the_unrelated_tinyllm(project, name):
     assert name != "tinyllm"
-    assert project["scripts"]["tinyllm"] == "tinyllm.cli:main"       # the command keeps its name
+    assert project["scripts"]["tinyllm"] == "tinyllm.cli:main"  # the command keeps its name
     urls = project.get("urls", {})
     assert not any("github.com/tinyllm/" in url for url in urls.values()), urls
 
@@ -81,7 +83,7 @@ def test_release_workflow_publishes_the_distribution(name):
         pytest.skip("the workflow is not beside tests/")
     text = workflow.read_text(encoding="utf-8")
     assert f"url: https://pypi.org/p/{name}\n" in text
-    sdist_stem = re.sub(r"[-_.]+", "_", name).lower()       # how sdist file names spell it
+    sdist_stem = re.sub(r"[-_.]+", "_", name).lower()  # how sdist file names spell it
     assert f'dist/{sdist_stem}-"$version".tar.gz' in text
 
 

@@ -43,6 +43,7 @@ dtypes = st.sampled_from(DTYPES)
 # dot and project against the reference
 # ===========================================================================
 
+
 @settings(max_examples=250, deadline=None)
 @given(data=st.data(), dtype=dtypes, n=st.integers(1, 64), lx=layouts, lw=layouts)
 def test_dot_matches_reference(data, dtype, n, lx, lw):
@@ -61,8 +62,15 @@ def test_dot_matches_reference(data, dtype, n, lx, lw):
 
 
 @settings(max_examples=250, deadline=None)
-@given(data=st.data(), dtype=dtypes, k=st.integers(1, 12), V=st.integers(1, 12),
-       B=st.none() | st.integers(1, 4), lh=layouts, lW=layouts)
+@given(
+    data=st.data(),
+    dtype=dtypes,
+    k=st.integers(1, 12),
+    V=st.integers(1, 12),
+    B=st.none() | st.integers(1, 4),
+    lh=layouts,
+    lW=layouts,
+)
 def test_project_matches_reference(data, dtype, k, V, B, lh, lW):
     h_shape = (k,) if B is None else (B, k)
     h = with_layout(data.draw(arrays(dtype, h_shape), label="h"), lh)
@@ -78,7 +86,9 @@ def test_project_matches_reference(data, dtype, k, V, B, lh, lW):
         assert got.dtype == dtype
         assert got.shape == ((V,) if B is None else (B, V))
         assert np.all(np.abs(got.astype(np.float64) - expected) <= bound), isa_id(build)
-        np.testing.assert_array_equal(got, build.project(np.ascontiguousarray(h), np.ascontiguousarray(W)))
+        np.testing.assert_array_equal(
+            got, build.project(np.ascontiguousarray(h), np.ascontiguousarray(W))
+        )
     unchanged(before[0], h), unchanged(before[1], W)
 
 
@@ -91,7 +101,9 @@ def test_long_reductions(dtype):
     expected = np.array(ref.project(h.tolist(), W.tolist()))
     assert np.all(np.abs(tinyllm.project(h, W) - expected) <= RTOL[dtype] * scale)
     got = tinyllm.dot(h[0], h[1])
-    assert abs(got - ref.dot(h[0].tolist(), h[1].tolist())) <= RTOL[dtype] * float(np.abs(h[0] * h[1]).sum())
+    assert abs(got - ref.dot(h[0].tolist(), h[1].tolist())) <= RTOL[dtype] * float(
+        np.abs(h[0] * h[1]).sum()
+    )
 
 
 def test_project_batch_rows_equal_single_projections():
@@ -121,6 +133,7 @@ def test_blog_f1_and_f2(dtype):
 # float32 all along errs by ~k eps: ~7e-6 relative at k = 65536 on positive data.)
 # ===========================================================================
 
+
 def exact_projection(h, W):
     """h @ W with every output summed exactly (math.fsum of the float64 products)."""
     h64, W64 = h.astype(np.float64), W.astype(np.float64)
@@ -128,10 +141,10 @@ def exact_projection(h, W):
 
 
 @pytest.mark.parametrize("linalg", ISAS, ids=isa_id)
-@pytest.mark.parametrize("k", [65_536, 65_541])   # a multiple of 8, and 5 rows past one
+@pytest.mark.parametrize("k", [65_536, 65_541])  # a multiple of 8, and 5 rows past one
 def test_float32_error_does_not_grow_with_k(linalg, k):
     rng = np.random.default_rng(1)
-    h = rng.random(k, dtype=np.float32)                      # all positive: no cancellation
+    h = rng.random(k, dtype=np.float32)  # all positive: no cancellation
     W = rng.random((k, 3), dtype=np.float32)
     got = linalg.project(h, W).astype(np.float64)
     exact = exact_projection(h, W)
@@ -182,6 +195,7 @@ def test_dot_long_float32_accumulates_in_double(linalg):
 # dtypes and out=
 # ===========================================================================
 
+
 def test_mixed_float32_float64_is_float64():
     a32, a64 = np.ones((2, 2), np.float32), np.ones((2, 2), np.float64)
     assert tinyllm.project(a32, a64).dtype == np.float64
@@ -189,7 +203,9 @@ def test_mixed_float32_float64_is_float64():
     assert tinyllm.dot(a32[0], a64[0]) == 2.0
 
 
-@pytest.mark.parametrize("out_layout", ["C", "F", "strided", "sliced", "row-steps", "reversed", "unaligned"])
+@pytest.mark.parametrize(
+    "out_layout", ["C", "F", "strided", "sliced", "row-steps", "reversed", "unaligned"]
+)
 @pytest.mark.parametrize("batched", [False, True])
 def test_project_out_any_layout(out_layout, batched, dtype):
     rng = np.random.default_rng(3)
@@ -218,27 +234,51 @@ def test_project_out_aliasing_an_input(dtype):
 # Bad input, each case on its own
 # ===========================================================================
 
-@pytest.mark.parametrize("x_shape, w_shape", [((2,), (3,)), ((2, 3), (3,)), ((3,), (1, 3)), ((), (1,))],
-                         ids=str)
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape", [((2,), (3,)), ((2, 3), (3,)), ((3,), (1, 3)), ((), (1,))], ids=str
+)
 def test_dot_wrong_shapes_name_both(x_shape, w_shape):
-    assert_raises(ValueError, ("dot", str(x_shape), str(w_shape)),
-                  tinyllm.dot, np.ones(x_shape), np.ones(w_shape))
+    assert_raises(
+        ValueError,
+        ("dot", str(x_shape), str(w_shape)),
+        tinyllm.dot,
+        np.ones(x_shape),
+        np.ones(w_shape),
+    )
 
 
-@pytest.mark.parametrize("h_shape, W_shape", [
-    ((2,), (3, 4)), ((5, 2), (3, 4)), ((3,), (3,)), ((2, 2, 3), (3, 4)), ((), (1, 1)), ((3,), (3, 4, 1)),
-], ids=str)
+@pytest.mark.parametrize(
+    "h_shape, W_shape",
+    [
+        ((2,), (3, 4)),
+        ((5, 2), (3, 4)),
+        ((3,), (3,)),
+        ((2, 2, 3), (3, 4)),
+        ((), (1, 1)),
+        ((3,), (3, 4, 1)),
+    ],
+    ids=str,
+)
 def test_project_wrong_shapes_name_both(h_shape, W_shape):
-    assert_raises(ValueError, ("project", str(h_shape), str(W_shape)),
-                  tinyllm.project, np.ones(h_shape), np.ones(W_shape))
+    assert_raises(
+        ValueError,
+        ("project", str(h_shape), str(W_shape)),
+        tinyllm.project,
+        np.ones(h_shape),
+        np.ones(W_shape),
+    )
 
 
 def test_dot_empty():
     assert_raises(ValueError, ("empty",), tinyllm.dot, np.ones(0), np.ones(0))
 
 
-@pytest.mark.parametrize("h_shape, W_shape", [((0,), (0, 3)), ((2, 0), (0, 3)), ((3,), (3, 0)), ((0, 3), (3, 2))],
-                         ids=str)
+@pytest.mark.parametrize(
+    "h_shape, W_shape",
+    [((0,), (0, 3)), ((2, 0), (0, 3)), ((3,), (3, 0)), ((0, 3), (3, 2))],
+    ids=str,
+)
 def test_project_empty(h_shape, W_shape):
     assert_raises(ValueError, ("empty",), tinyllm.project, np.ones(h_shape), np.ones(W_shape))
 
@@ -266,7 +306,9 @@ def test_project_non_finite_anywhere(bad, where, dtype):
 
 def test_project_zero_times_nan_still_errors():
     # 0 * NaN is NaN: a zero in h must not hide a bad weight
-    assert_raises(ValueError, ("W[",), tinyllm.project, np.array([0.0, 1.0]), np.array([[NAN], [1.0]]))
+    assert_raises(
+        ValueError, ("W[",), tinyllm.project, np.array([0.0, 1.0]), np.array([[NAN], [1.0]])
+    )
 
 
 def test_dot_and_project_overflow(dtype):

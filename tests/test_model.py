@@ -35,14 +35,17 @@ def test_embedding_lookup():
     assert Embedding([[1, 2]], dtype="float32").table.dtype == np.float32
 
 
-@pytest.mark.parametrize("table, exc", [
-    ([[1.0, np.nan]], ValueError),
-    ([[np.inf, 1.0]], ValueError),
-    ([1.0, 2.0], ValueError),
-    (np.zeros((0, 2)), ValueError),
-    ([[1 + 1j]], TypeError),
-    ([[1e300]], None),
-])
+@pytest.mark.parametrize(
+    "table, exc",
+    [
+        ([[1.0, np.nan]], ValueError),
+        ([[np.inf, 1.0]], ValueError),
+        ([1.0, 2.0], ValueError),
+        (np.zeros((0, 2)), ValueError),
+        ([[1 + 1j]], TypeError),
+        ([[1e300]], None),
+    ],
+)
 def test_embedding_bad_tables(table, exc):
     if exc is None:
         with pytest.raises(ValueError, match="overflows"):
@@ -89,25 +92,27 @@ def test_temperature_matches_reference():
     model = TinyLM.from_blog()
     for t in (0.1, 0.5, 2.0, 10.0):
         got = model.next_token_probs("el cielo es", temperature=t)
-        np.testing.assert_allclose(got, ref.softmax(BLOG_LOGITS, temperature=t),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(got, ref.softmax(BLOG_LOGITS, temperature=t), rtol=1e-12)
     # 0 is greedy, as in generate: all the mass on the most likely token
-    np.testing.assert_array_equal(model.next_token_probs("el cielo es", temperature=0),
-                                  [1.0, 0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(
+        model.next_token_probs("el cielo es", temperature=0), [1.0, 0.0, 0.0, 0.0, 0.0]
+    )
     with pytest.raises(ValueError, match="temperature"):
         model.next_token_probs("el cielo es", temperature=-1)
 
 
 def test_long_prompt_uses_last_context_words():
     model = TinyLM.from_blog()
-    np.testing.assert_array_equal(model.logits("azul frío el cielo es"), model.logits("el cielo es"))
+    np.testing.assert_array_equal(
+        model.logits("azul frío el cielo es"), model.logits("el cielo es")
+    )
     assert model.trace("azul frío el cielo es").words == ["el", "cielo", "es"]
     assert model.context_positions([0, 3, 1, 4]) == [3, 1, 4]
 
 
 def test_short_prompt_says_how_many_needed():
     model = TinyLM.from_blog()
-    with pytest.raises(ValueError, match="has 2 tokens.*needs at least 3"):
+    with pytest.raises(ValueError, match=r"has 2 tokens.*needs at least 3"):
         model.logits("cielo es")
     with pytest.raises(ValueError, match="has 0 tokens"):
         model.logits("   ")
@@ -120,6 +125,7 @@ def test_unknown_word_in_prompt():
 
 def test_trace_to_dict_is_json_ready():
     import json
+
     d = TinyLM.from_blog().trace("el cielo es").to_dict()
     assert json.loads(json.dumps(d)) == d
     assert d["f1"] == pytest.approx([1.0]) and d["ids"] == BLOG_IDS
@@ -135,8 +141,9 @@ def test_forward_matches_pure_python_on_random_models():
         f1 = ref.project(x, model.W1.tolist())
         logits = ref.project(f1, model.W2.tolist())
         np.testing.assert_allclose(model.logits(positions), logits, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(model.next_token_probs(positions), ref.softmax(logits),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            model.next_token_probs(positions), ref.softmax(logits), rtol=1e-12
+        )
 
 
 def test_model_rejects_mismatched_arrays():

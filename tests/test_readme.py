@@ -2,6 +2,7 @@
 
 Skipped where the README is not beside the tests (the installed-wheel run in CI).
 """
+
 import re
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def cli_output(capsys, *argv) -> str:
 
 def test_main_command_output_is_the_one_shown(capsys):
     text = README.read_text(encoding="utf-8")
-    command = re.search(r'python -m pip install \. && tinyllm (generate .*)', text).group(1)
+    command = re.search(r"python -m pip install \. && tinyllm (generate .*)", text).group(1)
     assert command == 'generate "el cielo es" -n 10 --seed 0'
     shown = re.search(r"The first prints `(el cielo es[^`]*)`", text).group(1)
     assert cli_output(capsys, "generate", "el cielo es", "-n", "10", "--seed", "0").strip() == shown

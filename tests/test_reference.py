@@ -34,6 +34,7 @@ def close(got, expected, rtol=1e-14):
 # Golden numbers
 # ===========================================================================
 
+
 def test_blog_f1_dot():
     assert ref.dot(BLOG_X, BLOG_W1) == pytest.approx(1.0, abs=1e-12)
 
@@ -67,6 +68,7 @@ def test_blog_parts_1_and_2_by_dot():
 # Hand-computed cases
 # ===========================================================================
 
+
 def test_dot_by_hand():
     assert ref.dot([1, 2, 3], [4, -5, 6]) == 12.0
     assert isinstance(ref.dot([1, 2], [3, 4]), float)
@@ -91,9 +93,12 @@ def test_softmax_by_hand():
 
 def test_softmax_temperature_by_hand():
     # T = 2 halves the logits: [0, 2 ln 3] -> [0, ln 3]
-    assert ref.softmax([0.0, 2 * math.log(3)], temperature=2) == pytest.approx([0.25, 0.75], rel=1e-14)
+    assert ref.softmax([0.0, 2 * math.log(3)], temperature=2) == pytest.approx(
+        [0.25, 0.75], rel=1e-14
+    )
     assert ref.log_softmax([0.0, 2 * math.log(3)], temperature=2.0) == pytest.approx(
-        [math.log(0.25), math.log(0.75)], rel=1e-14)
+        [math.log(0.25), math.log(0.75)], rel=1e-14
+    )
     # a tiny temperature is argmax, a huge one uniform
     assert ref.softmax([1.0, 2.0, 3.0], temperature=1e-3) == [0.0, 0.0, 1.0]
     assert ref.softmax([1.0, 2.0, 3.0], temperature=1e12) == pytest.approx([1 / 3] * 3, rel=1e-9)
@@ -128,10 +133,8 @@ def test_softmax_along_axes_by_hand():
 def test_softmax_3d_middle_axis_by_hand():
     a = math.log(3)
     # x[i][j][k] with shape (2, 2, 3); along axis 1 every pair is [0, a] or [a, 0]
-    x = [[[0.0, a, 0.0], [a, 0.0, 0.0]],
-         [[a, a, 0.0], [0.0, 0.0, 0.0]]]
-    expected = [[[0.25, 0.75, 0.5], [0.75, 0.25, 0.5]],
-                [[0.75, 0.75, 0.5], [0.25, 0.25, 0.5]]]
+    x = [[[0.0, a, 0.0], [a, 0.0, 0.0]], [[a, a, 0.0], [0.0, 0.0, 0.0]]]
+    expected = [[[0.25, 0.75, 0.5], [0.75, 0.25, 0.5]], [[0.75, 0.75, 0.5], [0.25, 0.25, 0.5]]]
     assert close(ref.softmax(x, axis=1), expected)
     assert close(ref.softmax(x, axis=-2), expected)
     assert ref.softmax(x, axis=0)[0][0] == pytest.approx([0.25, 0.5, 0.5], rel=1e-14)
@@ -141,10 +144,14 @@ def test_softmax_3d_middle_axis_by_hand():
 # Against an independent formula (NumPy) on random input
 # ===========================================================================
 
+
 @settings(max_examples=60, deadline=None)
 @given(
-    x=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5),
-                 elements=st.floats(-50, 50)),
+    x=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=1, max_dims=3, max_side=5),
+        elements=st.floats(-50, 50),
+    ),
     data=st.data(),
     temperature=st.floats(0.05, 20),
 )
@@ -176,6 +183,7 @@ def test_project_and_dot_agree_with_numpy(data, k, V, B):
 # Error rules
 # ===========================================================================
 
+
 def _raises(exc, match, fn, *args, **kwargs):
     with pytest.raises(exc) as info:
         fn(*args, **kwargs)
@@ -183,22 +191,30 @@ def _raises(exc, match, fn, *args, **kwargs):
         assert fragment in str(info.value), str(info.value)
 
 
-@pytest.mark.parametrize("x, w, shapes", [
-    ([1.0, 2.0], [1.0, 2.0, 3.0], ("(2,)", "(3,)")),
-    ([[1.0, 2.0]], [1.0, 2.0], ("(1, 2)", "(2,)")),
-    (3.0, [1.0], ("()", "(1,)")),
-], ids=["lengths", "2-d", "scalar"])
+@pytest.mark.parametrize(
+    "x, w, shapes",
+    [
+        ([1.0, 2.0], [1.0, 2.0, 3.0], ("(2,)", "(3,)")),
+        ([[1.0, 2.0]], [1.0, 2.0], ("(1, 2)", "(2,)")),
+        (3.0, [1.0], ("()", "(1,)")),
+    ],
+    ids=["lengths", "2-d", "scalar"],
+)
 def test_dot_wrong_shapes_name_both(x, w, shapes):
     _raises(ValueError, ("dot",) + shapes, ref.dot, x, w)
 
 
-@pytest.mark.parametrize("h, W, shapes", [
-    ([1.0, 2.0], [[1.0], [2.0], [3.0]], ("(2,)", "(3, 1)")),
-    ([[1.0, 2.0]], [[1.0, 2.0, 3.0]], ("(1, 2)", "(1, 3)")),
-    ([1.0], [1.0], ("(1,)", "(1,)")),
-    ([[[1.0]]], [[1.0]], ("(1, 1, 1)", "(1, 1)")),
-    (1.0, [[1.0]], ("()", "(1, 1)")),
-], ids=["k", "batched-k", "W-1d", "h-3d", "h-scalar"])
+@pytest.mark.parametrize(
+    "h, W, shapes",
+    [
+        ([1.0, 2.0], [[1.0], [2.0], [3.0]], ("(2,)", "(3, 1)")),
+        ([[1.0, 2.0]], [[1.0, 2.0, 3.0]], ("(1, 2)", "(1, 3)")),
+        ([1.0], [1.0], ("(1,)", "(1,)")),
+        ([[[1.0]]], [[1.0]], ("(1, 1, 1)", "(1, 1)")),
+        (1.0, [[1.0]], ("()", "(1, 1)")),
+    ],
+    ids=["k", "batched-k", "W-1d", "h-3d", "h-scalar"],
+)
 def test_project_wrong_shapes_name_both(h, W, shapes):
     _raises(ValueError, ("project",) + shapes, ref.project, h, W)
 

@@ -31,7 +31,9 @@ INF = math.inf
 pytestmark = pytest.mark.usefixtures("each_isa")
 
 deterministic = settings(
-    derandomize=True, max_examples=300, deadline=None,
+    derandomize=True,
+    max_examples=300,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 
@@ -39,6 +41,7 @@ deterministic = settings(
 # ---------------------------------------------------------------------------
 # Helpers: the chi-square test, without scipy
 # ---------------------------------------------------------------------------
+
 
 def _gamma_q(a, x):
     """Regularised upper incomplete gamma Q(a, x) (Numerical Recipes' gammq)."""
@@ -131,6 +134,7 @@ def test_chi2_sf_matches_tables():
 # Reproducibility
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_same_seed_same_draws(dtype):
     p = np.array(BLOG_PROBS, dtype=dtype)
@@ -145,7 +149,9 @@ def test_same_seed_same_draws(dtype):
 
 def test_int_seed_equals_default_rng_of_seed():
     g = np.random.default_rng(123)
-    assert np.array_equal(sample(BLOG_PROBS, size=100, rng=123), sample(BLOG_PROBS, size=100, rng=g))
+    assert np.array_equal(
+        sample(BLOG_PROBS, size=100, rng=123), sample(BLOG_PROBS, size=100, rng=g)
+    )
 
 
 def test_same_seed_across_processes(each_isa):
@@ -158,7 +164,7 @@ def test_same_seed_across_processes(each_isa):
     root = str(Path(tinyllm.__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env["PYTHONHASHSEED"] = "random"
-    env["TINYLLM_SIMD"] = each_isa   # the other process on the same build
+    env["TINYLLM_SIMD"] = each_isa  # the other process on the same build
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, timeout=60
     )
@@ -173,7 +179,9 @@ def test_same_seed_across_processes(each_isa):
 def test_different_seeds_differ():
     draws = {tuple(sample(BLOG_PROBS, size=100, rng=seed).tolist()) for seed in range(10)}
     assert len(draws) == 10
-    draws = {tuple(sample_logits(np.log(BLOG_PROBS), size=100, rng=seed).tolist()) for seed in range(10)}
+    draws = {
+        tuple(sample_logits(np.log(BLOG_PROBS), size=100, rng=seed).tolist()) for seed in range(10)
+    }
     assert len(draws) == 10
 
 
@@ -238,9 +246,9 @@ def test_single_draws_across_blocks(dtype):
     r = np.random.default_rng(8)
     V = 1_100
     w = r.random(V) ** 4
-    w[256:512] = 0.0           # a whole block without mass
+    w[256:512] = 0.0  # a whole block without mass
     w[r.random(V) < 0.2] = 0.0
-    w[-1] = 3.0                # the last token of the last (partial) block
+    w[-1] = 3.0  # the last token of the last (partial) block
     weights = w.astype(dtype)
     g = np.random.default_rng(3)
     tokens = [sample(weights, rng=g) for _ in range(100_000)]
@@ -293,7 +301,12 @@ def test_sample_logits_random_distributions(dtype, seed):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     "filters",
-    [dict(top_k=3), dict(top_p=0.8), dict(min_p=0.1), dict(temperature=0.7, top_k=8, top_p=0.9, min_p=0.05)],
+    [
+        dict(top_k=3),
+        dict(top_p=0.8),
+        dict(min_p=0.1),
+        dict(temperature=0.7, top_k=8, top_p=0.9, min_p=0.05),
+    ],
     ids=["top_k", "top_p", "min_p", "all"],
 )
 def test_sample_logits_filtered_distribution(dtype, filters):
@@ -325,8 +338,11 @@ def test_zero_weights_and_masks_never_drawn():
     assert set(np.unique(tokens).tolist()) == {1, 4}
 
 
-@pytest.mark.parametrize("filters", [dict(), dict(top_k=2), dict(top_p=0.6), dict(min_p=0.3)],
-                         ids=["none", "top_k", "top_p", "min_p"])
+@pytest.mark.parametrize(
+    "filters",
+    [dict(), dict(top_k=2), dict(top_p=0.6), dict(min_p=0.3)],
+    ids=["none", "top_k", "top_p", "min_p"],
+)
 def test_reference_distribution(filters):
     logits = np.log(BLOG_PROBS).tolist()
     tokens = ref.sample_logits(logits, size=100_000, rng=random.Random(1), **filters)
@@ -339,6 +355,7 @@ def test_reference_distribution(filters):
 # ---------------------------------------------------------------------------
 # Support sets: the compiled filters against the reference, exactly
 # ---------------------------------------------------------------------------
+
 
 def assert_same_support(logits, **filters):
     logits = np.asarray(logits)
@@ -355,12 +372,16 @@ tied_logits = st.lists(
     st.one_of(st.integers(-3, 3).map(float), st.just(-INF)), min_size=1, max_size=16
 ).filter(lambda x: any(v != -INF for v in x))
 
-filters_strategy = st.fixed_dictionaries({
-    "temperature": st.sampled_from([0.0, 0.3, 1.0, 2.5]),
-    "top_k": st.one_of(st.none(), st.integers(1, 18)),
-    "top_p": st.one_of(st.none(), st.sampled_from([1e-12, 0.1, 0.25, 0.5, 0.75, 0.9, 0.999, 1.0])),
-    "min_p": st.one_of(st.none(), st.sampled_from([0.0, 0.01, 0.2, 0.5, 0.99, 1.0])),
-})
+filters_strategy = st.fixed_dictionaries(
+    {
+        "temperature": st.sampled_from([0.0, 0.3, 1.0, 2.5]),
+        "top_k": st.one_of(st.none(), st.integers(1, 18)),
+        "top_p": st.one_of(
+            st.none(), st.sampled_from([1e-12, 0.1, 0.25, 0.5, 0.75, 0.9, 0.999, 1.0])
+        ),
+        "min_p": st.one_of(st.none(), st.sampled_from([0.0, 0.01, 0.2, 0.5, 0.99, 1.0])),
+    }
+)
 
 
 @deterministic
@@ -387,8 +408,12 @@ def test_support_matches_reference_large_vocabulary(dtype):
     for _ in range(20):
         logits = (r.normal(size=2000) * 3).astype(dtype)
         logits[r.random(2000) < 0.1] = -np.inf
-        filters = dict(temperature=float(r.choice([0.5, 1.0])), top_k=int(r.integers(1, 2500)),
-                       top_p=float(r.random()), min_p=float(r.random() * 0.3))
+        filters = dict(
+            temperature=float(r.choice([0.5, 1.0])),
+            top_k=int(r.integers(1, 2500)),
+            top_p=float(r.random()),
+            min_p=float(r.random() * 0.3),
+        )
         assert_same_support(logits, **filters)
         for name in ("top_k", "top_p", "min_p"):
             assert_same_support(logits, **{name: filters[name]})
@@ -423,7 +448,7 @@ def test_top_p_exactly_a_cumulative_sum(dtype, seed):
             break
         first = next(i for i, c in enumerate(cum) if c >= p)  # equal sums: the first one
         keep = assert_same_support(logits, top_p=p)
-        assert sorted(np.flatnonzero(keep).tolist()) == sorted(order[:first + 1])
+        assert sorted(np.flatnonzero(keep).tolist()) == sorted(order[: first + 1])
         nxt = math.nextafter(p, 2.0)
         if nxt <= 1.0 and j + 1 < len(cum) and cum[j + 1] > p:
             assert keep.sum() < assert_same_support(logits, top_p=nxt).sum()
@@ -434,9 +459,15 @@ def test_dyadic_top_p_boundaries():
     # 0.5, 0.25, 0.125, 0.125 and the cumulative sums exactly 0.5, 0.75, 0.875, 1.
     assert all(math.exp(math.log(q)) == q for q in (0.5, 0.25))
     logits = np.array([math.log(0.25), 0.0, math.log(0.25), math.log(0.5)])  # ranks: 1, 3, 0, 2
-    for p, kept in [(0.5, [1]), (0.75, [1, 3]), (0.875, [0, 1, 3]), (1.0, [0, 1, 2, 3]),
-                    (math.nextafter(0.5, 1), [1, 3]), (math.nextafter(0.75, 1), [0, 1, 3]),
-                    (math.nextafter(0.5, 0), [1])]:
+    for p, kept in [
+        (0.5, [1]),
+        (0.75, [1, 3]),
+        (0.875, [0, 1, 3]),
+        (1.0, [0, 1, 2, 3]),
+        (math.nextafter(0.5, 1), [1, 3]),
+        (math.nextafter(0.75, 1), [0, 1, 3]),
+        (math.nextafter(0.5, 0), [1]),
+    ]:
         assert np.flatnonzero(assert_same_support(logits, top_p=p)).tolist() == kept, p
     # Eight equal logits: 1/8 each, ties broken towards the lower index.
     for j in range(1, 9):
@@ -483,8 +514,14 @@ def test_top_k_one_and_all(dtype):
 
 def test_min_p_boundaries():
     logits = np.array([math.log(0.25), 0.0, math.log(0.25), math.log(0.5)])  # p = .125 .5 .125 .25
-    for min_p, kept in [(0.0, [0, 1, 2, 3]), (0.25, [0, 1, 2, 3]), (math.nextafter(0.25, 1), [1, 3]),
-                        (0.5, [1, 3]), (math.nextafter(0.5, 1), [1]), (1.0, [1])]:
+    for min_p, kept in [
+        (0.0, [0, 1, 2, 3]),
+        (0.25, [0, 1, 2, 3]),
+        (math.nextafter(0.25, 1), [1, 3]),
+        (0.5, [1, 3]),
+        (math.nextafter(0.5, 1), [1]),
+        (1.0, [1]),
+    ]:
         assert np.flatnonzero(assert_same_support(logits, min_p=min_p)).tolist() == kept, min_p
     # min_p = 1 keeps every token tied for the maximum.
     assert np.flatnonzero(assert_same_support([2.0, 5.0, 5.0, 1.0], min_p=1.0)).tolist() == [1, 2]
@@ -522,6 +559,7 @@ def test_filter_logits_overflow_is_an_error():
 # Greedy decoding
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_greedy_ties_to_the_lowest_index(dtype):
     logits = np.array([1.0, 4.0, -INF, 4.0, 4.0], dtype=dtype)
@@ -547,10 +585,19 @@ def test_top_k_one_is_greedy():
 # Shapes, dtypes and layouts
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("func", [sample, sample_logits], ids=["sample", "sample_logits"])
 @pytest.mark.parametrize(
     "size, shape",
-    [(5, (5,)), ((2, 3), (2, 3)), (0, (0,)), ((), ()), ([4], (4,)), (np.int64(3), (3,)), ((2, 0), (2, 0))],
+    [
+        (5, (5,)),
+        ((2, 3), (2, 3)),
+        (0, (0,)),
+        ((), ()),
+        ([4], (4,)),
+        (np.int64(3), (3,)),
+        ((2, 0), (2, 0)),
+    ],
 )
 def test_size_shapes(func, size, shape):
     tokens = func(BLOG_PROBS, size=size, rng=0)
@@ -558,7 +605,7 @@ def test_size_shapes(func, size, shape):
     assert tokens.shape == shape
     batch = func([BLOG_PROBS, BLOG_PROBS, BLOG_PROBS], size=size, rng=0)
     assert batch.shape == (3,) + shape and batch.dtype == np.int64
-    assert ((0 <= batch) & (batch < 5)).all()
+    assert ((batch >= 0) & (batch < 5)).all()
 
 
 @pytest.mark.parametrize("func", [sample, sample_logits], ids=["sample", "sample_logits"])
@@ -583,7 +630,7 @@ def test_reference_shapes(func):
 def test_non_contiguous_and_read_only_inputs(func):
     base = np.array([BLOG_PROBS] * 4)
     values = base if func is sample else np.log(base)
-    strided = values[::2, :]                     # rows 0 and 2
+    strided = values[::2, :]  # rows 0 and 2
     columns = np.asfortranarray(values)
     read_only = values.copy()
     read_only.flags.writeable = False
@@ -591,11 +638,15 @@ def test_non_contiguous_and_read_only_inputs(func):
     assert np.array_equal(func(strided, size=50, rng=3), expected)
     assert np.array_equal(func(columns, size=50, rng=3), func(values, size=50, rng=3))
     assert np.array_equal(func(read_only, size=50, rng=3), func(values, size=50, rng=3))
-    assert np.array_equal(func(values[0, ::-1], size=50, rng=3), func(values[0, ::-1].copy(), size=50, rng=3))
+    assert np.array_equal(
+        func(values[0, ::-1], size=50, rng=3), func(values[0, ::-1].copy(), size=50, rng=3)
+    )
 
 
 def test_other_real_dtypes_become_float64():
-    assert np.array_equal(sample(np.array([1, 0, 3]), size=20, rng=1), sample([1.0, 0.0, 3.0], size=20, rng=1))
+    assert np.array_equal(
+        sample(np.array([1, 0, 3]), size=20, rng=1), sample([1.0, 0.0, 3.0], size=20, rng=1)
+    )
     assert sample(np.array([False, True, False]), rng=1) == 1
     assert sample(np.array([0, 2, 0], dtype=np.float16), rng=1) == 1
     assert filter_logits(np.array([1, 2, 3], dtype=np.int32), top_k=1).dtype == np.float64
@@ -603,7 +654,9 @@ def test_other_real_dtypes_become_float64():
 
 
 @pytest.mark.parametrize("func", [sample, sample_logits, filter_logits])
-@pytest.mark.parametrize("bad", [np.array([1 + 1j, 2]), np.array([1.0, "a"], dtype=object)], ids=["complex", "object"])
+@pytest.mark.parametrize(
+    "bad", [np.array([1 + 1j, 2]), np.array([1.0, "a"], dtype=object)], ids=["complex", "object"]
+)
 def test_complex_and_object_dtypes_are_type_errors(func, bad):
     with pytest.raises(TypeError, match="real numbers"):
         func(bad)
@@ -614,7 +667,7 @@ def test_filter_logits_out():
     out = np.empty_like(logits)
     assert filter_logits(logits, top_k=2, out=out) is out
     assert support(out).tolist() == [[True, False, True], [False, True, True]]
-    filter_logits(logits, top_k=1, out=logits)   # in place
+    filter_logits(logits, top_k=1, out=logits)  # in place
     assert logits.tolist() == [[3.0, -INF, -INF], [-INF, 5.0, -INF]]
     column_major = np.empty((2, 3), order="F")
     filter_logits([[3.0, 1.0, 2.0], [0.0, 5.0, 4.0]], top_k=2, out=column_major)
@@ -652,8 +705,20 @@ IMPLS = {
         ([[[1.0]]], r"shape \(V,\) or \(B, V\)"),
         ([1.7e308, 1.7e308], "overflows"),
     ],
-    ids=["nan", "inf", "-inf", "negative", "negative-2d", "zeros", "zeros-row", "empty", "empty-2d",
-         "scalar", "3d", "sum-overflows"],
+    ids=[
+        "nan",
+        "inf",
+        "-inf",
+        "negative",
+        "negative-2d",
+        "zeros",
+        "zeros-row",
+        "empty",
+        "empty-2d",
+        "scalar",
+        "3d",
+        "sum-overflows",
+    ],
 )
 def test_bad_weights(impl, weights, match):
     with pytest.raises(ValueError, match=match):
@@ -702,9 +767,25 @@ def test_bad_logits(impl, which, logits, match):
         (dict(min_p=1.01), ValueError, "min_p"),
         (dict(min_p=math.nan), ValueError, "min_p"),
     ],
-    ids=["temperature<0", "temperature-nan", "temperature-inf", "temperature-str", "top_k=0",
-         "top_k<0", "top_k-float", "top_k-str", "top_k-bool", "top_p=0", "top_p<0", "top_p>1",
-         "top_p-nan", "top_p-str", "min_p<0", "min_p>1", "min_p-nan"],
+    ids=[
+        "temperature<0",
+        "temperature-nan",
+        "temperature-inf",
+        "temperature-str",
+        "top_k=0",
+        "top_k<0",
+        "top_k-float",
+        "top_k-str",
+        "top_k-bool",
+        "top_p=0",
+        "top_p<0",
+        "top_p>1",
+        "top_p-nan",
+        "top_p-str",
+        "min_p<0",
+        "min_p>1",
+        "min_p-nan",
+    ],
 )
 def test_bad_filter_arguments(impl, which, kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -725,29 +806,43 @@ def test_bad_filter_arguments(impl, which, kwargs, error, match):
         (dict(rng=True), TypeError, "rng must be"),
         (dict(rng=-1), ValueError, "seed must be >= 0"),
     ],
-    ids=["size<0", "size-tuple<0", "size-float", "size-str", "rng-str", "rng-float", "rng-bool", "rng<0"],
+    ids=[
+        "size<0",
+        "size-tuple<0",
+        "size-float",
+        "size-str",
+        "rng-str",
+        "rng-float",
+        "rng-bool",
+        "rng<0",
+    ],
 )
 def test_bad_size_and_rng(impl, which, kwargs, error, match):
     with pytest.raises(error, match=match):
         IMPLS[impl][which]([0.2, 0.3, 0.5], **kwargs)
 
 
-@pytest.mark.parametrize("rng", [np.random.RandomState(0), random.Random(0), np.random.PCG64(0)],
-                         ids=["RandomState", "random.Random", "BitGenerator"])
+@pytest.mark.parametrize(
+    "rng",
+    [np.random.RandomState(0), random.Random(0), np.random.PCG64(0)],
+    ids=["RandomState", "random.Random", "BitGenerator"],
+)
 def test_other_rng_types_are_type_errors(rng):
-    with pytest.raises(TypeError, match="numpy.random.Generator"):
+    with pytest.raises(TypeError, match=r"numpy\.random\.Generator"):
         sample(BLOG_PROBS, rng=rng)
-    with pytest.raises(TypeError, match="numpy.random.Generator"):
+    with pytest.raises(TypeError, match=r"numpy\.random\.Generator"):
         sample_logits(BLOG_PROBS, rng=rng)
 
 
 def test_reference_rejects_numpy_generators():
-    with pytest.raises(TypeError, match="random.Random"):
+    with pytest.raises(TypeError, match=r"random\.Random"):
         ref.sample(BLOG_PROBS, rng=np.random.default_rng(0))
 
 
 def test_numpy_integer_seed():
-    assert np.array_equal(sample(BLOG_PROBS, size=20, rng=np.int64(4)), sample(BLOG_PROBS, size=20, rng=4))
+    assert np.array_equal(
+        sample(BLOG_PROBS, size=20, rng=np.int64(4)), sample(BLOG_PROBS, size=20, rng=4)
+    )
 
 
 def test_bad_row_leaves_the_generator_untouched():
@@ -763,6 +858,7 @@ def test_bad_row_leaves_the_generator_untouched():
 # ---------------------------------------------------------------------------
 # Threads
 # ---------------------------------------------------------------------------
+
 
 def test_generator_shared_by_threads():
     g = np.random.default_rng(11)
@@ -785,16 +881,18 @@ def test_generator_shared_by_threads():
     assert not errors
     draws = np.concatenate([t.ravel() for slot in results for t in slot])
     assert draws.size == 2 * 300 * (4 * 50 + 50)
-    assert ((0 <= draws) & (draws < 5)).all()
+    assert ((draws >= 0) & (draws < 5)).all()
     # Every double was used once: the Generator advanced by exactly the number of draws.
     h = np.random.default_rng(11)
     h.random(draws.size)
     assert g.bit_generator.state == h.bit_generator.state
 
 
-
-@pytest.mark.parametrize("rng", ["seed", 1.5, True, -1, np.random.RandomState(0)],
-                         ids=["str", "float", "bool", "negative", "RandomState"])
+@pytest.mark.parametrize(
+    "rng",
+    ["seed", 1.5, True, -1, np.random.RandomState(0)],
+    ids=["str", "float", "bool", "negative", "RandomState"],
+)
 def test_as_generator_rejects_what_the_kernels_reject(rng):
     # The model's generation loop turns rng into a Generator once, with the kernels'
     # own as_generator: same rules, same messages.

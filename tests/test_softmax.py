@@ -46,12 +46,15 @@ dtypes = st.sampled_from(DTYPES)
 # softmax and log_softmax against the reference
 # ===========================================================================
 
+
 @st.composite
 def softmax_inputs(draw):
     """(x, axis, temperature, layout): logits up to +-1e4, maybe -inf masks."""
     dtype = draw(dtypes)
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=1, max_side=100)
-                 | hnp.array_shapes(min_dims=2, max_dims=3, max_side=5))
+    shape = draw(
+        hnp.array_shapes(min_dims=1, max_dims=1, max_side=100)
+        | hnp.array_shapes(min_dims=2, max_dims=3, max_side=5)
+    )
     x = draw(arrays(dtype, shape, max_abs=1e4))
     axis = draw(st.integers(-len(shape), len(shape) - 1))
     if draw(st.booleans()):
@@ -86,15 +89,18 @@ def _check_softmax_case(build, x, axis, temperature, ref_p, ref_logp):
     tiny = np.finfo(x.dtype).tiny  # below it, float results keep no relative precision
     np.testing.assert_allclose(p, ref_p, rtol=RTOL[x.dtype.type], atol=tiny, err_msg=isa_id(build))
     # log_softmax = s - log(sum): sums in another order may move log(sum) by ~n eps.
-    np.testing.assert_allclose(logp, ref_logp, rtol=RTOL[x.dtype.type], atol=4 * n * F64_EPS,
-                               err_msg=isa_id(build))
+    np.testing.assert_allclose(
+        logp, ref_logp, rtol=RTOL[x.dtype.type], atol=4 * n * F64_EPS, err_msg=isa_id(build)
+    )
 
     masked = np.isneginf(x)
     assert np.all(p[masked] == 0) and np.all(np.isneginf(logp[masked]))
     assert np.all(np.isfinite(logp[~masked])) and np.all((p >= 0) & (p <= 1))
     eps = np.finfo(x.dtype).eps
     np.testing.assert_allclose(p.sum(axis=axis, dtype=np.float64), 1.0, rtol=0, atol=(n + 4) * eps)
-    np.testing.assert_allclose(np.exp(logp.astype(np.float64)), p, rtol=RTOL[x.dtype.type], atol=tiny)
+    np.testing.assert_allclose(
+        np.exp(logp.astype(np.float64)), p, rtol=RTOL[x.dtype.type], atol=tiny
+    )
 
     # every layout gives the bits of the contiguous input
     xc = np.ascontiguousarray(x)
@@ -115,17 +121,22 @@ def test_every_axis_of_nd_input(f, reff, shape, dtype):
     x = np.random.default_rng(sum(shape)).normal(scale=3, size=shape).astype(dtype)
     for axis in range(-x.ndim, x.ndim):
         expected = np.array(reff(x.tolist(), axis=axis))
-        np.testing.assert_allclose(f(x, axis=axis), expected, rtol=RTOL[dtype], atol=1e-30,
-                                   err_msg=f"axis={axis}")
+        np.testing.assert_allclose(
+            f(x, axis=axis), expected, rtol=RTOL[dtype], atol=1e-30, err_msg=f"axis={axis}"
+        )
 
 
 def test_large_logits_do_not_overflow(dtype):
     x = np.array([1e4, -1e4, 0.0, 1e4], dtype=dtype)
     np.testing.assert_array_equal(tinyllm.softmax(x), [0.5, 0.0, 0.0, 0.5])
     log2 = math.log(2)
-    np.testing.assert_allclose(tinyllm.log_softmax(x), [-log2, -2e4 - log2, -1e4 - log2, -log2], rtol=RTOL[dtype])
-    np.testing.assert_array_equal(tinyllm.softmax(np.full(5, -1e4, dtype)), [0.2] * 5 if dtype == np.float64
-                                  else np.full(5, 0.2, np.float32))
+    np.testing.assert_allclose(
+        tinyllm.log_softmax(x), [-log2, -2e4 - log2, -1e4 - log2, -log2], rtol=RTOL[dtype]
+    )
+    np.testing.assert_array_equal(
+        tinyllm.softmax(np.full(5, -1e4, dtype)),
+        [0.2] * 5 if dtype == np.float64 else np.full(5, 0.2, np.float32),
+    )
     big = np.finfo(dtype).max
     # x - max is -2 * max: beyond the float range in float64, still no overflow
     np.testing.assert_array_equal(tinyllm.softmax(np.array([big, -big], dtype)), [1.0, 0.0])
@@ -134,8 +145,9 @@ def test_large_logits_do_not_overflow(dtype):
 def test_temperature_divides_the_logits(dtype):
     x = np.array([[1.0, -2.0, 0.5], [3.0, 3.0, -1.0]], dtype=dtype)
     for t in (0.25, 0.5, 2.0, 10.0):
-        np.testing.assert_allclose(tinyllm.softmax(x, temperature=t), tinyllm.softmax(x / dtype(t)),
-                                   rtol=10 * RTOL[dtype])
+        np.testing.assert_allclose(
+            tinyllm.softmax(x, temperature=t), tinyllm.softmax(x / dtype(t)), rtol=10 * RTOL[dtype]
+        )
     np.testing.assert_array_equal(tinyllm.softmax(x[0], temperature=1e-6), [1.0, 0.0, 0.0])
     np.testing.assert_allclose(tinyllm.softmax(x[0], temperature=1e9), [1 / 3] * 3, rtol=1e-6)
 
@@ -143,6 +155,7 @@ def test_temperature_divides_the_logits(dtype):
 # ===========================================================================
 # out=
 # ===========================================================================
+
 
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
 @pytest.mark.parametrize("out_layout", [layout for layout in LAYOUTS if layout != "readonly"])
@@ -156,7 +169,9 @@ def test_softmax_out_any_layout(f, out_layout, axis, dtype):
 
 
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
-@pytest.mark.parametrize("shape, axis", [((6,), 0), ((3, 4), -1), ((3, 4), 0), ((2, 3, 4), 1), ((4, 1), 0)])
+@pytest.mark.parametrize(
+    "shape, axis", [((6,), 0), ((3, 4), -1), ((3, 4), 0), ((2, 3, 4), 1), ((4, 1), 0)]
+)
 @pytest.mark.parametrize("layout", ["C", "F", "strided", "sliced", "row-steps"])
 def test_softmax_in_place(f, shape, axis, layout, dtype):
     x = with_layout(np.random.default_rng(2).normal(size=shape).astype(dtype), layout)
@@ -184,14 +199,19 @@ def test_softmax_out_partially_overlapping_input(f):
 # Bad input, each case on its own
 # ===========================================================================
 
+
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
-@pytest.mark.parametrize("shape, axis", [((0,), -1), ((2, 0), -1), ((0, 3), 0), ((0, 3), 1)], ids=str)
+@pytest.mark.parametrize(
+    "shape, axis", [((0,), -1), ((2, 0), -1), ((0, 3), 0), ((0, 3), 1)], ids=str
+)
 def test_softmax_empty(f, shape, axis):
     assert_raises(ValueError, ("empty",), f, np.ones(shape), axis=axis)
 
 
 @pytest.mark.parametrize("f", [tinyllm.softmax, tinyllm.log_softmax], ids=SOFTMAX_IDS)
-@pytest.mark.parametrize("x", [np.float64(3.0), 3.0, np.array(3.0)], ids=["np-scalar", "float", "0-d"])
+@pytest.mark.parametrize(
+    "x", [np.float64(3.0), 3.0, np.array(3.0)], ids=["np-scalar", "float", "0-d"]
+)
 def test_softmax_0d(f, x):
     assert_raises(ValueError, ("at least one dimension",), f, x)
 
@@ -271,7 +291,9 @@ TARGET_RTOL = {np.float32: 2e-6, np.float64: 1e-13}
 
 def _long_double_softmax(x, temperature=1.0):
     """Rows of softmax and log_softmax in long double (the oracle for many long rows)."""
-    z = (x.astype(np.longdouble) - x.max(axis=-1, keepdims=True).astype(np.longdouble)) / np.longdouble(temperature)
+    z = (
+        x.astype(np.longdouble) - x.max(axis=-1, keepdims=True).astype(np.longdouble)
+    ) / np.longdouble(temperature)
     total = np.exp(z).sum(axis=-1, keepdims=True)
     return np.exp(z) / total, z - np.log(total)
 
@@ -281,7 +303,9 @@ def _long_double_softmax(x, temperature=1.0):
 @pytest.mark.parametrize("temperature", [1.0, 0.7, 3.0])
 def test_softmax_accuracy_targets(build, n, temperature, dtype):
     rng = np.random.default_rng(n)
-    x = np.concatenate([rng.normal(scale=3, size=n - n // 2), rng.uniform(-120, 40, size=n // 2)]).astype(dtype)
+    x = np.concatenate(
+        [rng.normal(scale=3, size=n - n // 2), rng.uniform(-120, 40, size=n // 2)]
+    ).astype(dtype)
     x[rng.random(n) < 0.1] = -np.inf
     x[0] = 1.5  # at least one finite entry
     p_ref, logp_ref = _long_double_softmax(x, temperature)
@@ -290,8 +314,12 @@ def test_softmax_accuracy_targets(build, n, temperature, dtype):
     np.testing.assert_allclose(p, p_ref.astype(np.float64), rtol=TARGET_RTOL[dtype], atol=tiny)
     logp = build.log_softmax(x, temperature=temperature)
     finite = np.isfinite(x)
-    np.testing.assert_allclose(logp[finite], logp_ref[finite].astype(np.float64),
-                               rtol=TARGET_RTOL[dtype], atol=4 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(
+        logp[finite],
+        logp_ref[finite].astype(np.float64),
+        rtol=TARGET_RTOL[dtype],
+        atol=4 * np.finfo(dtype).eps,
+    )
     assert np.all(p[~finite] == 0) and np.all(np.isneginf(logp[~finite]))
 
 
@@ -304,8 +332,9 @@ def test_softmax_large_and_tiny_logits(build, dtype):
     low = -740.0 if dtype == np.float64 else -100.0
     x = np.array([0.0, low, low - 5, 2 * low], dtype)
     p_ref, _ = _long_double_softmax(x)
-    np.testing.assert_allclose(build.softmax(x), p_ref.astype(np.float64), rtol=0,
-                               atol=np.finfo(dtype).smallest_subnormal)
+    np.testing.assert_allclose(
+        build.softmax(x), p_ref.astype(np.float64), rtol=0, atol=np.finfo(dtype).smallest_subnormal
+    )
     assert build.softmax(x)[1] > 0
 
 
@@ -323,7 +352,9 @@ def test_log_softmax_of_a_dominant_entry(build, n, dtype):
 
 @softmax_builds
 @pytest.mark.parametrize("where", [0, 7, 31, 32, 64, 1000, 1026])  # blocks of 32, and the tail
-@pytest.mark.parametrize("bad, message", [(np.nan, "NaN"), (np.inf, r"\+inf")], ids=["nan", "posinf"])
+@pytest.mark.parametrize(
+    "bad, message", [(np.nan, "NaN"), (np.inf, r"\+inf")], ids=["nan", "posinf"]
+)
 def test_softmax_bad_entry_anywhere_of_a_long_row(build, where, bad, message, dtype):
     x = np.random.default_rng(where).normal(size=1027).astype(dtype)
     x[where] = bad
@@ -332,7 +363,9 @@ def test_softmax_bad_entry_anywhere_of_a_long_row(build, where, bad, message, dt
             f(x)
         with pytest.raises(ValueError, match=rf"{message}.*slice 1 along axis 1"):
             f(np.stack([np.zeros(1027, dtype), x]))
-    x[(where + 1) % x.size] = np.nan if bad == np.inf else np.inf  # both: NaN is reported, as the reference
+    x[(where + 1) % x.size] = (
+        np.nan if bad == np.inf else np.inf
+    )  # both: NaN is reported, as the reference
     with pytest.raises(ValueError, match="NaN"):
         build.softmax(x)
 
@@ -342,7 +375,7 @@ def test_softmax_all_masked_row_of_a_batch(build, dtype):
     x = np.zeros((3, 40), dtype)
     x[2] = -np.inf
     for f in (build.softmax, build.log_softmax):
-        with pytest.raises(ValueError, match="every entry of a slice is -inf.*slice 2"):
+        with pytest.raises(ValueError, match=r"every entry of a slice is -inf.*slice 2"):
             f(x)
 
 
@@ -358,9 +391,13 @@ def test_fast_path_matches_the_general_path(build, shape, dtype):
         assert fast.flags.c_contiguous and fast.dtype == dtype and fast.shape == shape
         strided = np.zeros(shape[:-1] + (2 * shape[-1],), dtype)[..., ::2]
         strided[...] = x
-        for general in (f(strided), f(x, axis=np.int64(-1)), f(x, axis=x.ndim - 1),
-                        f(x.view(np.ndarray).view(type("Sub", (np.ndarray,), {}))),
-                        f(x, temperature=1)):
+        for general in (
+            f(strided),
+            f(x, axis=np.int64(-1)),
+            f(x, axis=x.ndim - 1),
+            f(x.view(np.ndarray).view(type("Sub", (np.ndarray,), {}))),
+            f(x, temperature=1),
+        ):
             np.testing.assert_array_equal(np.asarray(general), fast)
         out = np.empty_like(x)
         assert f(x, out=out) is out
@@ -382,10 +419,15 @@ def test_fast_path_out_overlapping_the_input(build):
 @softmax_builds
 def test_fast_path_rejects_what_the_general_path_rejects(build):
     x = np.ones((2, 3))
-    for kwargs, exc in [({"temperature": True}, TypeError), ({"temperature": float("nan")}, ValueError),
-                        ({"temperature": -1.0}, ValueError), ({"axis": 2}, ValueError),
-                        ({"axis": True}, TypeError), ({"out": np.ones((2, 3), np.float32)}, TypeError),
-                        ({"out": np.ones((3, 2))}, ValueError)]:
+    for kwargs, exc in [
+        ({"temperature": True}, TypeError),
+        ({"temperature": float("nan")}, ValueError),
+        ({"temperature": -1.0}, ValueError),
+        ({"axis": 2}, ValueError),
+        ({"axis": True}, TypeError),
+        ({"out": np.ones((2, 3), np.float32)}, TypeError),
+        ({"out": np.ones((3, 2))}, ValueError),
+    ]:
         with pytest.raises(exc):
             build.softmax(x, **kwargs)
     with pytest.raises(ValueError, match="empty"):
@@ -400,5 +442,9 @@ def test_simd_builds_agree(dtype):
     base, *simd = ISAS
     for build in simd:
         for name in ("softmax", "log_softmax"):
-            np.testing.assert_allclose(getattr(build, name)(x), getattr(base, name)(x),
-                                       rtol=TARGET_RTOL[dtype], err_msg=isa_id(build))
+            np.testing.assert_allclose(
+                getattr(build, name)(x),
+                getattr(base, name)(x),
+                rtol=TARGET_RTOL[dtype],
+                err_msg=isa_id(build),
+            )

@@ -27,8 +27,8 @@ def _problem(seed, V=9, d=3, c=3, h=4, B=6):
     W1 = rng.standard_normal((c * d, h)) * 0.5
     W2 = rng.standard_normal((h, V)) * 0.5
     windows = rng.integers(0, V, (B, c))
-    windows[0, 0] = windows[0, 2]          # a token twice in one window: its rows add up
-    windows[1] = windows[0]                # and the same window twice in a batch
+    windows[0, 0] = windows[0, 2]  # a token twice in one window: its rows add up
+    windows[1] = windows[0]  # and the same window twice in a batch
     targets = rng.integers(0, V, B)
     return E, W1, W2, windows, targets
 
@@ -69,7 +69,7 @@ def test_gradients_large_shapes_against_numpy_backward(dtype):
     targets = rng.integers(0, V, B)
     state = TrainState(E, W1, W2, tanh=True, batch_size=B)
     assert state.dtype == dtype
-    loss, dE, dW1, dW2 = state.gradients(windows, targets)
+    _, dE, dW1, dW2 = state.gradients(windows, targets)
     # The textbook backward pass in float64 NumPy.
     E64, W164, W264 = (a.astype(np.float64) for a in (E, W1, W2))
     X = E64[windows].reshape(B, -1)
@@ -116,13 +116,16 @@ def test_cross_entropy_grad_is_stable_for_huge_logits():
     np.testing.assert_allclose(grad[1], [1 / 3, 1 / 3, -2 / 3])
 
 
-@pytest.mark.parametrize("args, exc, match", [
-    (([[1.0, np.nan]], [0]), ValueError, "NaN"),
-    (([[1.0, 2.0]], [2]), ValueError, "out of range"),
-    (([[1.0, 2.0]], [0, 1]), ValueError, "targets have shape"),
-    (([1.0, 2.0], [0]), ValueError, r"\(B, V\)"),
-    (([[1.0, 2.0]], [0.5]), TypeError, "integers"),
-])
+@pytest.mark.parametrize(
+    "args, exc, match",
+    [
+        (([[1.0, np.nan]], [0]), ValueError, "NaN"),
+        (([[1.0, 2.0]], [2]), ValueError, "out of range"),
+        (([[1.0, 2.0]], [0, 1]), ValueError, "targets have shape"),
+        (([1.0, 2.0], [0]), ValueError, r"\(B, V\)"),
+        (([[1.0, 2.0]], [0.5]), TypeError, "integers"),
+    ],
+)
 def test_cross_entropy_grad_bad_input(args, exc, match):
     with pytest.raises(exc, match=match):
         cross_entropy_grad(*args)
@@ -147,8 +150,8 @@ def test_steps_match_numpy_updates(optimizer):
             else:
                 m[i] = 0.9 * m[i] + 0.1 * g
                 v[i] = 0.999 * v[i] + 0.001 * g * g
-                mhat = m[i] / (1 - 0.9 ** t)
-                vhat = v[i] / (1 - 0.999 ** t)
+                mhat = m[i] / (1 - 0.9**t)
+                vhat = v[i] / (1 - 0.999**t)
                 params[i] = params[i] - lr * mhat / (np.sqrt(vhat) + 1e-8)
         for got, want in zip((state.E, state.W1, state.W2), params):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
@@ -158,9 +161,9 @@ def test_steps_match_numpy_updates(optimizer):
 def test_steps_lower_the_loss_and_loss_is_chunked():
     E, W1, W2, windows, targets = _problem(2)
     state = TrainState(E, W1, W2, batch_size=4)
-    before = state.loss(windows, targets)           # 6 rows in chunks of 4
+    before = state.loss(windows, targets)  # 6 rows in chunks of 4
     assert before == pytest.approx(_np_loss(E, W1, W2, windows, targets, False), rel=1e-12)
-    for _ in range(50):                             # rows 2..5: distinct windows, learnable
+    for _ in range(50):  # rows 2..5: distinct windows, learnable
         state.step(windows[2:], targets[2:], 0.05)
     assert state.loss(windows[2:], targets[2:]) < 0.1 < before
     # The caller's arrays are never written.
@@ -168,31 +171,38 @@ def test_steps_lower_the_loss_and_loss_is_chunked():
 
 
 def test_non_finite_step_changes_nothing():
-    assert issubclass(Diverged, ValueError)         # the rule of every bad value in tinyllm
+    assert issubclass(Diverged, ValueError)  # the rule of every bad value in tinyllm
     E, W1, W2, windows, targets = _problem(4)
     E32, W132, W232 = E.astype(np.float32), W1.astype(np.float32), (W2 * 1000).astype(np.float32)
     state = TrainState(E32, W132, W232, optimizer="sgd", batch_size=6)
     with pytest.raises(Diverged, match="not finite"):
-        state.step(windows, targets, 1e37)          # the update overflows float32
+        state.step(windows, targets, 1e37)  # the update overflows float32
     assert state.steps == 0
     np.testing.assert_array_equal(state.E, E32)
     np.testing.assert_array_equal(state.W1, W132)
     np.testing.assert_array_equal(state.W2, W232)
-    state.step(windows, targets, 0.1)               # and the state still works
+    state.step(windows, targets, 0.1)  # and the state still works
     assert state.steps == 1
-    huge = TrainState((E * 1e30).astype(np.float32), (W1 * 1e10).astype(np.float32),
-                      W2.astype(np.float32), batch_size=6)      # f1 overflows: the loss is NaN
+    huge = TrainState(
+        (E * 1e30).astype(np.float32),
+        (W1 * 1e10).astype(np.float32),
+        W2.astype(np.float32),
+        batch_size=6,
+    )  # f1 overflows: the loss is NaN
     with pytest.raises(Diverged, match="loss"):
         huge.step(windows, targets, 0.1)
     assert huge.steps == 0
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(optimizer="rmsprop"), "optimizer"),
-    (dict(batch_size=0), "batch_size"),
-    (dict(momentum=1.0), "momentum"),
-    (dict(eps=0.0), "eps"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(optimizer="rmsprop"), "optimizer"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(eps=0.0), "eps"),
+    ],
+)
 def test_train_state_bad_options(kwargs, match):
     E, W1, W2, _, _ = _problem(0)
     with pytest.raises(ValueError, match=match):
@@ -223,9 +233,11 @@ def test_fused_updates_over_many_blocks_match_numpy(optimizer, dtype):
     """Weights larger than the update's blocks (and not a multiple of them), both dtypes."""
     rng = np.random.default_rng(7)
     V, d, c, h, B = 301, 5, 3, 17, 11
-    params = [rng.standard_normal((V, d)).astype(dtype),
-              (rng.standard_normal((c * d, h)) / 4).astype(dtype),
-              (rng.standard_normal((h, V)) / 4).astype(dtype)]
+    params = [
+        rng.standard_normal((V, d)).astype(dtype),
+        (rng.standard_normal((c * d, h)) / 4).astype(dtype),
+        (rng.standard_normal((h, V)) / 4).astype(dtype),
+    ]
     windows = rng.integers(0, V, (B, c))
     targets = rng.integers(0, V, B)
     state = TrainState(*params, optimizer=optimizer, batch_size=B)
@@ -233,7 +245,9 @@ def test_fused_updates_over_many_blocks_match_numpy(optimizer, dtype):
     v = [np.zeros_like(p, dtype=np.float64) for p in params]
     ref = [p.astype(np.float64) for p in params]
     for t in (1, 2, 3):
-        _, *grads = TrainState(*[p.astype(dtype) for p in ref], batch_size=B).gradients(windows, targets)
+        _, *grads = TrainState(*[p.astype(dtype) for p in ref], batch_size=B).gradients(
+            windows, targets
+        )
         state.step(windows, targets, 0.01)
         for i, g in enumerate(grads):
             g = g.astype(np.float64)
@@ -243,7 +257,11 @@ def test_fused_updates_over_many_blocks_match_numpy(optimizer, dtype):
             else:
                 m[i] = 0.9 * m[i] + 0.1 * g
                 v[i] = 0.999 * v[i] + 0.001 * g * g
-                ref[i] = ref[i] - 0.01 * (m[i] / (1 - 0.9 ** t)) / (np.sqrt(v[i] / (1 - 0.999 ** t)) + 1e-8)
+                ref[i] = ref[i] - 0.01 * (m[i] / (1 - 0.9**t)) / (
+                    np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8
+                )
     for got, want in zip((state.E, state.W1, state.W2), ref):
-        np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=1e-5 if dtype == np.float32 else 1e-12)
+        np.testing.assert_allclose(
+            got, want, rtol=RTOL[dtype], atol=1e-5 if dtype == np.float32 else 1e-12
+        )
     assert set(state._phase_seconds()) and all(s >= 0 for s in state._phase_seconds().values())

@@ -8,7 +8,6 @@ blog). Pure-Python versions of the kernels: :mod:`tinyllm.reference`. The blog's
 parts 1-3 with their numbers: :mod:`tinyllm.blog`.
 """
 
-from tinyllm._version import __version__
 from tinyllm._compiled import (
     dot,
     filter_logits,
@@ -18,6 +17,7 @@ from tinyllm._compiled import (
     sample_logits,
     softmax,
 )
+from tinyllm._version import __version__
 from tinyllm.config import TinyLMConfig
 from tinyllm.embedding import Embedding
 from tinyllm.model import Draws, TinyLM, Trace

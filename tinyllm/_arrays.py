@@ -34,7 +34,9 @@ def as_dtype_name(dtype) -> str:
     return name
 
 
-def as_weight_matrix(values, name: str, dtype="float64", shape: tuple[int, int] | None = None) -> np.ndarray:
+def as_weight_matrix(
+    values, name: str, dtype="float64", shape: tuple[int, int] | None = None
+) -> np.ndarray:
     """A read-only 2-D copy of ``values`` in ``dtype``, checked to be real, finite and non-empty."""
     dtype = as_dtype_name(dtype)
     arr = np.asarray(values)
@@ -58,7 +60,7 @@ def physical_memory() -> int | None:
     """This machine's physical memory in bytes, or None where the OS does not say."""
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):   # Windows, or an unknown name
+    except (AttributeError, ValueError, OSError):  # Windows, or an unknown name
         return None
 
 
@@ -83,5 +85,7 @@ def check_memory(nbytes: float, what: str, advice: str = "") -> None:
     """
     limit = physical_memory() or 1 << 40
     if nbytes > limit:
-        raise ValueError(f"{what} would need {format_bytes(nbytes)} of memory; this machine "
-                         f"has {format_bytes(limit)}" + (f" ({advice})" if advice else ""))
+        raise ValueError(
+            f"{what} would need {format_bytes(nbytes)} of memory; this machine "
+            f"has {format_bytes(limit)}" + (f" ({advice})" if advice else "")
+        )

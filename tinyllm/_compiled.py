@@ -22,7 +22,6 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-
 __all__ = [
     "dot",
     "project",
@@ -52,12 +51,14 @@ _EXTENSION_ENDINGS = (".so", ".pyd", ".dylib")
 # The message
 # ===========================================================================
 
+
 def _describe_builds(package_dir: Path, stem: str) -> str:
     """What the package folder holds for the compiled module ``stem``, in one line."""
     this_python = {stem + suffix for suffix in EXTENSION_SUFFIXES}
     try:
         candidates = sorted(
-            p.name for p in package_dir.iterdir()
+            p.name
+            for p in package_dir.iterdir()
             if p.name.startswith(stem + ".") and p.name.endswith(_EXTENSION_ENDINGS)
         )
     except OSError:
@@ -67,8 +68,10 @@ def _describe_builds(package_dir: Path, stem: str) -> str:
     usable = [name for name in candidates if name in this_python]
     if usable:
         return f"{', '.join(usable)} (built for this Python, but it failed to load)"
-    return (f"{', '.join(candidates)}: built for another Python "
-            f"(this one loads {stem}{EXTENSION_SUFFIXES[0]})")
+    return (
+        f"{', '.join(candidates)}: built for another Python "
+        f"(this one loads {stem}{EXTENSION_SUFFIXES[0]})"
+    )
 
 
 def install_message(error: ImportError, package_dir: Path | None = None) -> str:
@@ -80,8 +83,10 @@ def install_message(error: ImportError, package_dir: Path | None = None) -> str:
         f"  {'found' if i == 0 else '':<14}{_describe_builds(package_dir, stem)}"
         for i, stem in enumerate(stems)
     )
-    python = (f"{platform.python_implementation()} {platform.python_version()} "
-              f"on {platform.system()} {platform.machine()} ({sys.executable})")
+    python = (
+        f"{platform.python_implementation()} {platform.python_version()} "
+        f"on {platform.system()} {platform.machine()} ({sys.executable})"
+    )
     return (
         f"tinyllm's compiled kernels could not be imported"
         f"{f' ({failed})' if failed else ''}: the extension modules are missing or "
@@ -94,7 +99,7 @@ def install_message(error: ImportError, package_dir: Path | None = None) -> str:
         f"  - install a prebuilt wheel (no compiler needed):\n"
         f"        pip install tinyllm-cython\n"
         f"  - or, from a source checkout, build the kernels (needs a C compiler):\n"
-        f"        pip install -e \".[test]\"\n"
+        f'        pip install -e ".[test]"\n'
         f"    and build them again after changing Python version.\n"
         f"  - inside a source checkout, its tinyllm/ folder hides an installed wheel:\n"
         f"    run from another directory to use the wheel."
@@ -130,5 +135,6 @@ else:
     )
     forward, Generation = _MODULES["_generate"].forward, _MODULES["_generate"].Generation
     TrainState, Diverged, cross_entropy_grad = (
-        getattr(_MODULES["_train"], name) for name in ("TrainState", "Diverged", "cross_entropy_grad")
+        getattr(_MODULES["_train"], name)
+        for name in ("TrainState", "Diverged", "cross_entropy_grad")
     )

@@ -37,11 +37,19 @@ import stat
 from collections.abc import Iterator, Mapping
 from typing import BinaryIO
 
-__all__ = ["as_path", "check_writable", "check_outputs", "atomic_writer", "write_bytes",
-           "write_text", "open_regular", "same_file"]
+__all__ = [
+    "as_path",
+    "check_writable",
+    "check_outputs",
+    "atomic_writer",
+    "write_bytes",
+    "write_text",
+    "open_regular",
+    "same_file",
+]
 
-_O_BINARY = getattr(os, "O_BINARY", 0)          # Windows: no newline translation
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)      # POSIX: opening a FIFO must not wait
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX: opening a FIFO must not wait
 _O_NOCTTY = getattr(os, "O_NOCTTY", 0)
 
 
@@ -64,8 +72,9 @@ def as_path(path, what: str = "path") -> str:
     try:
         name = os.fsdecode(os.fspath(path))
     except TypeError:
-        raise TypeError(f"{what} must be a str, bytes or os.PathLike path, "
-                        f"got {type(path).__name__}") from None
+        raise TypeError(
+            f"{what} must be a str, bytes or os.PathLike path, got {type(path).__name__}"
+        ) from None
     if not name:
         raise ValueError(f"{what}: the path is empty (give a file name)")
     if "\0" in name:
@@ -75,9 +84,13 @@ def as_path(path, what: str = "path") -> str:
 
 def _kind(mode: int) -> str:
     """What a non-regular file is, in words."""
-    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
         if test(mode):
             return kind
     return "not a regular file"
@@ -101,7 +114,7 @@ def _destination(name: str) -> tuple[str, os.stat_result | None]:
         st = os.stat(target)
     except FileNotFoundError:
         return target, None
-    except OSError as exc:      # a loop of links, a name too long, a file used as a folder
+    except OSError as exc:  # a loop of links, a name too long, a file used as a folder
         raise _about(exc, name, "cannot write there") from None
     _refuse_unless_regular(name, st.st_mode, "a regular file: refusing to replace it")
     return target, st
@@ -130,10 +143,8 @@ def _new_temporary(folder: str) -> tuple[int, str]:
 
 
 def _remove_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass
 
 
 def check_writable(path) -> None:
@@ -177,8 +188,9 @@ def same_file(a, b) -> bool:
         return False
 
 
-def check_outputs(outputs: Mapping[str, object],
-                  inputs: Mapping[str, object] | None = None) -> None:
+def check_outputs(
+    outputs: Mapping[str, object], inputs: Mapping[str, object] | None = None
+) -> None:
     """Check the files a command will write, before it starts working.
 
     Parameters
@@ -199,29 +211,31 @@ def check_outputs(outputs: Mapping[str, object],
         An output cannot be written (see :func:`check_writable`).
     """
     given_outputs = [(label, as_path(p, label)) for label, p in outputs.items() if p is not None]
-    given_inputs = [(label, as_path(p, label)) for label, p in (inputs or {}).items()
-                    if p is not None]
-    for label, name in given_outputs:
+    given_inputs = [
+        (label, as_path(p, label)) for label, p in (inputs or {}).items() if p is not None
+    ]
+    for _, name in given_outputs:
         check_writable(name)
     for i, (label, name) in enumerate(given_outputs):
         for other, other_name in given_outputs[:i]:
             if same_file(name, other_name):
-                raise ValueError(f"{other} and {label} are the same file ({name}): "
-                                 "give each output its own name")
+                raise ValueError(
+                    f"{other} and {label} are the same file ({name}): give each output its own name"
+                )
         for other, other_name in given_inputs:
             if same_file(name, other_name):
-                raise ValueError(f"{label} and {other} are the same file ({name}): "
-                                 "refusing to overwrite an input")
+                raise ValueError(
+                    f"{label} and {other} are the same file ({name}): "
+                    "refusing to overwrite an input"
+                )
 
 
 def _keep_owner_and_mode(tmp: str, old: os.stat_result) -> None:
     """Give the temporary file the replaced file's owner, group (where allowed) and mode."""
     if hasattr(os, "chown"):
         for uid, gid in ((-1, old.st_gid), (old.st_uid, -1)):
-            try:
+            with contextlib.suppress(OSError):  # not ours to give away: it stays the writer's
                 os.chown(tmp, uid, gid)
-            except OSError:     # not ours to give away: the file becomes the writer's
-                pass
     os.chmod(tmp, stat.S_IMODE(old.st_mode))
 
 
@@ -278,7 +292,7 @@ def atomic_writer(path) -> Iterator[BinaryIO]:
         if old is not None:
             _keep_owner_and_mode(tmp, old)
         with os.fdopen(fd, "wb") as f:
-            fd = -1                                     # the file object owns it now
+            fd = -1  # the file object owns it now
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -288,8 +302,9 @@ def atomic_writer(path) -> Iterator[BinaryIO]:
             os.close(fd)
         _remove_quietly(tmp)
         if isinstance(exc, OSError) and exc.filename in (None, tmp):
-            raise _about(exc, name, "could not write the file",
-                         "; any previous file is unchanged") from None
+            raise _about(
+                exc, name, "could not write the file", "; any previous file is unchanged"
+            ) from None
         raise
     _sync_folder(folder)
 
@@ -337,8 +352,9 @@ def open_regular(path, what: str = "file") -> BinaryIO:
         except FileNotFoundError:
             raise FileNotFoundError(f"no such {what}: {name}") from None
         except PermissionError as exc:
-            raise PermissionError(exc.errno, f"permission denied reading the {what}",
-                                  name) from None
+            raise PermissionError(
+                exc.errno, f"permission denied reading the {what}", name
+            ) from None
 
     _refuse_unless_regular(name, opened(os.stat, name).st_mode, f"a {what}")
     fd = opened(os.open, name, os.O_RDONLY | _O_BINARY | _O_NONBLOCK | _O_NOCTTY)

@@ -74,7 +74,6 @@ def _exp_weights(
     logits: NDArray[np.floating],  # const float/double[::1]
     temperature: float,  # double
 ) -> tuple[NDArray[np.floating], NDArray[np.float64]] | None: ...
-
 def as_generator(
     rng: int | np.integer[Any] | np.random.Generator | None,  # object
     func: str = ...,  # str

@@ -38,4 +38,6 @@ def log_softmax(
 ) -> NDArray[np.float64]: ...
 
 # Hooks for the tests and benchmarks (not part of the API).
-def _exp(x: NDArray[np.floating], nonpos: bool = False) -> NDArray[np.floating]: ...  # const float/double[::1]
+def _exp(
+    x: NDArray[np.floating], nonpos: bool = False
+) -> NDArray[np.floating]: ...  # const float/double[::1]

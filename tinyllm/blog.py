@@ -23,8 +23,19 @@ from tinyllm.model import TinyLM, Trace
 from tinyllm.vocab import Vocab
 
 __all__ = [
-    "TOKENS", "IDS", "EMBEDDINGS", "W_F1", "W_F2", "PROMPT",
-    "vocab", "part1", "part2", "part3", "part3_model", "Part1Result", "Part2Result",
+    "TOKENS",
+    "IDS",
+    "EMBEDDINGS",
+    "W_F1",
+    "W_F2",
+    "PROMPT",
+    "vocab",
+    "part1",
+    "part2",
+    "part3",
+    "part3_model",
+    "Part1Result",
+    "Part2Result",
 ]
 
 # The dictionary of all three parts, in dictionary (= logit) order.
@@ -40,14 +51,14 @@ PART2_W_F1 = (1.0, 0.5, 1.5)
 
 # Part 3: a 2-number embedding per token ("how much a noun", "how much an adjective").
 EMBEDDINGS = (
-    (-0.2, 0.9),   # azul
-    (0.8, -0.1),   # cielo
-    (-0.4, 0.7),   # frío
-    (0.3, -0.6),   # el
-    (0.1, -0.1),   # es
+    (-0.2, 0.9),  # azul
+    (0.8, -0.1),  # cielo
+    (-0.4, 0.7),  # frío
+    (0.3, -0.6),  # el
+    (0.1, -0.1),  # es
 )
-W_F1 = (1.0, 0.5, 1.5, 1.0, 0.5, 1.5)   # f1 weights over the flattened 3x2 context
-W_F2 = (2.5, 0.7, 2.0, 0.2, 0.5)        # f2: one weight per token (parts 2 and 3)
+W_F1 = (1.0, 0.5, 1.5, 1.0, 0.5, 1.5)  # f1 weights over the flattened 3x2 context
+W_F2 = (2.5, 0.7, 2.0, 0.2, 0.5)  # f2: one weight per token (parts 2 and 3)
 
 
 def vocab() -> Vocab:
@@ -69,14 +80,20 @@ class Part1Result:
     """Part 1: ``y = x1*w1 - x2*w2 + x3*w3`` over the ids of the prompt."""
 
     words: list[str]
-    ids: list[int]                   # x = (578, 350, 698) for "el cielo es"
+    ids: list[int]  # x = (578, 350, 698) for "el cielo es"
     weights: tuple[float, float, float]
-    y: float                         # 402.0 with the blog's weights
-    word: str | None                 # the token whose id is y, if there is one
+    y: float  # 402.0 with the blog's weights
+    word: str | None  # the token whose id is y, if there is one
 
     def to_dict(self) -> dict:
-        return {"part": 1, "words": self.words, "ids": self.ids, "weights": list(self.weights),
-                "y": self.y, "word": self.word}
+        return {
+            "part": 1,
+            "words": self.words,
+            "ids": self.ids,
+            "weights": list(self.weights),
+            "y": self.y,
+            "word": self.word,
+        }
 
 
 def part1(prompt: str = PROMPT, weights: tuple[float, float, float] = PART1_WEIGHTS) -> Part1Result:
@@ -101,15 +118,21 @@ class Part2Result:
 
     words: list[str]
     ids: list[int]
-    f1: float             # 1800.0 for "el cielo es"
-    logits: np.ndarray    # (4500, 1260, 3600, 360, 900)
-    probs: np.ndarray     # logits / sum(logits) (sum 10620)
+    f1: float  # 1800.0 for "el cielo es"
+    logits: np.ndarray  # (4500, 1260, 3600, 360, 900)
+    probs: np.ndarray  # logits / sum(logits) (sum 10620)
     tokens: list[str]
 
     def to_dict(self) -> dict:
-        return {"part": 2, "words": self.words, "ids": self.ids, "f1": self.f1,
-                "logits": self.logits.tolist(), "probs": self.probs.tolist(),
-                "tokens": self.tokens}
+        return {
+            "part": 2,
+            "words": self.words,
+            "ids": self.ids,
+            "f1": self.f1,
+            "logits": self.logits.tolist(),
+            "probs": self.probs.tolist(),
+            "tokens": self.tokens,
+        }
 
 
 def part2(prompt: str = PROMPT) -> Part2Result:

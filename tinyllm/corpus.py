@@ -33,7 +33,7 @@ BUILTIN_NAME = "built-in corpus_es.txt"
 
 def builtin_text() -> str:
     """The text of the built-in Spanish corpus (shipped in the package)."""
-    return resources.files("tinyllm").joinpath("data", "corpus_es.txt").read_text(encoding="utf-8")
+    return resources.files("tinyllm").joinpath("data/corpus_es.txt").read_text(encoding="utf-8")
 
 
 def read_text(path: str | os.PathLike) -> str:

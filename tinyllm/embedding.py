@@ -48,7 +48,7 @@ class Embedding:
         return f"Embedding(vocab_size={self.vocab_size}, dim={self.dim}, dtype={self._table.dtype})"
 
     def lookup(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
-        """The embeddings of ``positions`` as an ``(n, d)`` matrix (row ``j`` = token ``positions[j]``).
+        """The embeddings of ``positions``: an ``(n, d)`` matrix, row ``j`` of ``positions[j]``.
 
         Raises
         ------

@@ -49,8 +49,16 @@ from tinyllm._files import as_path, atomic_writer, check_writable, open_regular
 from tinyllm.config import TinyLMConfig
 from tinyllm.vocab import Vocab
 
-__all__ = ["FORMAT", "VERSION", "MAX_META_CHARS", "MAX_META_DEPTH", "save_model", "load_model",
-           "load_metadata", "check_writable"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "MAX_META_CHARS",
+    "MAX_META_DEPTH",
+    "save_model",
+    "load_model",
+    "load_metadata",
+    "check_writable",
+]
 
 FORMAT = "tinyllm"
 VERSION = 1
@@ -63,22 +71,34 @@ MAX_META_CHARS = 1 << 24
 #: Deepest nesting of lists and objects in that JSON (tinyllm writes 4 levels).
 MAX_META_DEPTH = 32
 
-_NPY_HEADER_MAX = 10_000            # bytes of an .npy header dict (NumPy's own limit)
-_DEFLATE_MAX_RATIO = 1032           # deflate cannot expand data more than this
-_CHUNK = 1 << 20                    # bytes read from an entry at a time
+_NPY_HEADER_MAX = 10_000  # bytes of an .npy header dict (NumPy's own limit)
+_DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data more than this
+_CHUNK = 1 << 20  # bytes read from an entry at a time
 
 
 def _meta(model, training: dict[str, Any] | None) -> str:
     c = model.config
-    return json.dumps({
-        "format": FORMAT,
-        "version": VERSION,
-        "config": {"vocab_size": c.vocab_size, "dim": c.dim, "context": c.context,
-                   "hidden": c.hidden, "dtype": c.dtype, "activation": c.activation},
-        "vocab": {"tokens": list(model.vocab.tokens), "ids": list(model.vocab.ids),
-                  "tokenizer": model.vocab.tokenizer},
-        "training": training,
-    }, ensure_ascii=False)
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "config": {
+                "vocab_size": c.vocab_size,
+                "dim": c.dim,
+                "context": c.context,
+                "hidden": c.hidden,
+                "dtype": c.dtype,
+                "activation": c.activation,
+            },
+            "vocab": {
+                "tokens": list(model.vocab.tokens),
+                "ids": list(model.vocab.ids),
+                "tokenizer": model.vocab.tokenizer,
+            },
+            "training": training,
+        },
+        ensure_ascii=False,
+    )
 
 
 def save_model(model, path, training: dict[str, Any] | None = None) -> None:
@@ -103,8 +123,10 @@ def save_model(model, path, training: dict[str, Any] | None = None) -> None:
     """
     meta = _meta(model, training)
     if len(meta) > MAX_META_CHARS:
-        raise ValueError(f"the model's JSON would hold {len(meta):,} characters, more than the "
-                         f"{MAX_META_CHARS:,} a model file may hold (a shorter training history?)")
+        raise ValueError(
+            f"the model's JSON would hold {len(meta):,} characters, more than the "
+            f"{MAX_META_CHARS:,} a model file may hold (a shorter training history?)"
+        )
     with atomic_writer(path) as f:
         np.savez(f, meta=np.array(meta), embeddings=model.embedding.table, W1=model.W1, W2=model.W2)
 
@@ -117,8 +139,16 @@ class _Bad(ValueError):
 
 
 # Errors that the zip and deflate readers raise on a damaged archive.
-_DAMAGED = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, struct.error,
-            NotImplementedError, OverflowError, IndexError)
+_DAMAGED = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    zlib.error,
+    struct.error,
+    NotImplementedError,
+    OverflowError,
+    IndexError,
+)
 
 
 def _open_archive(f) -> zipfile.ZipFile:
@@ -151,13 +181,17 @@ def _entries(archive: zipfile.ZipFile, file_size: int) -> dict[str, zipfile.ZipI
         elif info.compress_type == zipfile.ZIP_DEFLATED:
             bound = info.compress_size * _DEFLATE_MAX_RATIO + 1024
         else:
-            raise _Bad(f"the {key} entry uses compression method {info.compress_type}; "
-                       "tinyllm reads stored or deflated entries (numpy.savez, savez_compressed)")
+            raise _Bad(
+                f"the {key} entry uses compression method {info.compress_type}; "
+                "tinyllm reads stored or deflated entries (numpy.savez, savez_compressed)"
+            )
         if info.header_offset + info.compress_size > file_size:
             raise _Bad(f"the {key} entry runs past the end of the file (truncated)")
         if info.file_size > bound:
-            raise _Bad(f"the {key} entry claims {info.file_size:,} bytes, more than its "
-                       f"{info.compress_size:,} stored bytes can hold (corrupt)")
+            raise _Bad(
+                f"the {key} entry claims {info.file_size:,} bytes, more than its "
+                f"{info.compress_size:,} stored bytes can hold (corrupt)"
+            )
         infos[key] = info
     return infos
 
@@ -180,17 +214,22 @@ class _Header:
             except ValueError:
                 raise _Bad(f"the {key} entry is not a .npy array") from None
             if version not in ((1, 0), (2, 0)):
-                raise _Bad(f"the {key} entry is a .npy file of version {version}, "
-                           "which tinyllm does not read")
+                raise _Bad(
+                    f"the {key} entry is a .npy file of version {version}, "
+                    "which tinyllm does not read"
+                )
             length_format = "<H" if version == (1, 0) else "<I"
             raw_length = _read_exactly(member, struct.calcsize(length_format), f"{key} entry")
             (length,) = struct.unpack(length_format, raw_length)
-            if length > _NPY_HEADER_MAX:      # read it only once its size is known to be sane
+            if length > _NPY_HEADER_MAX:  # read it only once its size is known to be sane
                 raise _Bad(f"the {key} entry has a {length:,}-byte header (corrupt)")
             header = raw_length + _read_exactly(member, length, f"{key} entry")
             self.data_offset = member.tell()
-        reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                  else np.lib.format.read_array_header_2_0)
+        reader = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
         try:
             self.shape, self.fortran_order, self.dtype = reader(io.BytesIO(header))
         except ValueError:
@@ -199,8 +238,10 @@ class _Header:
             raise _Bad(f"the {key} entry holds {self.dtype} values, not numbers or text")
         self.nbytes = int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
         if info.file_size != self.data_offset + self.nbytes:
-            raise _Bad(f"the {key} entry's size ({info.file_size:,} bytes) does not match "
-                       f"its header (shape {self.shape}, {self.dtype}): corrupt")
+            raise _Bad(
+                f"the {key} entry's size ({info.file_size:,} bytes) does not match "
+                f"its header (shape {self.shape}, {self.dtype}): corrupt"
+            )
 
     def read(self, archive: zipfile.ZipFile) -> np.ndarray:
         """The entry's array (decompressed now), in native byte order."""
@@ -208,20 +249,22 @@ class _Header:
         try:
             array = np.empty(count, dtype=self.dtype)
         except MemoryError:
-            raise _Bad(f"the {self.key} entry needs {self.nbytes:,} bytes of memory, "
-                       "more than is available") from None
+            raise _Bad(
+                f"the {self.key} entry needs {self.nbytes:,} bytes of memory, "
+                "more than is available"
+            ) from None
         raw = array.view(np.uint8)
         with archive.open(self.info) as member:
             _read_exactly(member, self.data_offset, f"{self.key} entry")
             for start in range(0, raw.size, _CHUNK):
                 chunk = _read_exactly(member, min(_CHUNK, raw.size - start), f"{self.key} entry")
-                raw[start:start + len(chunk)] = np.frombuffer(chunk, np.uint8)
-            member.read(1)                    # at the end: zipfile checks the CRC-32
+                raw[start : start + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            member.read(1)  # at the end: zipfile checks the CRC-32
         if self.fortran_order:
             array = array.reshape(self.shape[::-1]).T
         else:
             array = array.reshape(self.shape)
-        if not array.dtype.isnative:          # e.g. '>f8' written on a big-endian machine
+        if not array.dtype.isnative:  # e.g. '>f8' written on a big-endian machine
             array = array.astype(array.dtype.newbyteorder("="))
         return array
 
@@ -232,8 +275,9 @@ _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 def _nesting_depth(text: str) -> int:
     """How deep lists and objects nest in the JSON ``text`` (brackets in strings ignored)."""
     skeleton = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "replace"), np.uint8)
-    steps = (np.isin(skeleton, (ord("["), ord("{"))).astype(np.int64)
-             - np.isin(skeleton, (ord("]"), ord("}"))))
+    steps = np.isin(skeleton, (ord("["), ord("{"))).astype(np.int64) - np.isin(
+        skeleton, (ord("]"), ord("}"))
+    )
     return int(np.cumsum(steps).max(initial=0))
 
 
@@ -242,8 +286,10 @@ def _parse_meta(archive: zipfile.ZipFile, header: _Header) -> dict[str, Any]:
         raise _Bad("the meta entry is not a JSON string")
     chars = header.dtype.itemsize // 4
     if chars > MAX_META_CHARS:
-        raise _Bad(f"its JSON would be {chars:,} characters long, more than the "
-                   f"{MAX_META_CHARS:,} a model file may hold")
+        raise _Bad(
+            f"its JSON would be {chars:,} characters long, more than the "
+            f"{MAX_META_CHARS:,} a model file may hold"
+        )
     try:
         text = str(header.read(archive)[()])
     except UnicodeError:
@@ -282,14 +328,17 @@ def _config(meta: dict[str, Any]) -> TinyLMConfig:
 
 def _check_against(config: TinyLMConfig, headers: dict[str, _Header]) -> None:
     """Every array's shape and dtype as the configuration says (before reading any)."""
-    expected = {"embeddings": (config.vocab_size, config.dim),
-                "W1": (config.input_size, config.hidden),
-                "W2": (config.hidden, config.vocab_size)}
+    expected = {
+        "embeddings": (config.vocab_size, config.dim),
+        "W1": (config.input_size, config.hidden),
+        "W2": (config.hidden, config.vocab_size),
+    }
     for key in _ARRAYS:
         h = headers[key]
         if h.dtype.kind != "f" or h.dtype.itemsize != np.dtype(config.dtype).itemsize:
-            raise _Inconsistent(f"{key} is {h.dtype.newbyteorder('=')}, "
-                                f"the configuration says {config.dtype}")
+            raise _Inconsistent(
+                f"{key} is {h.dtype.newbyteorder('=')}, the configuration says {config.dtype}"
+            )
         if h.shape != expected[key]:
             raise _Inconsistent(f"{key} has shape {h.shape}, expected {expected[key]}")
 
@@ -306,9 +355,11 @@ def _read(path, arrays: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarr
                 meta = _parse_meta(archive, headers["meta"])
                 version = meta.get("version")
                 if version != VERSION:
-                    raise _OtherVersion(f"is a tinyllm model of format version {version!r}; "
-                                        f"this tinyllm reads version {VERSION} (a newer "
-                                        "tinyllm may read it)")
+                    raise _OtherVersion(
+                        f"is a tinyllm model of format version {version!r}; "
+                        f"this tinyllm reads version {VERSION} (a newer "
+                        "tinyllm may read it)"
+                    )
                 if not arrays:
                     return meta, {}
                 _check_against(_config(meta), headers)
@@ -320,14 +371,19 @@ def _read(path, arrays: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarr
         except _Bad as exc:
             raise ValueError(f"{name} is not a tinyllm model file: {exc}") from None
         except (*_DAMAGED, ValueError) as exc:
-            raise ValueError(f"{name} is not a tinyllm model file (corrupt or truncated: "
-                             f"{type(exc).__name__}: {exc})") from None
+            raise ValueError(
+                f"{name} is not a tinyllm model file (corrupt or truncated: "
+                f"{type(exc).__name__}: {exc})"
+            ) from None
         except OSError as exc:
-            if exc.errno == errno.EINVAL:     # zipfile seeking to an offset before the start
-                raise ValueError(f"{name} is not a tinyllm model file (corrupt: an offset "
-                                 "points outside the file)") from None
-            raise type(exc)(exc.errno, f"cannot read the model file ({exc.strerror})", name) \
-                from None
+            if exc.errno == errno.EINVAL:  # zipfile seeking to an offset before the start
+                raise ValueError(
+                    f"{name} is not a tinyllm model file (corrupt: an offset "
+                    "points outside the file)"
+                ) from None
+            raise type(exc)(
+                exc.errno, f"cannot read the model file ({exc.strerror})", name
+            ) from None
 
 
 def load_model(path):

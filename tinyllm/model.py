@@ -1,9 +1,9 @@
 """TinyLM: the blog's next-token model.
 
-    words --vocab--> positions --embedding--> (c, d) --flatten--> x (c*d,)
-    f1: x @ W1 -> (h,)       one dot product per hidden unit (tanh(x @ W1) with activation="tanh")
-    f2: f1 @ W2 -> (V,)      one score (logit) per vocabulary token
-    softmax(logits / T) -> next-token probabilities
+words --vocab--> positions --embedding--> (c, d) --flatten--> x (c*d,)
+f1: x @ W1 -> (h,)       one dot product per hidden unit (tanh(x @ W1) with activation="tanh")
+f2: f1 @ W2 -> (V,)      one score (logit) per vocabulary token
+softmax(logits / T) -> next-token probabilities
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ __all__ = ["Draws", "SamplingOptions", "TinyLM", "Trace"]
 class Trace:
     """Every intermediate of one forward pass, for teaching and debugging."""
 
-    words: list[str]          # the last c words of the prompt, as typed
-    positions: list[int]      # their rows in the embedding table
-    ids: list[int]            # their ids in the vocabulary (the blog's 578, 350, 698)
-    embeddings: np.ndarray    # (c, d) one row per word
-    x: np.ndarray             # (c*d,) the embeddings flattened row by row
-    f1: np.ndarray            # (h,) x @ W1
-    logits: np.ndarray        # (V,) f1 @ W2
-    probs: np.ndarray         # (V,) softmax(logits / temperature)
-    tokens: list[str]         # the vocabulary, in logit order
+    words: list[str]  # the last c words of the prompt, as typed
+    positions: list[int]  # their rows in the embedding table
+    ids: list[int]  # their ids in the vocabulary (the blog's 578, 350, 698)
+    embeddings: np.ndarray  # (c, d) one row per word
+    x: np.ndarray  # (c*d,) the embeddings flattened row by row
+    f1: np.ndarray  # (h,) x @ W1
+    logits: np.ndarray  # (V,) f1 @ W2
+    probs: np.ndarray  # (V,) softmax(logits / temperature)
+    tokens: list[str]  # the vocabulary, in logit order
     temperature: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,8 +67,8 @@ class SamplingOptions:
     the order they apply. A generation method gathers its arguments into one of these
     and hands it to the compiled loop, which checks it once, before the first token."""
 
-    temperature: float = 1.0     # 0 is greedy
-    top_k: int | None = None     # None: off
+    temperature: float = 1.0  # 0 is greedy
+    top_k: int | None = None  # None: off
     top_p: float | None = None
     min_p: float | None = None
 
@@ -78,9 +78,9 @@ class Draws:
     """n draws of the next token for one prompt (the blog notebooks' experiment)."""
 
     prompt: str
-    tokens: list[str]          # the drawn tokens, in order
-    probs: np.ndarray          # (V,) the model's probability of each vocabulary token
-    vocab: tuple[str, ...]     # the vocabulary, in the order of probs
+    tokens: list[str]  # the drawn tokens, in order
+    probs: np.ndarray  # (V,) the model's probability of each vocabulary token
+    vocab: tuple[str, ...]  # the vocabulary, in the order of probs
 
     @property
     def counts(self) -> dict[str, int]:
@@ -171,8 +171,10 @@ class TinyLM:
     def __repr__(self) -> str:
         c = self.config
         act = f", activation={c.activation!r}" if c.activation else ""
-        return (f"TinyLM(vocab_size={c.vocab_size}, dim={c.dim}, context={c.context}, "
-                f"hidden={c.hidden}, dtype={c.dtype}{act})")
+        return (
+            f"TinyLM(vocab_size={c.vocab_size}, dim={c.dim}, context={c.context}, "
+            f"hidden={c.hidden}, dtype={c.dtype}{act})"
+        )
 
     # -- saving and loading -------------------------------------------------------
     def save(self, path) -> None:
@@ -225,13 +227,14 @@ class TinyLM:
 
     def context_positions(self, prompt: str | list[int]) -> list[int]:
         """The positions the model reads: the last ``c`` tokens of ``prompt``."""
-        return self.encode_prompt(prompt)[-self.config.context:]
+        return self.encode_prompt(prompt)[-self.config.context :]
 
     def _forward(self, positions: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x (c*d,), f1 (h,) and the logits (V,) of c positions: the compiled forward
         pass (tinyllm._generate.forward), the one the generation loop runs."""
-        return forward(self.embedding.table, self.W1, self.W2, positions,
-                       self.config.activation == "tanh")
+        return forward(
+            self.embedding.table, self.W1, self.W2, positions, self.config.activation == "tanh"
+        )
 
     def logits(self, prompt: str | list[int]) -> np.ndarray:
         """One score per vocabulary token for the token after ``prompt``: shape (V,)."""
@@ -250,9 +253,11 @@ class TinyLM:
         positions = self.context_positions(prompt)
         x, f1, logits = self._forward(positions)
         probs = softmax(logits, temperature=temperature)
-        words = self.vocab.split(prompt)[-len(positions):] if isinstance(prompt, str) else [
-            self.vocab[p] for p in positions
-        ]
+        words = (
+            self.vocab.split(prompt)[-len(positions) :]
+            if isinstance(prompt, str)
+            else [self.vocab[p] for p in positions]
+        )
         return Trace(
             words=words,
             positions=positions,
@@ -267,9 +272,16 @@ class TinyLM:
         )
 
     # -- sampling and generation --------------------------------------------------
-    def stream(self, prompt: str | list[int], max_new_tokens: int = 20, temperature: float = 1.0,
-               top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
-               rng=None) -> Iterator[str]:
+    def stream(
+        self,
+        prompt: str | list[int],
+        max_new_tokens: int = 20,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        rng=None,
+    ) -> Iterator[str]:
         """Generate token by token: yields each new token as soon as it is drawn.
 
         Autoregressive: each drawn token is appended to the text and the model reads
@@ -277,21 +289,33 @@ class TinyLM:
         first token; stopping the iteration half-way leaves the model as it was (the
         model holds no generation state). Parameters as in :meth:`generate`.
         """
-        generation, n = self._generation(prompt, max_new_tokens,          # checks arguments now
-                                         SamplingOptions(temperature, top_k, top_p, min_p), rng)
+        generation, n = self._generation(
+            prompt,
+            max_new_tokens,  # checks arguments now
+            SamplingOptions(temperature, top_k, top_p, min_p),
+            rng,
+        )
         return _one_at_a_time(generation, n, self.vocab.tokens)
 
-    def stream_positions(self, prompt: str | list[int], max_new_tokens: int = 20,
-                         temperature: float = 1.0, top_k: int | None = None,
-                         top_p: float | None = None, min_p: float | None = None,
-                         rng=None) -> Iterator[int]:
+    def stream_positions(
+        self,
+        prompt: str | list[int],
+        max_new_tokens: int = 20,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        rng=None,
+    ) -> Iterator[int]:
         """As :meth:`stream`, yielding vocabulary positions instead of tokens."""
-        generation, n = self._generation(prompt, max_new_tokens,
-                                         SamplingOptions(temperature, top_k, top_p, min_p), rng)
+        generation, n = self._generation(
+            prompt, max_new_tokens, SamplingOptions(temperature, top_k, top_p, min_p), rng
+        )
         return _one_at_a_time(generation, n)
 
-    def _generation(self, prompt, max_new_tokens, options: SamplingOptions, rng,
-                    held: bool = False) -> tuple[Generation, int]:
+    def _generation(
+        self, prompt, max_new_tokens, options: SamplingOptions, rng, held: bool = False
+    ) -> tuple[Generation, int]:
         """Check every argument now, once, and set up the compiled generation loop.
 
         ``held``: the caller keeps all the tokens in memory (generate, not stream):
@@ -299,22 +323,41 @@ class TinyLM:
         Generation checks the options and ``rng``, and computes the first token's
         logits: logits that overflow are an error before the first token too.
         """
-        context = self.encode_prompt(prompt)[-self.config.context:]
+        context = self.encode_prompt(prompt)[-self.config.context :]
         n = checked_int("max_new_tokens", max_new_tokens, 0)
         if held:
-            check_memory(n * _BYTES_PER_HELD_TOKEN, f"max_new_tokens={n}",
-                         "stream() goes one token at a time and holds none")
+            check_memory(
+                n * _BYTES_PER_HELD_TOKEN,
+                f"max_new_tokens={n}",
+                "stream() goes one token at a time and holds none",
+            )
         try:
-            generation = Generation(self.embedding.table, self.W1, self.W2, context,
-                                    options.temperature, options.top_k, options.top_p,
-                                    options.min_p, rng, self.config.activation == "tanh")
+            generation = Generation(
+                self.embedding.table,
+                self.W1,
+                self.W2,
+                context,
+                options.temperature,
+                options.top_k,
+                options.top_p,
+                options.min_p,
+                rng,
+                self.config.activation == "tanh",
+            )
         except (TypeError, ValueError) as exc:
             raise _option_error(exc) from None
         return generation, n
 
-    def generate(self, prompt: str | list[int], max_new_tokens: int = 20,
-                 temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, min_p: float | None = None, rng=None) -> str:
+    def generate(
+        self,
+        prompt: str | list[int],
+        max_new_tokens: int = 20,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        rng=None,
+    ) -> str:
         """Continue ``prompt`` with up to ``max_new_tokens`` sampled tokens.
 
         Parameters
@@ -341,28 +384,43 @@ class TinyLM:
         >>> TinyLM.from_blog().generate("el cielo es", max_new_tokens=3, temperature=0)
         'azul azul azul'
         """
-        generation, n = self._generation(prompt, max_new_tokens,
-                                         SamplingOptions(temperature, top_k, top_p, min_p), rng,
-                                         held=True)
+        generation, n = self._generation(
+            prompt,
+            max_new_tokens,
+            SamplingOptions(temperature, top_k, top_p, min_p),
+            rng,
+            held=True,
+        )
         # The tokens straight from the loop's positions (valid by construction).
         return self.vocab.join(generation.take_tokens(n, self.vocab.tokens))
 
-    def generate_positions(self, prompt: str | list[int], max_new_tokens: int = 20,
-                           temperature: float = 1.0, top_k: int | None = None,
-                           top_p: float | None = None, min_p: float | None = None,
-                           rng=None) -> list[int]:
+    def generate_positions(
+        self,
+        prompt: str | list[int],
+        max_new_tokens: int = 20,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        rng=None,
+    ) -> list[int]:
         """As :meth:`generate`, returning the vocabulary positions of the new tokens.
 
         All the tokens come from one call of the compiled loop (one nogil call, no
         array allocated per token).
         """
-        generation, n = self._generation(prompt, max_new_tokens,
-                                         SamplingOptions(temperature, top_k, top_p, min_p), rng,
-                                         held=True)
+        generation, n = self._generation(
+            prompt,
+            max_new_tokens,
+            SamplingOptions(temperature, top_k, top_p, min_p),
+            rng,
+            held=True,
+        )
         return generation.take(n).tolist()
 
-    def draw_next(self, prompt: str | list[int], draws: int = 20, temperature: float = 1.0,
-                  rng=None) -> Draws:
+    def draw_next(
+        self, prompt: str | list[int], draws: int = 20, temperature: float = 1.0, rng=None
+    ) -> Draws:
         """Draw the next token ``draws`` times for the same prompt, as the blog's notebooks do.
 
         Returns a :class:`Draws` with the tokens in order, their counts and the
@@ -371,7 +429,7 @@ class TinyLM:
         n = checked_int("draws", draws, 0)
         check_memory(n * _BYTES_PER_HELD_TOKEN, f"draws={n}")
         logits = self.logits(prompt)
-        probs = softmax(logits, temperature=temperature)   # temperature 0: one-hot (greedy)
+        probs = softmax(logits, temperature=temperature)  # temperature 0: one-hot (greedy)
         generator = as_generator(rng, "draw_next")
         drawn = sample_logits(logits, temperature=temperature, size=n, rng=generator)
         text = prompt if isinstance(prompt, str) else self.vocab.decode(prompt)

@@ -20,10 +20,18 @@ import numpy as np
 from tinyllm._arrays import checked_int
 from tinyllm._files import atomic_writer
 
-__all__ = ["PLOT_MISSING", "require_matplotlib", "embeddings", "embedding_coordinates", "loss_curve"]
+__all__ = [
+    "PLOT_MISSING",
+    "require_matplotlib",
+    "embeddings",
+    "embedding_coordinates",
+    "loss_curve",
+]
 
-PLOT_MISSING = ("plotting needs matplotlib, which is not installed: "
-                "pip install 'tinyllm-cython[plot]' (or pip install matplotlib)")
+PLOT_MISSING = (
+    "plotting needs matplotlib, which is not installed: "
+    "pip install 'tinyllm-cython[plot]' (or pip install matplotlib)"
+)
 
 
 def require_matplotlib():
@@ -54,13 +62,16 @@ def embedding_coordinates(model) -> tuple[np.ndarray, str, str]:
         return table, "dimensión 1", "dimensión 2"
     centred = table - table.mean(axis=0)
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    share = s ** 2 / max(float((s ** 2).sum()), 1e-300)
+    share = s**2 / max(float((s**2).sum()), 1e-300)
     # Fix each component's sign (the largest loading positive): the same figure every time.
     signs = np.sign(vt[:2][np.arange(2), np.abs(vt[:2]).argmax(axis=1)])
     signs[signs == 0] = 1
     points = centred @ (vt[:2].T * signs)
-    return (points, f"componente principal 1 ({share[0]:.0%} de la varianza)",
-            f"componente principal 2 ({share[1]:.0%} de la varianza)")
+    return (
+        points,
+        f"componente principal 1 ({share[0]:.0%} de la varianza)",
+        f"componente principal 2 ({share[1]:.0%} de la varianza)",
+    )
 
 
 def embeddings(model, path, max_labels: int = 60, title: str | None = None) -> None:
@@ -126,8 +137,9 @@ def loss_curve(history, path, title: str = "Training") -> None:
         epochs = [h.epoch for h in history]
         ax.plot(epochs, [h.train_loss for h in history], marker="o", markersize=3, label="training")
         if any(h.val_loss is not None for h in history):
-            ax.plot(epochs, [h.val_loss for h in history], marker="o", markersize=3,
-                    label="validation")
+            ax.plot(
+                epochs, [h.val_loss for h in history], marker="o", markersize=3, label="validation"
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel("cross-entropy (nats per token)")
         ax.set_title(title)

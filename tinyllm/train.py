@@ -57,9 +57,21 @@ from tinyllm.corpus import builtin_text, corpus_lines, encode_lines, windows
 from tinyllm.model import TinyLM
 from tinyllm.vocab import Vocab
 
-__all__ = ["SCHEDULES", "OPTIMIZERS", "DIVERGED_FACTOR", "TrainOptions", "EpochStats",
-           "TrainResult", "TrainingDiverged", "learning_rate", "fit", "train", "progress_bar",
-           "require_tqdm", "training_memory"]
+__all__ = [
+    "SCHEDULES",
+    "OPTIMIZERS",
+    "DIVERGED_FACTOR",
+    "TrainOptions",
+    "EpochStats",
+    "TrainResult",
+    "TrainingDiverged",
+    "learning_rate",
+    "fit",
+    "train",
+    "progress_bar",
+    "require_tqdm",
+    "training_memory",
+]
 
 SCHEDULES = ("constant", "linear", "cosine")
 OPTIMIZERS = ("adam", "sgd")
@@ -68,8 +80,10 @@ OPTIMIZERS = ("adam", "sgd")
 #: diverged (log V is the loss of a uniform guess over the V tokens).
 DIVERGED_FACTOR = 10.0
 
-PROGRESS_MISSING = ("the progress bar needs tqdm, which is not installed: "
-                    "pip install 'tinyllm-cython[progress]' (or pip install tqdm)")
+PROGRESS_MISSING = (
+    "the progress bar needs tqdm, which is not installed: "
+    "pip install 'tinyllm-cython[progress]' (or pip install tqdm)"
+)
 
 
 @dataclass(frozen=True)
@@ -120,9 +134,13 @@ class TrainOptions:
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"the learning rate must be finite and > 0, got {self.lr!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise ValueError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+            raise ValueError(
+                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -133,15 +151,15 @@ class TrainOptions:
 class EpochStats:
     """What one epoch did."""
 
-    epoch: int                        # 1-based
-    steps: int                        # steps so far, all epochs
-    train_loss: float                 # mean batch loss over the epoch
-    train_perplexity: float           # exp(train_loss)
-    val_loss: float | None            # mean loss on the held-out lines (None: no validation)
+    epoch: int  # 1-based
+    steps: int  # steps so far, all epochs
+    train_loss: float  # mean batch loss over the epoch
+    train_perplexity: float  # exp(train_loss)
+    val_loss: float | None  # mean loss on the held-out lines (None: no validation)
     val_perplexity: float | None
-    lr: float                         # the learning rate of the epoch's last step
-    seconds: float                    # wall time of the epoch (validation included)
-    tokens_per_second: float          # training examples per second of stepping
+    lr: float  # the learning rate of the epoch's last step
+    seconds: float  # wall time of the epoch (validation included)
+    tokens_per_second: float  # training examples per second of stepping
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,13 +175,18 @@ class TrainResult:
     train_examples: int
     val_examples: int
     steps: int
-    corpus: str = ""                  # a name for the corpus (for the saved file)
+    corpus: str = ""  # a name for the corpus (for the saved file)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready facts (saved with the model by ``tinyllm train``)."""
-        return {"corpus": self.corpus, "options": asdict(self.options),
-                "train_examples": self.train_examples, "val_examples": self.val_examples,
-                "steps": self.steps, "history": [h.to_dict() for h in self.history]}
+        return {
+            "corpus": self.corpus,
+            "options": asdict(self.options),
+            "train_examples": self.train_examples,
+            "val_examples": self.val_examples,
+            "steps": self.steps,
+            "history": [h.to_dict() for h in self.history],
+        }
 
 
 class TrainingDiverged(ValueError):
@@ -225,8 +248,9 @@ def progress_bar(total: int, progress: bool | None, desc: str = "training"):
 # ---------------------------------------------------------------------------
 # Memory
 # ---------------------------------------------------------------------------
-def training_memory(config: TinyLMConfig, batch_size: int, optimizer: str = "adam",
-                    examples: int = 0) -> int:
+def training_memory(
+    config: TinyLMConfig, batch_size: int, optimizer: str = "adam", examples: int = 0
+) -> int:
     """The bytes a training run holds at its peak: an estimate from the sizes alone.
 
     Parameters
@@ -260,10 +284,12 @@ def training_memory(config: TinyLMConfig, batch_size: int, optimizer: str = "ada
 def _check_memory(config: TinyLMConfig, options: TrainOptions, examples: int = 0) -> None:
     """ValueError, before anything is allocated, for a run that needs more memory than
     the machine has (:func:`tinyllm._arrays.check_memory`)."""
-    check_memory(training_memory(config, options.batch_size, options.optimizer, examples),
-                 f"training (vocabulary {config.vocab_size}, dim {config.dim}, context "
-                 f"{config.context}, hidden {config.hidden}, batch size {options.batch_size}, "
-                 f"{config.dtype}, {options.optimizer})")
+    check_memory(
+        training_memory(config, options.batch_size, options.optimizer, examples),
+        f"training (vocabulary {config.vocab_size}, dim {config.dim}, context "
+        f"{config.context}, hidden {config.hidden}, batch size {options.batch_size}, "
+        f"{config.dtype}, {options.optimizer})",
+    )
 
 
 def _split_lines(lines: list[str], val_fraction: float, rng: np.random.Generator):
@@ -271,14 +297,20 @@ def _split_lines(lines: list[str], val_fraction: float, rng: np.random.Generator
         return lines, []
     n_val = min(max(1, round(val_fraction * len(lines))), len(lines) - 1)
     held = set(rng.permutation(len(lines))[:n_val].tolist())
-    return ([l for i, l in enumerate(lines) if i not in held],
-            [l for i, l in enumerate(lines) if i in held])
+    return (
+        [l for i, l in enumerate(lines) if i not in held],
+        [l for i, l in enumerate(lines) if i in held],
+    )
 
 
-def fit(model: TinyLM, text: str, options: TrainOptions | None = None,
-        progress: bool | None = None,
-        on_epoch: Callable[[EpochStats], None] | None = None,
-        corpus: str = "") -> TrainResult:
+def fit(
+    model: TinyLM,
+    text: str,
+    options: TrainOptions | None = None,
+    progress: bool | None = None,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+    corpus: str = "",
+) -> TrainResult:
     """Train ``model``'s weights on ``text`` (encoded with ``model.vocab``).
 
     Parameters
@@ -321,20 +353,28 @@ def fit(model: TinyLM, text: str, options: TrainOptions | None = None,
     if len(stream) == 0:
         raise ValueError("the corpus is empty: it has no words to learn from")
     if len(stream) <= c:
-        raise ValueError(f"the corpus has {len(stream)} token{'s' if len(stream) != 1 else ''}; "
-                         f"a context of {c} needs at least {c + 1}")
+        raise ValueError(
+            f"the corpus has {len(stream)} token{'s' if len(stream) != 1 else ''}; "
+            f"a context of {c} needs at least {c + 1}"
+        )
     _check_memory(cfg, options, examples=len(stream) - c)
     rng = np.random.default_rng(options.seed)
     train_lines, val_lines = _split_lines(lines, options.val_fraction, rng)
     train_w, train_t = windows(encode_lines(model.vocab, train_lines), c)
     val_w, val_t = windows(encode_lines(model.vocab, val_lines), c)
-    if len(train_w) == 0:                  # the held-out lines took too much: use everything
+    if len(train_w) == 0:  # the held-out lines took too much: use everything
         train_w, train_t = windows(stream, c)
         val_w, val_t = val_w[:0], val_t[:0]
 
-    state = TrainState(model.embedding.table, model.W1, model.W2,
-                       tanh=cfg.activation == "tanh", optimizer=options.optimizer,
-                       batch_size=options.batch_size, momentum=options.momentum)
+    state = TrainState(
+        model.embedding.table,
+        model.W1,
+        model.W2,
+        tanh=cfg.activation == "tanh",
+        optimizer=options.optimizer,
+        batch_size=options.batch_size,
+        momentum=options.momentum,
+    )
     n = len(train_w)
     B = options.batch_size
     per_epoch = -(-n // B)
@@ -357,7 +397,7 @@ def fit(model: TinyLM, text: str, options: TrainOptions | None = None,
             order = rng.permutation(n)
             losses = np.empty(per_epoch)
             for i in range(per_epoch):
-                idx = order[i * B:(i + 1) * B]
+                idx = order[i * B : (i + 1) * B]
                 step += 1
                 lr = learning_rate(options, step, total)
                 try:
@@ -365,8 +405,12 @@ def fit(model: TinyLM, text: str, options: TrainOptions | None = None,
                 except Diverged as exc:
                     raise TrainingDiverged(
                         f"training stopped at step {step} (epoch {epoch}): {exc}; the weights "
-                        f"from before that step are kept (try a smaller learning rate than {options.lr:g})",
-                        step, epoch, result()) from None
+                        f"from before that step are kept "
+                        f"(try a smaller learning rate than {options.lr:g})",
+                        step,
+                        epoch,
+                        result(),
+                    ) from None
                 if max_loss is None:
                     max_loss = DIVERGED_FACTOR * max(math.log(cfg.vocab_size), losses[i], 1.0)
                 if bar is not None:
@@ -375,10 +419,14 @@ def fit(model: TinyLM, text: str, options: TrainOptions | None = None,
             train_loss = float(losses.mean())
             val_loss = state.loss(val_w, val_t) if len(val_w) else None
             stats = EpochStats(
-                epoch=epoch, steps=step, train_loss=train_loss,
+                epoch=epoch,
+                steps=step,
+                train_loss=train_loss,
                 train_perplexity=_perplexity(train_loss),
-                val_loss=val_loss, val_perplexity=None if val_loss is None else _perplexity(val_loss),
-                lr=lr, seconds=time.perf_counter() - start,
+                val_loss=val_loss,
+                val_perplexity=None if val_loss is None else _perplexity(val_loss),
+                lr=lr,
+                seconds=time.perf_counter() - start,
                 tokens_per_second=n / stepping if stepping > 0 else float("inf"),
             )
             history.append(stats)
@@ -396,11 +444,20 @@ def _perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 700 else float("inf")
 
 
-def train(text: str | None = None, *, dim: int = 16, context: int = 3, hidden: int = 32,
-          activation: str | None = None, dtype: str = "float64", min_count: int = 1,
-          options: TrainOptions | None = None, progress: bool | None = None,
-          on_epoch: Callable[[EpochStats], None] | None = None,
-          corpus: str | None = None) -> TrainResult:
+def train(
+    text: str | None = None,
+    *,
+    dim: int = 16,
+    context: int = 3,
+    hidden: int = 32,
+    activation: str | None = None,
+    dtype: str = "float64",
+    min_count: int = 1,
+    options: TrainOptions | None = None,
+    progress: bool | None = None,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+    corpus: str | None = None,
+) -> TrainResult:
     """Build a vocabulary from ``text``, start from random weights and train.
 
     Parameters
@@ -445,8 +502,14 @@ def train(text: str | None = None, *, dim: int = 16, context: int = 3, hidden: i
     if not corpus_lines(text):
         raise ValueError("the corpus is empty: it has no words to learn from")
     vocab = Vocab.from_text("\n".join(corpus_lines(text)), min_count=min_count)
-    config = TinyLMConfig(vocab_size=len(vocab), dim=dim, context=context, hidden=hidden,
-                          dtype=dtype, activation=activation)
+    config = TinyLMConfig(
+        vocab_size=len(vocab),
+        dim=dim,
+        context=context,
+        hidden=hidden,
+        dtype=dtype,
+        activation=activation,
+    )
     _check_memory(config, options)
     model = TinyLM.random(config, vocab, seed=options.seed)
     return fit(model, text, options, progress=progress, on_epoch=on_epoch, corpus=corpus or "")

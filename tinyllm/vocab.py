@@ -78,18 +78,31 @@ class UnknownTokenError(ValueError):
 # that are drawn as nothing. ``unicodedata`` does not have it; this is Unicode 14's
 # list, which also reserves unassigned ranges for invisible characters to come.
 _DEFAULT_IGNORABLE = (
-    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
-    (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
-    (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
-    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
     (0xE0000, 0xE0FFF),
 )
 # Format characters (category Cf) that *are* drawn: Prepended_Concatenation_Mark
 # (the Arabic number sign, end of ayah, ...). Every other Cf is invisible.
-_VISIBLE_FORMAT = frozenset((*range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2,
-                             0x110BD, 0x110CD))
+_VISIBLE_FORMAT = frozenset(
+    (*range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2, 0x110BD, 0x110CD)
+)
 _ZWSP, _ZWJ = "\u200b", "\u200d"
-_TAG_LETTERS = range(0xE0020, 0xE0080)      # after a black flag: the flag of a region
+_TAG_LETTERS = range(0xE0020, 0xE0080)  # after a black flag: the flag of a region
 _SKIN_TONES = range(0x1F3FB, 0x1F400)
 _REGIONAL_INDICATORS = range(0x1F1E6, 0x1F200)
 # Combining marks and format characters are all in planes 0, 1 and 14.
@@ -98,12 +111,12 @@ _SCANNED = (range(0x20000), range(0xE0000, 0xF0000))
 
 class _Patterns(NamedTuple):
     # Applied in this order by _visible(); each pass sees the text the one before left.
-    separators: re.Pattern[str]   # invisible characters that split words: become a space
-    dropped: re.Pattern[str]      # invisible characters that do not: removed
+    separators: re.Pattern[str]  # invisible characters that split words: become a space
+    dropped: re.Pattern[str]  # invisible characters that do not: removed
     orphan_marks: re.Pattern[str]  # combining marks with no letter or symbol to sit on
-    unjoined: re.Pattern[str]     # joiners and tag letters that are not part of an emoji
-    suspect: re.Pattern[str]      # finds what one of the passes may change
-    tokens: re.Pattern[str]       # the "words" tokenizer's tokens, in text already cleaned
+    unjoined: re.Pattern[str]  # joiners and tag letters that are not part of an emoji
+    suspect: re.Pattern[str]  # finds what one of the passes may change
+    tokens: re.Pattern[str]  # the "words" tokenizer's tokens, in text already cleaned
 
 
 def _ranges(code_points: Iterable[int]) -> str:
@@ -114,8 +127,9 @@ def _ranges(code_points: Iterable[int]) -> str:
             runs[-1][1] = cp
         else:
             runs.append([cp, cp])
-    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-                   for a, b in runs)
+    return "".join(
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in runs
+    )
 
 
 def _one_of(code_points: Iterable[int]) -> str:
@@ -154,7 +168,7 @@ def _patterns() -> _Patterns:
     tag = _one_of(_TAG_LETTERS)
     # A symbol: any visible character that is not a letter, digit or mark (nor whitespace).
     symbol = f"(?![\\w\\s]|{mark}|{_one_of(invisible | separators)})(?s:.)"
-    extend = f"(?:{mark}|{_one_of(_SKIN_TONES)})"     # what is written on a symbol
+    extend = f"(?:{mark}|{_one_of(_SKIN_TONES)})"  # what is written on a symbol
     emoji = f"{symbol}{extend}*{tag}*"
     # Marks after a space, the start, a joiner or a tag letter sit on nothing visible.
     orphan_marks = f"(^|\\s|{_ZWJ}|{tag}){mark}+"
@@ -165,19 +179,23 @@ def _patterns() -> _Patterns:
         # A joiner is kept only between two emoji, tag letters only after one.
         unjoined=re.compile(
             f"{_ZWJ}(?:(?!{symbol})|(?<!{symbol}{_ZWJ})(?<!{extend}{_ZWJ}))"
-            f"|{tag}(?<!{symbol}{tag})(?<!{extend}{tag})(?<!{tag}{tag}){tag}*"),
+            f"|{tag}(?<!{symbol}{tag})(?<!{extend}{tag})(?<!{tag}{tag}){tag}*"
+        ),
         suspect=re.compile(f"{_one_of(invisible | separators)}|{orphan_marks}"),
         tokens=re.compile(
-            f"\\w+(?:{mark}+\\w*)*"                      # a word, with its marks
-            f"|{_one_of(_REGIONAL_INDICATORS)}{{2}}"      # a flag
-            f"|{emoji}(?:{_ZWJ}{emoji})*"),               # a symbol or an emoji sequence
+            f"\\w+(?:{mark}+\\w*)*"  # a word, with its marks
+            f"|{_one_of(_REGIONAL_INDICATORS)}{{2}}"  # a flag
+            f"|{emoji}(?:{_ZWJ}{emoji})*"
+        ),  # a symbol or an emoji sequence
     )
 
 
 def _require_text(text: object, what: str = "text") -> None:
     if isinstance(text, (bytes, bytearray, memoryview)):
-        raise TypeError(f"{what} must be a str, not {type(text).__name__}: "
-                        f"decode it first (for example data.decode('utf-8'))")
+        raise TypeError(
+            f"{what} must be a str, not {type(text).__name__}: "
+            f"decode it first (for example data.decode('utf-8'))"
+        )
     if not isinstance(text, str):
         raise TypeError(f"{what} must be a str, got {type(text).__name__}")
 
@@ -186,7 +204,7 @@ def _visible(text: str) -> str:
     """``text`` without its invisible characters (see the module docstring): the
     zero-width space, controls and lone surrogates become spaces, the others go."""
     patterns = _patterns()
-    if not patterns.suspect.search(text):     # the usual case: nothing to do
+    if not patterns.suspect.search(text):  # the usual case: nothing to do
         return text
     text = patterns.dropped.sub("", patterns.separators.sub(" ", text))
     text = patterns.orphan_marks.sub(r"\1", text)
@@ -258,8 +276,10 @@ def _checked_token(token: object, tokenizer: str) -> str:
         raise ValueError(f"a token must be a non-empty word without spaces, got {token!r}")
     folded = _fold_visible(visible)
     if tokenizer == "words" and token != UNK and _patterns().tokens.findall(folded) != [folded]:
-        raise ValueError(f"with tokenizer='words' a token must be one word or one punctuation "
-                         f"mark, got {token!r}")
+        raise ValueError(
+            f"with tokenizer='words' a token must be one word or one punctuation "
+            f"mark, got {token!r}"
+        )
     return folded
 
 
@@ -289,8 +309,9 @@ class Vocab:
     'el cielo es frío'
     """
 
-    def __init__(self, tokens: Iterable[str], ids: Iterable[int] | None = None,
-                 tokenizer: str = "whitespace"):
+    def __init__(
+        self, tokens: Iterable[str], ids: Iterable[int] | None = None, tokenizer: str = "whitespace"
+    ):
         if tokenizer not in TOKENIZERS:
             raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}")
         tokens = tuple(tokens)
@@ -311,7 +332,9 @@ class Vocab:
         for pos, (token, folded) in enumerate(zip(tokens, folded_tokens)):
             if folded in self._by_folded:
                 other = tokens[self._by_folded[folded]]
-                raise ValueError(f"tokens {other!r} and {token!r} are the same word after case folding")
+                raise ValueError(
+                    f"tokens {other!r} and {token!r} are the same word after case folding"
+                )
             self._by_folded[folded] = pos
         # Unaccented spellings, kept only where they point at exactly one token.
         unaccented: dict[str, set[int]] = {}
@@ -321,7 +344,8 @@ class Vocab:
         self._unk = self._by_folded.get(UNK)
         # decode's spacing: True where a token takes no space before / after it.
         self._glued = tokenizer == "words" and any(
-            t in _NO_SPACE_BEFORE or t in _NO_SPACE_AFTER for t in tokens)
+            t in _NO_SPACE_BEFORE or t in _NO_SPACE_AFTER for t in tokens
+        )
 
     @classmethod
     def from_text(cls, text: str, min_count: int = 1, unk: bool = True) -> Vocab:
@@ -371,8 +395,10 @@ class Vocab:
         first_seen: dict[str, int] = {}
         for i, word in enumerate(words):
             first_seen.setdefault(word, i)
-        kept = sorted((w for w, n in counts.items() if n >= count and w != UNK),
-                      key=lambda w: (-counts[w], first_seen[w]))
+        kept = sorted(
+            (w for w, n in counts.items() if n >= count and w != UNK),
+            key=lambda w: (-counts[w], first_seen[w]),
+        )
         if not kept:
             raise ValueError(f"no word of the text appears at least min_count={min_count} times")
         return cls(([UNK] if unk else []) + kept, tokenizer="words")
@@ -393,8 +419,11 @@ class Vocab:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Vocab):
             return NotImplemented
-        return (self._tokens == other._tokens and self._ids == other._ids
-                and self._tokenizer == other._tokenizer)
+        return (
+            self._tokens == other._tokens
+            and self._ids == other._ids
+            and self._tokenizer == other._tokenizer
+        )
 
     def __hash__(self) -> int:
         return hash((self._tokens, self._ids, self._tokenizer))
@@ -427,7 +456,7 @@ class Vocab:
     # -- lookups --------------------------------------------------------------
     def _lookup(self, word: str) -> int | None:
         _require_text(word, "a word")
-        pos = self._by_folded.get(word)       # a word as split() gives it: already folded
+        pos = self._by_folded.get(word)  # a word as split() gives it: already folded
         if pos is not None:
             return pos
         folded = _fold(word)
@@ -483,16 +512,24 @@ class Vocab:
         positions: a str, or bytes (whose items would read as small ints), is a TypeError.
         """
         if isinstance(positions, (str, bytes, bytearray, memoryview)):
-            hint = "" if isinstance(positions, str) else " (decode bytes to a str to use them as text)"
-            raise TypeError(f"positions must be a sequence of integers, "
-                            f"got {type(positions).__name__}{hint}")
+            hint = (
+                "" if isinstance(positions, str) else " (decode bytes to a str to use them as text)"
+            )
+            raise TypeError(
+                f"positions must be a sequence of integers, got {type(positions).__name__}{hint}"
+            )
         try:
             items = list(positions)
         except TypeError:
-            raise TypeError(f"positions must be a sequence of integers, "
-                            f"got {type(positions).__name__}") from None
-        if (items and {*map(type, items)} == {int}
-                and min(items) >= 0 and max(items) < len(self._tokens)):
+            raise TypeError(
+                f"positions must be a sequence of integers, got {type(positions).__name__}"
+            ) from None
+        if (
+            items
+            and {*map(type, items)} == {int}
+            and min(items) >= 0
+            and max(items) < len(self._tokens)
+        ):
             return items
         return [self._checked_position(p) for p in items]
 
@@ -523,7 +560,7 @@ class Vocab:
 
     def join(self, tokens: list[str]) -> str:
         """Tokens of this vocabulary as text, spaced as :meth:`decode` spaces them."""
-        if not self._glued:   # whitespace tokenizer, or no punctuation token: plain spaces
+        if not self._glued:  # whitespace tokenizer, or no punctuation token: plain spaces
             return " ".join(tokens)
         parts: list[str] = []
         for i, token in enumerate(tokens):
@@ -541,6 +578,7 @@ class Vocab:
             return " "
         # A lone skin tone written right after "¿" would become part of that token.
         if token in _NO_SPACE_BEFORE or (
-                previous[-1:] in _NO_SPACE_AFTER and ord(token[0]) not in _SKIN_TONES):
+            previous[-1:] in _NO_SPACE_AFTER and ord(token[0]) not in _SKIN_TONES
+        ):
             return ""
         return " "

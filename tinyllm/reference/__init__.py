@@ -15,5 +15,14 @@ from tinyllm.reference.model import PythonLM, forward
 from tinyllm.reference.sampling import filter_logits, sample, sample_logits
 from tinyllm.reference.softmax import log_softmax, softmax
 
-__all__ = ["dot", "project", "softmax", "log_softmax", "sample", "sample_logits", "filter_logits",
-           "forward", "PythonLM"]
+__all__ = [
+    "dot",
+    "project",
+    "softmax",
+    "log_softmax",
+    "sample",
+    "sample_logits",
+    "filter_logits",
+    "forward",
+    "PythonLM",
+]

@@ -20,7 +20,9 @@ def _require_finite(func: str, named: list[tuple[str, list]], result) -> None:
         if found:
             raise ValueError(f"{func}: {found}; inputs must be finite")
     if first_non_finite(result, "result"):
-        raise ValueError(f"{func}: the result overflows the float range (inputs are finite but too large)")
+        raise ValueError(
+            f"{func}: the result overflows the float range (inputs are finite but too large)"
+        )
 
 
 def dot(x, w) -> float:

@@ -55,14 +55,14 @@ class PythonLM:
         self.vocab = model.vocab
         self.context = model.config.context
         self.tanh = model.config.activation == "tanh"
-        self.embeddings = model.embedding.table.tolist()       # V rows of d
-        self.W1_columns = model.W1.T.tolist()                   # h columns of c*d
-        self.W2_columns = model.W2.T.tolist()                   # V columns of h
+        self.embeddings = model.embedding.table.tolist()  # V rows of d
+        self.W1_columns = model.W1.T.tolist()  # h columns of c*d
+        self.W2_columns = model.W2.T.tolist()  # V columns of h
         self.positions = range(model.config.vocab_size)
 
     def logits(self, context: list[int]) -> list[float]:
         """The logits of the token after ``context`` (its last c positions are read)."""
-        x = [v for p in context[-self.context:] for v in self.embeddings[p]]
+        x = [v for p in context[-self.context :] for v in self.embeddings[p]]
         f1 = [sum(map(mul, x, column)) for column in self.W1_columns]
         if self.tanh:
             f1 = [math.tanh(v) for v in f1]
@@ -77,7 +77,7 @@ class PythonLM:
 
     def generate(self, prompt: list[int], n: int, rng: random.Random) -> str:
         """Continue ``prompt`` (positions) with ``n`` drawn tokens, as text."""
-        context, new = list(prompt[-self.context:]), []
+        context, new = list(prompt[-self.context :]), []
         for _ in range(n):
             position = self.next_position(context, rng)
             context = context[1:] + [position]

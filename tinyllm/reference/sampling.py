@@ -36,6 +36,7 @@ __all__ = ["sample", "sample_logits", "filter_logits"]
 # Argument checks (the same rules and messages as the compiled entry points)
 # ---------------------------------------------------------------------------
 
+
 def _as_random(rng, func: str) -> random.Random:
     """None -> fresh entropy, an int -> Random(seed), a random.Random as it is."""
     if rng is None:
@@ -94,7 +95,9 @@ def _checked_size(size, func: str) -> tuple[int, ...] | None:
         try:
             dim = index(item)
         except TypeError:
-            raise TypeError(f"{func}: size must be an int or a tuple of ints, got {size!r}") from None
+            raise TypeError(
+                f"{func}: size must be an int or a tuple of ints, got {size!r}"
+            ) from None
         if dim < 0:
             raise ValueError(f"{func}: size must not be negative, got {size!r}")
         dims.append(dim)
@@ -118,7 +121,9 @@ def _check_weights(rows: list[list[float]], batched: bool) -> None:
         for i, w in enumerate(row):
             if math.isnan(w) or w == math.inf or w < 0.0:
                 where = f"{r}, {i}" if batched else f"{i}"
-                raise ValueError(f"sample: weights[{where}] is {w}; weights must be finite and >= 0")
+                raise ValueError(
+                    f"sample: weights[{where}] is {w}; weights must be finite and >= 0"
+                )
     for r, row in enumerate(rows):
         where = f" (row {r})" if batched else ""
         total = 0.0
@@ -136,17 +141,21 @@ def _check_logits(rows: list[list[float]], batched: bool, func: str) -> None:
             if math.isnan(v) or v == math.inf:
                 where = f"{r}, {i}" if batched else f"{i}"
                 raise ValueError(
-                    f"{func}: logits[{where}] is {v}; logits must be finite, or -inf to mask a token"
+                    f"{func}: logits[{where}] is {v}; "
+                    f"logits must be finite, or -inf to mask a token"
                 )
     for r, row in enumerate(rows):
         if all(v == -math.inf for v in row):
             where = f" (row {r})" if batched else ""
-            raise ValueError(f"{func}: every logit is -inf{where}; at least one token must be allowed")
+            raise ValueError(
+                f"{func}: every logit is -inf{where}; at least one token must be allowed"
+            )
 
 
 # ---------------------------------------------------------------------------
 # The filters, on one checked row
 # ---------------------------------------------------------------------------
+
 
 def _kept_mass(e: list[float | None]) -> float:
     total = 0.0
@@ -156,8 +165,9 @@ def _kept_mass(e: list[float | None]) -> float:
     return total
 
 
-def _filtered_weights(x: list[float], temperature: float, top_k: int | None,
-                      top_p: float, min_p: float) -> list[float | None]:
+def _filtered_weights(
+    x: list[float], temperature: float, top_k: int | None, top_p: float, min_p: float
+) -> list[float | None]:
     """The weight exp((x_i - m) / T) of each kept token, None for a removed one."""
     finite = [i for i, v in enumerate(x) if v != -math.inf]
     m = max(x)
@@ -213,7 +223,7 @@ def _shaped(flat: list[int], dims: tuple[int, ...]):
     if not dims:
         return flat[0]
     step = len(flat) // dims[0] if dims[0] else 0
-    return [_shaped(flat[j * step:(j + 1) * step], dims[1:]) for j in range(dims[0])]
+    return [_shaped(flat[j * step : (j + 1) * step], dims[1:]) for j in range(dims[0])]
 
 
 def _result(per_row: list[list[int]], batched: bool, size: tuple[int, ...] | None):
@@ -231,6 +241,7 @@ def _n_draws(size: tuple[int, ...] | None) -> int:
 # ---------------------------------------------------------------------------
 # Entry points
 # ---------------------------------------------------------------------------
+
 
 def sample(weights, size=None, rng=None):
     """Draw token indices with probability proportional to ``weights``.
@@ -264,8 +275,7 @@ def sample(weights, size=None, rng=None):
     return _result([_draws(row, n_draws, rng) for row in rows], batched, dims)
 
 
-def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
-                  size=None, rng=None):
+def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, size=None, rng=None):
     """Draw tokens from ``softmax(logits / temperature)`` after top-k, top-p, min-p.
 
     Parameters
@@ -349,7 +359,8 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None):
             if math.isinf(scaled):
                 where = f" (row {r})" if batched else ""
                 raise ValueError(
-                    f"{func}: logits / temperature overflows float64{where}; use a larger temperature"
+                    f"{func}: logits / temperature overflows float64{where}; "
+                    f"use a larger temperature"
                 )
             out.append(scaled)
         result.append(out)
