@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
 DEBUG_CHECKS = os.environ.get("TINYLLM_DEBUG_CHECKS", "0") not in ("", "0")
@@ -129,6 +130,22 @@ def _extensions():
             )
 
 
+class build_ext_without_stale_kernels(build_ext):
+    """build_ext that, building in place (editable installs), removes the kernel builds of
+    instruction sets this build does not make: a debug build (baseline only) must not
+    leave an optimised AVX2 build beside it for tinyllm._cpu to pick."""
+
+    def run(self):
+        super().run()
+        if not self.inplace:
+            return
+        made = {Path(self.get_ext_fullpath(ext.name)).name for ext in self.extensions}
+        package = Path(self.get_ext_fullpath("tinyllm._kernels_baseline")).parent
+        for stale in package.glob("_kernels_*"):
+            if stale.suffix in (".so", ".pyd") and stale.name not in made:
+                stale.unlink()
+
+
 setup(
     ext_modules=cythonize(
         list(_extensions()),
@@ -139,4 +156,5 @@ setup(
         nthreads=JOBS,
     ),
     options={"build_ext": {"parallel": JOBS}},
+    cmdclass={"build_ext": build_ext_without_stale_kernels},
 )
