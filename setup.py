@@ -51,8 +51,8 @@ else:
     # only says that no code watches the floating-point exception flags; without it
     # gcc will not turn the clamps of the exp into vector selects. The stage modules
     # hold no hot loop: -O2 compiles them faster.
-    KERNEL_ARGS = ["-O3", "-fno-trapping-math"]
-    STAGE_ARGS = ["-O1", "-fno-trapping-math"]
+    KERNEL_ARGS = ["-O3", "-fno-trapping-math", "-falign-loops=64"]
+    STAGE_ARGS = ["-O2", "-fno-trapping-math"]
 
 define_macros = [
     ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
@@ -130,13 +130,24 @@ def _extensions():
             )
 
 
-class build_ext_without_stale_kernels(build_ext):
-    """build_ext that, building in place (editable installs), removes the kernel builds of
-    instruction sets this build does not make: a debug build (baseline only) must not
-    leave an optimised AVX2 build beside it for tinyllm._cpu to pick."""
+class build_ext_of_one_flavour(build_ext):
+    """build_ext that never mixes a debug build (TINYLLM_DEBUG_CHECKS=1) with a release one.
+
+    Switching flavour rebuilds everything: the modules of the other flavour are newer
+    than the sources, so build_ext would otherwise keep them. Building in place
+    (editable installs), it also removes the kernel builds of instruction sets this
+    build does not make: a debug build (baseline only) must not leave an optimised AVX2
+    build beside it for tinyllm._cpu to pick.
+    """
 
     def run(self):
+        stamp = Path(self.build_temp) / "tinyllm-flavour"
+        flavour = "debug-checks" if DEBUG_CHECKS else "release"
+        if not stamp.exists() or stamp.read_text() != flavour:
+            self.force = True
         super().run()
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(flavour)
         if not self.inplace:
             return
         made = {Path(self.get_ext_fullpath(ext.name)).name for ext in self.extensions}
@@ -156,5 +167,5 @@ setup(
         nthreads=JOBS,
     ),
     options={"build_ext": {"parallel": JOBS}},
-    cmdclass={"build_ext": build_ext_without_stale_kernels},
+    cmdclass={"build_ext": build_ext_of_one_flavour},
 )

@@ -23,6 +23,7 @@ from _checks cimport (
     is_kernel_ready,
 )
 from _defs cimport (
+    GIL_FREE_MIN,
     OK,
     GenerationState,
     Weights,
@@ -297,18 +298,25 @@ cdef class Generation:
         g.scratch.sums = <double*>carve(&cursor, sizes[7])
         return 0
 
+    cdef int forward_first(self) noexcept nogil:
+        """forward_row on the context, into the logits buffer (the first token's)."""
+        cdef GenerationState* g = &self.state
+        if self.is_float:
+            return forward_row(self.kernels, &g.weights, g.context, <float*>g.x,
+                               <float*>g.f1, <float*>self.logits, g.acc)
+        return forward_row(self.kernels, &g.weights, g.context, <double*>g.x,
+                           <double*>g.f1, <double*>self.logits, g.acc)
+
     cdef int first_logits(self) except -1:
         """The forward pass of the first token, ahead of the loop (which then starts from
         its logits): ValueError now if they are not finite."""
         cdef GenerationState* g = &self.state
         cdef int status
-        with nogil:
-            if self.is_float:
-                status = forward_row(self.kernels, &g.weights, g.context, <float*>g.x,
-                                     <float*>g.f1, <float*>self.logits, g.acc)
-            else:
-                status = forward_row(self.kernels, &g.weights, g.context, <double*>g.x,
-                                     <double*>g.f1, <double*>self.logits, g.acc)
+        if g.weights.V * (g.weights.h + 1) < GIL_FREE_MIN:   # the blog's: too small to pay
+            status = self.forward_first()
+        else:
+            with nogil:
+                status = self.forward_first()
         if status != OK:
             raise ValueError(overflow_message("generate", 0))
         g.have_logits = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -61,11 +61,11 @@ class Trace:
         }
 
 
-@dataclass(frozen=True)
-class SamplingOptions:
+class SamplingOptions(NamedTuple):
     """How each next token is drawn: the filters of :func:`tinyllm.sample_logits`, in
     the order they apply. A generation method gathers its arguments into one of these
-    and hands it to the compiled loop, which checks it once, before the first token."""
+    and hands it to the compiled loop, which checks it once, before the first token.
+    (A NamedTuple: immutable, and cheap to make on every call.)"""
 
     temperature: float = 1.0  # 0 is greedy
     top_k: int | None = None  # None: off
