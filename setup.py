@@ -51,7 +51,7 @@ else:
     # only says that no code watches the floating-point exception flags; without it
     # gcc will not turn the clamps of the exp into vector selects. The stage modules
     # hold no hot loop: -O2 compiles them faster.
-    KERNEL_ARGS = ["-O3", "-fno-trapping-math", "-falign-loops=64"]
+    KERNEL_ARGS = ["-O3", "-fno-trapping-math"]
     STAGE_ARGS = ["-O2", "-fno-trapping-math"]
 
 define_macros = [
