@@ -124,60 +124,31 @@ cdef void tanh_all(floating* H, Py_ssize_t n) noexcept nogil:
 # Loss: softmax cross-entropy and its gradient
 # ===========================================================================
 
-cdef inline floating exp_of(floating x) noexcept nogil:
-    if floating is float:
-        return fast_expf(x)
-    else:
-        return fast_exp(x)
-
-
 cdef double xent_row(floating* z, Py_ssize_t V, intp_t target, double scale,
                      bint grad) noexcept nogil:
-    """-log softmax(z)[target]; with ``grad``, z becomes (softmax(z) - onehot) * scale.
+    """-log softmax(z)[target]; with ``grad``, z becomes (softmax(z) - onehot) * scale
+    (without, z is overwritten with exp(z - max z)).
 
-    Stable: max subtracted first, so every exponent is <= 0; the sum ends in double.
-    NaN or +inf in z gives a NaN loss. Three passes over the row (it stays in L2),
-    each in LANES independent lanes so that it vectorises: the max; the
-    exponentials, summed (and, with ``grad``, stored over z); the scaling.
+    softmax.pxi's passes, so softmax and the cross-entropy share one exp and one sum:
+    the max; exp(z_i - m) (every exponent <= 0) over z, summed in double; the
+    scaling. NaN or +inf in z gives a NaN loss.
     """
-    cdef floating part[LANES]
-    cdef double lanes[LANES]
-    cdef Py_ssize_t b, i, j, blocks = V // LANES
-    cdef floating m, e
-    cdef double total = 0.0, loss
-    m = row_max(z, V)
+    cdef double m = row_max(z, V)
+    cdef double total, loss
+    cdef floating s
+    cdef Py_ssize_t i
     if not isfinite(m):                  # +inf (or all -inf): not a distribution
         return NAN
     loss = -(<double>z[target] - m)      # NaN if z held a NaN (then so is the sum)
-    for j in range(LANES):
-        part[j] = 0
-        lanes[j] = 0.0
-    for b in range(blocks):
-        i = b * LANES
-        if grad:
-            for j in range(LANES):
-                e = exp_of(<floating>(z[i + j] - m))
-                z[i + j] = e
-                part[j] += e
-        else:
-            for j in range(LANES):
-                part[j] += exp_of(<floating>(z[i + j] - m))
-        if b % FLOAT_SUM_BLOCKS == FLOAT_SUM_BLOCKS - 1 or b == blocks - 1:
-            for j in range(LANES):
-                lanes[j] += part[j]
-                part[j] = 0
-    for i in range(blocks * LANES, V):
-        e = exp_of(<floating>(z[i] - m))
-        if grad:
-            z[i] = e
-        total += e
-    for j in range(LANES):
-        total += lanes[j]
+    if floating is float:
+        total = exp_sum(z, z, V, m, 1.0, False, <FloatShift*>NULL)
+    else:
+        total = exp_sum(z, z, V, m, 1.0, False, <DoubleShift*>NULL)
     loss += log(total)
     if grad:
-        e = <floating>(scale / total)
-        for j in range(V):
-            z[j] = z[j] * e
+        s = <floating>(scale / total)
+        for i in range(V):
+            z[i] = z[i] * s
         z[target] -= <floating>scale
     return loss
 
