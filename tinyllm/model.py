@@ -289,11 +289,9 @@ class TinyLM:
         first token; stopping the iteration half-way leaves the model as it was (the
         model holds no generation state). Parameters as in :meth:`generate`.
         """
+        # The arguments are checked now, not at the first next().
         generation, n = self._generation(
-            prompt,
-            max_new_tokens,  # checks arguments now
-            SamplingOptions(temperature, top_k, top_p, min_p),
-            rng,
+            prompt, max_new_tokens, SamplingOptions(temperature, top_k, top_p, min_p), rng
         )
         return _one_at_a_time(generation, n, self.vocab.tokens)
 
