@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinyllm
-from tinyllm import TinyLM, TinyLMConfig, Vocab, cli
+from tinyllm import TinyLM, TinyLMConfig, Vocab, _console, cli
 from tinyllm.cli import main
 
 from conftest import BLOG_PROBS
@@ -172,7 +172,7 @@ def plain_in(encoding: str, text: str) -> str:
             return False
         return True
 
-    return "".join(ch if fits(ch) else cli._plain(ch) for ch in text)
+    return "".join(ch if fits(ch) else _console.plain(ch) for ch in text)
 
 
 @pytest.mark.parametrize("encoding", ["ascii", "cp1252"])
@@ -246,10 +246,10 @@ def test_train_and_errors_in_a_plain_encoding(tmp_path, encoding, trained_file):
 
 
 def test_transliteration_table():
-    assert "".join(map(cli._plain, "█—…·íñÁ¿")) == "#-...*inA?"
-    assert cli._plain("字") == "?"
-    assert "azul █ frío".encode("ascii", cli._PLAIN_ERRORS) == b"azul # frio"
-    assert "—…".encode("cp1252", cli._PLAIN_ERRORS) == "—…".encode("cp1252")  # it has them
+    assert "".join(map(_console.plain, "█—…·íñÁ¿")) == "#-...*inA?"
+    assert _console.plain("字") == "?"
+    assert "azul █ frío".encode("ascii", _console.PLAIN_ERRORS) == b"azul # frio"
+    assert "—…".encode("cp1252", _console.PLAIN_ERRORS) == "—…".encode("cp1252")  # it has them
 
 
 # ---------------------------------------------------------------------------

@@ -32,15 +32,12 @@ not grow with ``-n``.
 from __future__ import annotations
 
 import argparse
-import codecs
-import contextlib
 import itertools
 import json
 import os
 import re
 import sys
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,6 +48,7 @@ from tinyllm import blog
 from tinyllm._arrays import check_memory
 from tinyllm._compiled import __all__ as _COMPILED_FUNCTIONS
 from tinyllm._compiled import as_generator
+from tinyllm._console import ReaderGone, emit, guarded_streams, point_at_devnull, say, to_json
 from tinyllm._version import __version__
 from tinyllm.model import Draws, TinyLM, Trace
 
@@ -188,206 +186,6 @@ def format_part2(r: blog.Part2Result) -> str:
     for token, p in zip(r.tokens, r.probs):
         lines.append(f"     {token:<{tw}}  {p:.6f}  {_bar(float(p))}")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------
-# Output: encodings that cannot show every character, readers that go away
-# ---------------------------------------------------------------------------
-#: Plain stand-ins for characters tinyllm prints, where the encoding lacks them.
-#: Other characters lose their accents (NFKD without combining marks: í -> i).
-_PLAIN = {
-    "█": "#",
-    "—": "-",
-    "–": "-",
-    "−": "-",
-    "·": "*",
-    "…": "...",
-    "→": "->",
-    "×": "x",
-    "≥": ">=",
-    "≤": "<=",
-    "«": '"',
-    "»": '"',
-    "“": '"',
-    "”": '"',
-    "‘": "'",
-    "’": "'",
-    "¿": "?",
-    "¡": "!",
-    "ß": "ss",
-    "æ": "ae",
-    "œ": "oe",
-    "ø": "o",
-    "đ": "d",
-    "ł": "l",
-    "Æ": "AE",
-    "Œ": "OE",
-    "Ø": "O",
-}
-_PLAIN_ERRORS = "tinyllm-plain"
-
-
-def _plain(char: str) -> str:
-    """An ASCII stand-in for ``char``: from _PLAIN, else without accents, else '?'."""
-    if char in _PLAIN:
-        return _PLAIN[char]
-    base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-    return base if base and base.isascii() else "?"
-
-
-def _plain_replacement(error: UnicodeError) -> tuple[str | bytes, int]:
-    """The codec error handler ``tinyllm-plain``: what an encoding cannot show, in plain
-    characters. Lone surrogates (undecodable bytes of a file name, as Python keeps
-    them) are written back as those bytes."""
-    if not isinstance(error, UnicodeEncodeError):
-        raise error
-    bad = error.object[error.start : error.end]
-    if all("\udc80" <= ch <= "\udcff" for ch in bad):
-        return codecs.lookup_error("surrogateescape")(error)
-    return "".join(_plain(ch) for ch in bad), error.end
-
-
-codecs.register_error(_PLAIN_ERRORS, _plain_replacement)
-
-
-def _encodes(stream, text: str) -> bool:
-    """Whether ``stream``'s encoding can write ``text`` as it is."""
-    encoding = getattr(stream, "encoding", None) or "utf-8"
-    try:
-        text.encode(encoding)
-    except (UnicodeError, LookupError):
-        return False
-    return True
-
-
-def _to_json(obj) -> str:
-    """``obj`` as JSON text: UTF-8 on a UTF-8 stdout, else ASCII with \\u escapes (exact,
-    not transliterated, and still valid JSON for a reader that expects UTF-8)."""
-    text = json.dumps(obj, ensure_ascii=False)
-    return text if _is_utf(sys.stdout) and _encodes(sys.stdout, text) else json.dumps(obj)
-
-
-def _is_utf(stream) -> bool:
-    try:
-        return codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name.startswith("utf")
-    except LookupError:
-        return False
-
-
-def _plain_errors(stream):
-    """Make ``stream`` write plain stand-ins for what its encoding cannot show (instead of
-    failing, or writing \\xed); returns the function that undoes it."""
-    if getattr(stream, "errors", None) not in (
-        "strict",
-        "backslashreplace",
-        "surrogateescape",
-    ) or not hasattr(stream, "reconfigure"):
-        return lambda: None
-    errors = stream.errors
-    try:
-        stream.reconfigure(errors=_PLAIN_ERRORS)
-    except (OSError, ValueError):
-        return lambda: None
-
-    def undo() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            stream.reconfigure(errors=errors)
-
-    return undo
-
-
-def _point_at_devnull(stream) -> None:
-    """Send what is left for ``stream``'s file descriptor to the null device: its reader
-    is gone, and the interpreter's last flush must not fail (the Python docs' recipe
-    for BrokenPipeError)."""
-    with contextlib.suppress(AttributeError, OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, stream.fileno())
-        finally:
-            os.close(devnull)
-
-
-class _ReaderGone(Exception):
-    """The reader of stdout went away (a closed pipe): stop, quietly."""
-
-
-class _Log:
-    """stderr while a command runs. When its reader goes away, the rest is dropped
-    instead of stopping the command: train still saves its model."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        self._gone = stream is None
-
-    def write(self, text: str) -> int:
-        self._call("write", text)
-        return len(text)
-
-    def flush(self) -> None:
-        self._call("flush")
-
-    def isatty(self) -> bool:
-        return not self._gone and self._stream.isatty()
-
-    def _call(self, method: str, *args) -> None:
-        if self._gone:
-            return
-        try:
-            getattr(self._stream, method)(*args)
-        except BrokenPipeError:
-            self._gone = True
-            _point_at_devnull(self._stream)
-        except ValueError:  # "I/O operation on closed file", and nothing else
-            if not getattr(self._stream, "closed", False):
-                raise
-            self._gone = True
-
-    def __getattr__(self, name: str):
-        return getattr(self._stream, name)
-
-
-@contextlib.contextmanager
-def _guarded_streams() -> Iterator[None]:
-    """For one command: plain characters where an encoding lacks some, stderr that
-    survives its reader, and stdout flushed (or sent to the null device) before the
-    interpreter's own last flush."""
-    undo = [_plain_errors(sys.stdout), _plain_errors(sys.stderr)]
-    stderr = sys.stderr
-    sys.stderr = _Log(stderr)
-    try:
-        yield
-    finally:
-        sys.stderr = stderr
-        if sys.stdout is not None:
-            try:
-                sys.stdout.flush()
-            except BrokenPipeError:
-                _point_at_devnull(sys.stdout)
-            except (OSError, ValueError):
-                pass
-        for restore in undo:
-            restore()
-
-
-def _emit(output: str | Iterable[str]) -> None:
-    """Write a command's output to stdout, a piece at a time, flushing each (pieces are
-    generate's chunks); a line end after the last."""
-    pieces = itertools.chain([output] if isinstance(output, str) else output, ["\n"])
-    try:
-        for piece in pieces:
-            if sys.stdout is None:  # stdout closed before we started (>&-)
-                raise _ReaderGone
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-    except BrokenPipeError:
-        raise _ReaderGone from None
-
-
-def _say(command: str | None, message: str) -> None:
-    """One line on stderr: ``tinyllm <command>: <message>``."""
-    prog = "tinyllm" if command is None else f"tinyllm {command}"
-    print(f"{prog}: {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -683,17 +481,17 @@ def _cmd_explain(args: argparse.Namespace) -> str:
                 )
     if args.part == 1:
         part1 = blog.part1(args.prompt)
-        return _to_json(part1.to_dict()) if args.json else format_part1(part1)
+        return to_json(part1.to_dict()) if args.json else format_part1(part1)
     if args.part == 2:
         part2 = blog.part2(args.prompt)
-        return _to_json(part2.to_dict()) if args.json else format_part2(part2)
+        return to_json(part2.to_dict()) if args.json else format_part2(part2)
     model = _load_model(args)
     temperature = 1.0 if args.temperature is None else args.temperature
     trace = model.trace(args.prompt, temperature=temperature)
     # The words the vocabulary does not know: the model reads them as <unk>.
     unknown = [w not in model.vocab for w in trace.words]
     if args.json:
-        return _to_json(
+        return to_json(
             {
                 "part": 3,
                 **trace.to_dict(),
@@ -822,7 +620,7 @@ def _cmd_generate(args: argparse.Namespace) -> str | Iterator[str]:
     if not args.json:
         return _text_pieces(model, args.prompt, chunks)
     positions = [p for chunk in chunks for p in chunk]
-    return _to_json(
+    return to_json(
         {
             "prompt": args.prompt,
             "continuation": model.vocab.decode(positions),
@@ -855,7 +653,7 @@ def _cmd_sample(args: argparse.Namespace) -> str:
             break
     if args.json:
         draws = Draws(part.prompt, drawn, part.probs, part.vocab)
-        return _to_json({**draws.to_dict(), "seed": args.seed})
+        return to_json({**draws.to_dict(), "seed": args.seed})
     return format_draws(
         Tally(part.prompt, n, counts, part.probs, part.vocab, drawn if keep else None)
     )
@@ -986,32 +784,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupted (Ctrl-C), one line on stderr.
     """
     command = None
-    with _guarded_streams():
+    with guarded_streams():
         try:
             args = build_parser().parse_args(argv)
             command = args.command
             return _run(args)
         except KeyboardInterrupt:
-            _say(command, "interrupted")
+            say(command, "interrupted")
             return 130
-        except _ReaderGone:
-            _point_at_devnull(sys.stdout)
+        except ReaderGone:
+            point_at_devnull(sys.stdout)
             return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     """Run the command and write its output; an error is one line on stderr, status 2."""
     try:
-        _emit(args.run(args))
+        emit(args.run(args))
     except (ValueError, TypeError, ImportError, OverflowError) as exc:
-        _say(args.command, f"error: {_one_line(exc)}")
+        say(args.command, f"error: {_one_line(exc)}")
         return 2
     except MemoryError as exc:  # a size the checks let through but the machine could not
-        _say(args.command, f"error: out of memory: {_one_line(exc) or 'try smaller sizes'}")
+        say(args.command, f"error: out of memory: {_one_line(exc) or 'try smaller sizes'}")
         return 2
     except OSError as exc:  # a file that cannot be read or written
         detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
-        _say(args.command, f"error: {_one_line(detail)}")
+        say(args.command, f"error: {_one_line(detail)}")
         return 2
     return 0
 
