@@ -195,7 +195,11 @@ class TinyLM:
         ------
         ValueError
             The file is not a tinyllm model: corrupt, truncated, another format
-            version, or arrays that do not match the configuration.
+            version, arrays that do not match the configuration (checked before
+            anything is decompressed), or JSON that is too large or too deep.
+        OSError
+            The file is missing (FileNotFoundError), not readable (PermissionError),
+            or not a regular file (a directory, FIFO, socket or device).
         """
         from tinyllm.io import load_model
 
