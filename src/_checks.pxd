@@ -26,10 +26,10 @@ cimport numpy as cnp
 from cpython.number cimport PyNumber_Index
 from cpython.object cimport PyObject_TypeCheck, PyTypeObject
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from libc.math cimport isfinite
+from libc.math cimport INFINITY, isfinite, isnan
 from numpy.random cimport bitgen_t
 
-from _defs cimport SamplerOptions
+from _defs cimport Penalties, SamplerOptions
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
@@ -226,10 +226,13 @@ cdef inline double checked_temperature(object temperature, str func) except -1.0
 
 cdef inline SamplerOptions checked_sampler_options(object temperature, object top_k,
                                                    object top_p, object min_p,
+                                                   object typical_p, object top_n_sigma,
+                                                   object min_tokens_to_keep,
                                                    str func) except *:
     """The sampling options, checked in the order they apply (the first bad one raises):
     temperature finite and >= 0; top_k None or an integer >= 1; top_p None or in (0, 1];
-    min_p None or in [0, 1]. None switches a filter off."""
+    min_p None or in [0, 1]; typical_p None or in (0, 1]; top_n_sigma None or finite
+    and >= 0; min_tokens_to_keep an integer >= 1. None switches a filter off."""
     cdef SamplerOptions opt
     opt.temperature = checked_temperature(temperature, func)
     opt.top_k = 0
@@ -238,17 +241,98 @@ cdef inline SamplerOptions checked_sampler_options(object temperature, object to
         if k < 1:
             raise ValueError(f"{func}: top_k must be >= 1, got {k}")
         opt.top_k = min(k, PY_SSIZE_T_MAX)
-    opt.top_p = 1.0
-    if top_p is not None:
-        opt.top_p = as_real(top_p, "top_p", func)
-        if not (0.0 < opt.top_p <= 1.0):
-            raise ValueError(f"{func}: top_p must be in (0, 1], got {top_p!r}")
+    opt.top_p = checked_fraction(top_p, "top_p", False, func)
     opt.min_p = 0.0
     if min_p is not None:
         opt.min_p = as_real(min_p, "min_p", func)
         if not (0.0 <= opt.min_p <= 1.0):
             raise ValueError(f"{func}: min_p must be in [0, 1], got {min_p!r}")
+    opt.typical_p = checked_fraction(typical_p, "typical_p", False, func)
+    opt.top_n_sigma = -1.0
+    if top_n_sigma is not None:
+        opt.top_n_sigma = as_real(top_n_sigma, "top_n_sigma", func)
+        if not (opt.top_n_sigma >= 0.0 and isfinite(opt.top_n_sigma)):
+            raise ValueError(f"{func}: top_n_sigma must be finite and >= 0, got {top_n_sigma!r}")
+    opt.min_keep = checked_count(min_tokens_to_keep, "min_tokens_to_keep", 1, func)
     return opt
+
+
+cdef inline double checked_fraction(object value, str name, bint zero_ok,
+                                    str func) except -1.0:
+    """None (1.0: off) or a real in (0, 1]."""
+    if value is None:
+        return 1.0
+    cdef double v = as_real(value, name, func)
+    if not (0.0 < v <= 1.0):
+        raise ValueError(f"{func}: {name} must be in (0, 1], got {value!r}")
+    return v
+
+
+cdef inline Penalties checked_penalties(object repetition_penalty, object presence_penalty,
+                                        object frequency_penalty, str func) except *:
+    """The penalties (no logit bias yet): repetition > 0 and finite, presence and
+    frequency finite."""
+    cdef Penalties pen
+    pen.bias_positions = NULL
+    pen.bias_values = NULL
+    pen.n_bias = 0
+    pen.repetition = as_real(repetition_penalty, "repetition_penalty", func)
+    if not (pen.repetition > 0.0 and isfinite(pen.repetition)):
+        raise ValueError(f"{func}: repetition_penalty must be finite and > 0, "
+                         f"got {repetition_penalty!r}")
+    pen.presence = as_real(presence_penalty, "presence_penalty", func)
+    if not isfinite(pen.presence):
+        raise ValueError(f"{func}: presence_penalty must be finite, got {presence_penalty!r}")
+    pen.frequency = as_real(frequency_penalty, "frequency_penalty", func)
+    if not isfinite(pen.frequency):
+        raise ValueError(f"{func}: frequency_penalty must be finite, got {frequency_penalty!r}")
+    pen.active = pen.repetition != 1.0 or pen.presence != 0.0 or pen.frequency != 0.0
+    return pen
+
+
+cdef inline tuple checked_logit_bias(object logit_bias, Py_ssize_t V, str func):
+    """``logit_bias`` ({position: bias}) as (positions int64, biases float64) arrays:
+    positions in [0, V), biases finite or -inf (which bans the token)."""
+    from collections.abc import Mapping
+    if logit_bias is None:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    if not isinstance(logit_bias, Mapping):
+        raise TypeError(f"{func}: logit_bias must be a dict {{position: bias}}, "
+                        f"got {type(logit_bias).__name__}")
+    positions = np.empty(len(logit_bias), dtype=np.int64)
+    biases = np.empty(len(logit_bias), dtype=np.float64)
+    cdef Py_ssize_t i = 0
+    for key, value in logit_bias.items():
+        position = as_integer(key, "a logit_bias position", func)
+        if not (0 <= position < V):
+            raise ValueError(f"{func}: logit_bias: position {position} is out of range "
+                             f"for {V} tokens")
+        bias = as_real(value, f"logit_bias[{position}]", func)
+        if isnan(bias) or bias == INFINITY:
+            raise ValueError(f"{func}: logit_bias[{position}] is {bias}; a bias must be "
+                             f"finite, or -inf to ban the token")
+        positions[i] = position
+        biases[i] = bias
+        i += 1
+    return positions, biases
+
+
+cdef inline object checked_window(object history, object penalty_last_n, Py_ssize_t V,
+                                  str func):
+    """The last ``penalty_last_n`` positions of ``history`` (all if None, none if 0) as a
+    C-contiguous int64 array, positions checked in [0, V)."""
+    cdef Py_ssize_t last_n = -1
+    if penalty_last_n is not None:
+        last_n = checked_count(penalty_last_n, "penalty_last_n", 0, func)
+    if history is None:
+        return np.empty(0, dtype=np.int64)
+    window = checked_positions(history, "history", V, func)
+    if window.ndim != 1:
+        raise ValueError(f"{func}: history must be a 1-D sequence of positions, "
+                         f"got shape {window.shape}")
+    if last_n >= 0:
+        window = window[window.shape[0] - min(last_n, window.shape[0]):]
+    return np.ascontiguousarray(window, dtype=np.int64)
 
 
 cdef inline object checked_size(object size, str func):

@@ -67,13 +67,34 @@ cdef struct SamplerOptions:
     Py_ssize_t top_k       # keep the k best-ranked tokens; 0: off
     double top_p           # keep the nucleus of mass top_p; 1: off
     double min_p           # keep tokens with p >= min_p * p_max; 0: off
+    double typical_p       # keep the locally typical set of mass typical_p; 1: off
+    double top_n_sigma     # keep logits within n sigma of the max; < 0: off
+    Py_ssize_t min_keep    # every filter keeps at least this many tokens (>= 1)
+
+
+cdef struct Penalties:
+    # What changes the logits before the temperature (kernels/filters.pxi).
+    const int64_t* bias_positions  # (n_bias,) tokens with a logit bias
+    const double* bias_values      # (n_bias,) their biases (finite or -inf)
+    Py_ssize_t n_bias
+    double repetition      # CTRL's repetition penalty; 1: off
+    double presence        # subtracted once from a token seen in the window; 0: off
+    double frequency       # subtracted per occurrence in the window; 0: off
+    bint active            # any of the three is on
 
 
 cdef struct SamplerScratch:
     # Buffers of one row of V logits, owned by the caller (the kernels never allocate).
-    double* e              # (V,) the filtered weights
-    Py_ssize_t* heap       # (V,) top-k / top-p candidates
-    double* sums           # (n_draw_blocks(V),) block sums of the weights
+    int64_t* w             # (V,) the filtered integer weights, then their running sums
+    int64_t* saved         # (V,) min_tokens_to_keep > 1 with a threshold filter; else NULL
+    int64_t* weight_sums   # (n_draw_blocks(V),) block sums of w
+    double* sums           # (n_draw_blocks(V),) block sums of the unfiltered weights
+
+
+cdef inline bint has_filters(const SamplerOptions* opt) noexcept nogil:
+    """A filter is on (else a draw needs only the temperature's weights)."""
+    return (opt.top_k > 0 or opt.top_p < 1.0 or opt.min_p > 0.0 or opt.typical_p < 1.0
+            or opt.top_n_sigma >= 0.0)
 
 
 cdef struct Weights:
@@ -95,4 +116,9 @@ cdef struct GenerationState:
     void* f1               # (h,) the hidden layer
     double* acc            # the projection's accumulators (project_scratch(1, max(h, V)))
     SamplerScratch scratch
+    Penalties penalties
+    int64_t* window        # the last tokens the penalties read, oldest first
+    Py_ssize_t n_window
+    Py_ssize_t window_limit     # at most this many (penalty_last_n); the caller makes room
+    int64_t* sorted_window # (as many as the window holds) scratch of adjust_logits
     bint have_logits       # the logits buffer holds those of ``context`` (computed ahead)

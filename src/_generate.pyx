@@ -16,14 +16,22 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
+
 from _checks cimport (
     bitgen_of,
+    checked_logit_bias,
+    checked_penalties,
     checked_sampler_options,
+    checked_window,
     generator_of,
     is_kernel_ready,
 )
 from _defs cimport (
+    FOUND_POSINF,
     GIL_FREE_MIN,
+    NO_FINITE,
     OK,
     GenerationState,
     Weights,
@@ -110,6 +118,17 @@ cdef int copy_context(object context, const Weights* weights, int64_t* out, str 
 cdef str overflow_message(str func, Py_ssize_t token):
     return (f"{func}: the logits of token {token} are not finite: the model's weights "
             f"overflow the float range")
+
+
+cdef str step_message(str func, int status, Py_ssize_t token):
+    """The error of a generation step that failed with ``status``."""
+    if status == FOUND_POSINF:
+        return (f"{func}: a logit of token {token} is +inf after logit_bias and the "
+                f"penalties; use smaller biases or penalties")
+    if status == NO_FINITE:
+        return (f"{func}: every logit of token {token} is -inf after logit_bias and the "
+                f"penalties; at least one token must be allowed")
+    return overflow_message(func, token)
 
 
 # ===========================================================================
@@ -243,23 +262,42 @@ cdef class Generation:
     cdef void* logits              # (V,) in the weights' dtype
     cdef Py_ssize_t slice_tokens   # tokens per nogil call: a few ms of work (see fill)
     cdef bint is_float, stepped
+    cdef Py_ssize_t window_capacity   # positions the window's buffer holds
+    cdef object bias_positions, bias_values   # arrays behind g.penalties' pointers
     cdef void* memory              # one block: the context and every buffer
+    cdef void* window_memory       # the penalties' window and its sorting scratch
 
     def __cinit__(self):
         self.memory = NULL         # freed by __dealloc__, also after a failed __init__
+        self.window_memory = NULL
+        self.window_capacity = 0
         self.stepped = False
 
     def __dealloc__(self):
         free(self.memory)
+        free(self.window_memory)
 
     def __init__(self, embeddings, W1, W2, context, temperature=1.0, top_k=None,
-                 top_p=None, min_p=None, rng=None, tanh=False):
+                 top_p=None, min_p=None, rng=None, tanh=False, *, typical_p=None,
+                 top_n_sigma=None, min_tokens_to_keep=1, logit_bias=None,
+                 repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0,
+                 penalty_last_n=64, history=None):
         cdef GenerationState* g = &self.state
         cdef int typenum = checked_weights(embeddings, W1, W2, bool(tanh), "generate", &g.weights)
         self.is_float = typenum == cnp.NPY_FLOAT
+        g.options = checked_sampler_options(temperature, top_k, top_p, min_p, typical_p,
+                                            top_n_sigma, min_tokens_to_keep, "generate")
+        g.penalties = checked_penalties(repetition_penalty, presence_penalty,
+                                        frequency_penalty, "generate")
+        self.bias_positions, self.bias_values = checked_logit_bias(logit_bias, g.weights.V,
+                                                                   "generate")
+        g.penalties.n_bias = len(self.bias_positions)
+        g.penalties.bias_positions = <const int64_t*>cnp.PyArray_DATA(self.bias_positions)
+        g.penalties.bias_values = <const double*>cnp.PyArray_DATA(self.bias_values)
         self.allocate(sizeof(float) if self.is_float else sizeof(double))
         copy_context(context, &g.weights, g.context, "generate")
-        g.options = checked_sampler_options(temperature, top_k, top_p, min_p, "generate")
+        self.start_window(checked_window(history, penalty_last_n, g.weights.V, "generate"),
+                          penalty_last_n)
         self.gen = generator_of(rng, "generate")
         self.bit_generator = self.gen.bit_generator
         g.rng = bitgen_of(self.bit_generator)
@@ -276,10 +314,13 @@ cdef class Generation:
         """Every buffer the loop needs, in one block (a new line each)."""
         cdef GenerationState* g = &self.state
         cdef Py_ssize_t V = g.weights.V, c = g.weights.c, h = g.weights.h
+        cdef bint saves = g.options.min_keep > 1 and (g.options.min_p > 0.0
+                                                      or g.options.top_n_sigma >= 0.0)
         cdef Py_ssize_t sizes[8]
         sizes[:] = [c * sizeof(int64_t), c * g.weights.d * itemsize, h * itemsize,
                     V * itemsize, project_scratch(1, max(V, h)) * sizeof(double),
-                    V * sizeof(double), V * sizeof(Py_ssize_t), n_draw_blocks(V) * sizeof(double)]
+                    V * sizeof(int64_t), (V if saves else 0) * sizeof(int64_t),
+                    2 * n_draw_blocks(V) * sizeof(double)]
         cdef Py_ssize_t i, total = 0
         for i in range(8):
             total += (sizes[i] + LINE - 1) // LINE * LINE
@@ -293,9 +334,44 @@ cdef class Generation:
         g.f1 = carve(&cursor, sizes[2])
         self.logits = carve(&cursor, sizes[3])
         g.acc = <double*>carve(&cursor, sizes[4])
-        g.scratch.e = <double*>carve(&cursor, sizes[5])
-        g.scratch.heap = <Py_ssize_t*>carve(&cursor, sizes[6])
+        g.scratch.w = <int64_t*>carve(&cursor, sizes[5])
+        g.scratch.saved = <int64_t*>carve(&cursor, sizes[6]) if saves else NULL
         g.scratch.sums = <double*>carve(&cursor, sizes[7])
+        g.scratch.weight_sums = <int64_t*>(g.scratch.sums + n_draw_blocks(V))
+        return 0
+
+    cdef int start_window(self, cnp.ndarray history, object penalty_last_n) except -1:
+        """The penalties' window: the last ``penalty_last_n`` positions of the history
+        (already cut to them), then every drawn token."""
+        cdef GenerationState* g = &self.state
+        g.n_window = 0
+        g.window_limit = 0
+        self.window_capacity = 0
+        if not g.penalties.active:
+            return 0               # nothing reads the window
+        g.window_limit = PY_SSIZE_T_MAX if penalty_last_n is None else int(penalty_last_n)
+        self.reserve_window(history.shape[0])
+        g.n_window = history.shape[0]
+        if g.n_window:
+            memcpy(g.window, cnp.PyArray_DATA(history), g.n_window * sizeof(int64_t))
+        return 0
+
+    cdef int reserve_window(self, Py_ssize_t capacity) except -1:
+        """Room for ``capacity`` positions in the window (and its sorting scratch)."""
+        cdef GenerationState* g = &self.state
+        if capacity <= self.window_capacity:
+            return 0
+        capacity = max(capacity, 2 * self.window_capacity, 64)
+        cdef void* memory = malloc(2 * capacity * sizeof(int64_t))
+        if memory == NULL:
+            raise MemoryError()
+        if g.n_window:
+            memcpy(memory, g.window, g.n_window * sizeof(int64_t))
+        free(self.window_memory)
+        self.window_memory = memory
+        g.window = <int64_t*>memory
+        g.sorted_window = g.window + capacity
+        self.window_capacity = capacity
         return 0
 
     cdef int forward_first(self) noexcept nogil:
@@ -370,6 +446,8 @@ cdef class Generation:
         cdef GenerationState* g = &self.state
         while start < n:
             count = min(self.slice_tokens, n - start)
+            if g.window_limit:                 # room for the window's growth
+                self.reserve_window(min(g.n_window + count, g.window_limit))
             with self.bit_generator.lock, nogil:
                 if self.is_float:
                     status = generate_tokens(self.kernels, g, <float*>self.logits, out + start,
@@ -379,7 +457,7 @@ cdef class Generation:
                                              count, &done)
             self.stepped = True
             if status != OK:
-                raise ValueError(overflow_message("generate", start + done))
+                raise ValueError(step_message("generate", status, start + done))
             start += count
             PyErr_CheckSignals()
         return 0

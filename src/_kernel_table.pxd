@@ -21,7 +21,7 @@ from libc.stdint cimport int64_t
 from numpy cimport intp_t
 from numpy.random cimport bitgen_t
 
-from _defs cimport GenerationState, SamplerOptions, SamplerScratch, Weights
+from _defs cimport GenerationState, Penalties, SamplerOptions, SamplerScratch, Weights
 
 
 cdef struct Kernels:
@@ -70,6 +70,14 @@ cdef struct Kernels:
                                        bitgen_t*) noexcept nogil
     Py_ssize_t (*draw_logits_once_f64)(const double*, Py_ssize_t, double, double*,
                                        bitgen_t*) noexcept nogil
+    Py_ssize_t (*greedy_once_f32)(const float*, Py_ssize_t) noexcept nogil
+    Py_ssize_t (*greedy_once_f64)(const double*, Py_ssize_t) noexcept nogil
+    # filters.pxi: logit bias and penalties, the filters' exp (a test hook)
+    int (*adjust_logits_f32)(float*, Py_ssize_t, const Penalties*, const int64_t*, Py_ssize_t,
+                             int64_t*) noexcept nogil
+    int (*adjust_logits_f64)(double*, Py_ssize_t, const Penalties*, const int64_t*, Py_ssize_t,
+                             int64_t*) noexcept nogil
+    void (*filter_exp_array)(const double*, double*, Py_ssize_t) noexcept nogil
     bint (*exp_weights_f32)(const float*, Py_ssize_t, double, float*, double*) noexcept nogil
     bint (*exp_weights_f64)(const double*, Py_ssize_t, double, double*, double*) noexcept nogil
 
@@ -220,6 +228,23 @@ cdef inline Py_ssize_t draw_logits_once(const Kernels* k, const floating* x, Py_
         return k.draw_logits_once_f32(x, n, t, sums, rng)
     else:
         return k.draw_logits_once_f64(x, n, t, sums, rng)
+
+
+cdef inline Py_ssize_t greedy_once(const Kernels* k, const floating* x,
+                                   Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return k.greedy_once_f32(x, n)
+    else:
+        return k.greedy_once_f64(x, n)
+
+
+cdef inline int adjust_logits(const Kernels* k, floating* y, Py_ssize_t n, const Penalties* pen,
+                              const int64_t* window, Py_ssize_t n_window,
+                              int64_t* sorted_window) noexcept nogil:
+    if floating is float:
+        return k.adjust_logits_f32(y, n, pen, window, n_window, sorted_window)
+    else:
+        return k.adjust_logits_f64(y, n, pen, window, n_window, sorted_window)
 
 
 cdef inline bint exp_weights(const Kernels* k, const floating* x, Py_ssize_t n, double t,

@@ -19,7 +19,8 @@ from _kernel_table cimport Kernels
 include "kernels/fastmath.pxi"   # exp and the row reductions the others use
 include "kernels/linalg.pxi"     # dot product, projection (the model's f1 and f2)
 include "kernels/softmax.pxi"    # softmax and log-softmax of rows
-include "kernels/sampling.pxi"   # filters and draws
+include "kernels/filters.pxi"    # logit bias, penalties and the filters
+include "kernels/sampling.pxi"   # draws
 include "kernels/generate.pxi"   # the forward pass and the generation loop
 include "kernels/train.pxi"      # cross-entropy, gather/scatter, optimizers
 
@@ -53,6 +54,10 @@ TABLE.draw_weights_once_f32 = draw_weights_once[float]
 TABLE.draw_weights_once_f64 = draw_weights_once[double]
 TABLE.draw_logits_once_f32 = draw_logits_once[float]
 TABLE.draw_logits_once_f64 = draw_logits_once[double]
+TABLE.greedy_once_f32, TABLE.greedy_once_f64 = greedy_once[float], greedy_once[double]
+TABLE.adjust_logits_f32 = adjust_logits[float]
+TABLE.adjust_logits_f64 = adjust_logits[double]
+TABLE.filter_exp_array = filter_exp_array
 TABLE.exp_weights_f32, TABLE.exp_weights_f64 = exp_weights[float], exp_weights[double]
 TABLE.forward_row_f32, TABLE.forward_row_f64 = forward_row[float], forward_row[double]
 TABLE.generate_tokens_f32 = generate_tokens[float]

@@ -25,6 +25,9 @@ from numpy.random cimport bitgen_t
 
 from _checks cimport (
     as_typed_rows,
+    checked_logit_bias,
+    checked_penalties,
+    checked_window,
     bitgen_of,
     checked_out,
     checked_rows,
@@ -40,6 +43,8 @@ from _checks cimport (
 )
 from _defs cimport (
     FOUND_NAN,
+    Penalties,
+    has_filters,
     FOUND_NEGATIVE,
     FOUND_POSINF,
     GIL_FREE_MIN,
@@ -53,6 +58,8 @@ from _defs cimport (
 from _kernel_table cimport (
     Kernels,
     active_table,
+    adjust_logits,
+    greedy_once,
     check_logits,
     check_weights,
     draw_logits_once,
@@ -172,15 +179,19 @@ cdef struct Scratch:
     void* memory
 
 
-cdef int scratch_for(Scratch* scratch, Py_ssize_t V) except -1:
-    """Buffers for rows of V logits: weights, heap and block sums, in one allocation."""
-    cdef Py_ssize_t n_e = V * sizeof(double), n_heap = V * sizeof(Py_ssize_t)
-    scratch.memory = malloc(n_e + n_heap + n_draw_blocks(V) * sizeof(double))
+cdef int scratch_for(Scratch* scratch, Py_ssize_t V, const SamplerOptions* opt) except -1:
+    """Buffers for rows of V logits, in one allocation: the integer weights, the block
+    sums, and a second row only for min_tokens_to_keep > 1 with a threshold filter."""
+    cdef bint saves = opt.min_keep > 1 and (opt.min_p > 0.0 or opt.top_n_sigma >= 0.0)
+    cdef Py_ssize_t n_w = V * sizeof(int64_t), n_saved = n_w if saves else 0
+    cdef Py_ssize_t n_sums = n_draw_blocks(V) * sizeof(double)
+    scratch.memory = malloc(n_w + n_saved + 2 * n_sums)
     if scratch.memory == NULL:
         raise MemoryError()
-    scratch.s.e = <double*>scratch.memory
-    scratch.s.heap = <Py_ssize_t*>(<char*>scratch.memory + n_e)
-    scratch.s.sums = <double*>(<char*>scratch.memory + n_e + n_heap)
+    scratch.s.w = <int64_t*>scratch.memory
+    scratch.s.saved = <int64_t*>(<char*>scratch.memory + n_w) if saves else NULL
+    scratch.s.weight_sums = <int64_t*>(<char*>scratch.memory + n_w + n_saved)
+    scratch.s.sums = <double*>(<char*>scratch.memory + n_w + n_saved + n_sums)
     return 0
 
 
@@ -276,16 +287,76 @@ cdef object sample_general(object weights, object size, object rng):
     return shaped_draws(tokens, wa.ndim == 2, shape)
 
 
+cdef tuple NO_CHAIN = (None, None, 1, None, 1.0, 0.0, 0.0, 64, None)   # the keywords' defaults
+
+
+cdef list checked_windows(object history, object penalty_last_n, Py_ssize_t B, Py_ssize_t V,
+                          bint batched, str func):
+    """One window of positions per row: ``history`` shared by every row, or (2-D logits)
+    a sequence of B histories, one per row."""
+    per_row = batched and history is not None and (
+        (isinstance(history, np.ndarray) and history.ndim == 2)
+        or (isinstance(history, (list, tuple)) and len(history) > 0
+            and all(hasattr(item, "__len__") for item in history)))
+    if not per_row:
+        return [checked_window(history, penalty_last_n, V, func)] * B
+    if len(history) != B:
+        raise ValueError(f"{func}: history has {len(history)} rows, the logits have {B}")
+    return [checked_window(item, penalty_last_n, V, func) for item in history]
+
+
+cdef object adjusted_rows(object rows, cnp.ndarray xa, tuple chain, Penalties* pen, str func):
+    """The checked rows after the logit bias and the penalties: a copy, or ``rows``
+    itself when neither changes anything. Raises if they leave a row with +inf or
+    with no token."""
+    cdef cnp.ndarray r = <cnp.ndarray>rows
+    cdef Py_ssize_t B = r.shape[0], V = r.shape[1], row
+    positions, biases = checked_logit_bias(chain[3], V, func)
+    windows = checked_windows(chain[8], chain[7], B, V, xa.ndim == 2, func)
+    pen.n_bias = len(positions)
+    if pen.n_bias == 0 and not (pen.active and any(len(w) for w in windows)):
+        return rows
+    cdef cnp.ndarray y = np.array(r, copy=True, order="C")
+    cdef cnp.ndarray window, scratch
+    cdef const Kernels* k = KERNELS[0]
+    cdef int status = OK
+    pen.bias_positions = <const int64_t*>cnp.PyArray_DATA(positions)
+    pen.bias_values = <const double*>cnp.PyArray_DATA(biases)
+    for row in range(B):
+        window = windows[row]
+        scratch = np.empty(len(window), dtype=np.int64)
+        if cnp.PyArray_TYPE(y) == cnp.NPY_FLOAT:
+            status = adjust_logits(k, <float*>cnp.PyArray_DATA(y) + row * V, V, pen,
+                                   <const int64_t*>cnp.PyArray_DATA(window), len(window),
+                                   <int64_t*>cnp.PyArray_DATA(scratch))
+        else:
+            status = adjust_logits(k, <double*>cnp.PyArray_DATA(y) + row * V, V, pen,
+                                   <const int64_t*>cnp.PyArray_DATA(window), len(window),
+                                   <int64_t*>cnp.PyArray_DATA(scratch))
+        if status == FOUND_POSINF:
+            raise ValueError(f"{func}: a logit{where_row(xa, row)} is +inf after logit_bias "
+                             f"and the penalties; use smaller biases or penalties")
+        if status == NO_FINITE:
+            raise ValueError(f"{func}: every logit{where_row(xa, row)} is -inf after "
+                             f"logit_bias and the penalties; at least one token must be allowed")
+    return y
+
+
 cdef object sample_logits_general(object logits, object temperature, object top_k,
-                                  object top_p, object min_p, object size, object rng):
-    """``sample_logits`` for any input and options: validate, check, filter, draw."""
+                                  object top_p, object min_p, object size, object rng,
+                                  tuple chain):
+    """``sample_logits`` for any input and options: validate, check, adjust (bias,
+    penalties), filter, draw."""
     cdef cnp.ndarray xa = checked_rows(logits, "logits", "sample_logits")
     cdef SamplerOptions opt = checked_sampler_options(temperature, top_k, top_p, min_p,
+                                                      chain[0], chain[1], chain[2],
                                                       "sample_logits")
+    cdef Penalties pen = checked_penalties(chain[4], chain[5], chain[6], "sample_logits")
     shape = checked_size(size, "sample_logits")
     gen = generator_of(rng, "sample_logits")
     cdef Py_ssize_t V = xa.shape[xa.ndim - 1]
     rows = checked_row_values(xa, True, "sample_logits")
+    rows = adjusted_rows(rows, xa, chain, &pen, "sample_logits")
     cdef cnp.ndarray r = <cnp.ndarray>rows
     cdef Py_ssize_t B = r.shape[0], n_draws = draws_per_row(shape)
     cdef cnp.ndarray tokens = np.empty((B, n_draws), dtype=np.int64)
@@ -293,7 +364,7 @@ cdef object sample_logits_general(object logits, object temperature, object top_
     cdef Scratch scratch
     if n_draws == 0:
         return shaped_draws(tokens, xa.ndim == 2, shape)
-    scratch_for(&scratch, V)
+    scratch_for(&scratch, V, &opt)
     try:
         if cnp.PyArray_TYPE(r) == cnp.NPY_FLOAT:
             run_sample_logits_rows(<const float*>cnp.PyArray_DATA(r), B, V, &opt, &scratch.s,
@@ -325,6 +396,27 @@ cdef object sample_one(cnp.ndarray wa, object rng):
     return token
 
 
+cdef object greedy_one(cnp.ndarray xa, object rng):
+    """``sample_logits(logits, 0, rng=rng)`` for plain 1-D logits: the first argmax, one
+    read-only pass (without the GIL for a long row); the Generator is not advanced."""
+    if not (rng is None or isinstance(rng, np.random.Generator)):
+        generator_of(rng, "sample_logits")       # checked all the same (raises if bad)
+    cdef const Kernels* k = KERNELS[0]
+    cdef Py_ssize_t V = cnp.PyArray_DIM(xa, 0), token
+    cdef void* x = cnp.PyArray_DATA(xa)
+    cdef bint is_float = cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT
+    if V < GIL_FREE_MIN:
+        token = (greedy_once(k, <const float*>x, V) if is_float
+                 else greedy_once(k, <const double*>x, V))
+    else:
+        with nogil:
+            token = (greedy_once(k, <const float*>x, V) if is_float
+                     else greedy_once(k, <const double*>x, V))
+    if token < 0:       # NaN, +inf or all -inf: the general path names it
+        return sample_logits_general(xa, 0.0, None, None, None, None, rng, NO_CHAIN)
+    return token
+
+
 cdef object sample_logits_one(cnp.ndarray xa, double t, object rng):
     """``sample_logits(logits, t, rng=rng)`` for plain 1-D logits, t > 0, no filter."""
     gen = generator_of(rng, "sample_logits")
@@ -337,7 +429,7 @@ cdef object sample_logits_one(cnp.ndarray xa, double t, object rng):
     if token < 0:
         # NaN, +inf or all -inf (the general path raises, naming the bad logit), or
         # a temperature outside [1e-30, 1e30] (it draws with libm's exp).
-        return sample_logits_general(xa, t, None, None, None, None, gen)
+        return sample_logits_general(xa, t, None, None, None, None, gen, NO_CHAIN)
     return token
 
 
@@ -419,15 +511,65 @@ def sample(weights, size=None, rng=None):
     return sample_general(weights, size, rng)
 
 
-def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
-                  size=None, rng=None):
-    """Draw tokens from ``softmax(logits / temperature)`` after top-k, top-p, min-p.
+CHAIN_DOC = """
+    typical_p : float in (0, 1], optional
+        Locally typical sampling (Meister et al. 2022, as transformers'
+        ``TypicalLogitsWarper``): keep the tokens whose surprise -log p is closest to
+        the entropy, in that order, until their probability reaches >= typical_p.
+    top_n_sigma : float >= 0, optional
+        Top-n-sigma (Tang et al. 2024, as llama.cpp): keep the tokens whose scaled
+        logit is within n standard deviations of the largest.
+    min_tokens_to_keep : int >= 1, default 1
+        Every filter keeps at least this many tokens (transformers' argument).
+    logit_bias : dict {position: bias}, optional
+        Added to the logits first (OpenAI, llama.cpp); a bias of -inf bans the token.
+    repetition_penalty : float > 0, default 1.0
+        CTRL's penalty (Keskar et al. 2019, as transformers and llama.cpp): the logit of
+        a token in the window is divided by it if positive, multiplied if not.
+    presence_penalty, frequency_penalty : float, default 0.0
+        OpenAI's penalties: ``logit -= count * frequency_penalty + presence_penalty``
+        for each token seen ``count`` > 0 times in the window.
+    penalty_last_n : int >= 0 or None, default 64
+        The window: the last ``penalty_last_n`` positions of ``history`` (llama.cpp's
+        default); None: all of it (transformers'); 0: no penalties.
+    history : sequence of int, optional
+        The positions generated so far, which the penalties read. For 2-D logits,
+        one sequence for every row, or a sequence of B sequences (one per row).
+"""
 
-    The filters run in Hugging Face transformers' order (temperature, top-k,
-    top-p, min-p), each on the renormalised result of the previous one; tokens
-    are ranked by logit, ties to the lower index. No probability array is built
-    in Python and the vocabulary is never fully sorted. :func:`filter_logits`
-    returns the support that these draws come from.
+
+cdef inline bint only_temperature(object size, object top_k, object top_p, object min_p,
+                                  object typical_p, object top_n_sigma,
+                                  object min_tokens_to_keep, object logit_bias,
+                                  object repetition_penalty, object presence_penalty,
+                                  object frequency_penalty, object penalty_last_n,
+                                  object history):
+    """One draw with every filter, bias and penalty at its default (the fast paths)."""
+    return (size is None and top_k is None and top_p is None and min_p is None
+            and typical_p is None and top_n_sigma is None and logit_bias is None
+            and history is None and type(min_tokens_to_keep) is int and min_tokens_to_keep == 1
+            and type(repetition_penalty) is float and repetition_penalty == 1.0
+            and type(presence_penalty) is float and presence_penalty == 0.0
+            and type(frequency_penalty) is float and frequency_penalty == 0.0
+            and type(penalty_last_n) is int and penalty_last_n == 64)
+
+
+def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
+                  size=None, rng=None, *, typical_p=None, top_n_sigma=None,
+                  min_tokens_to_keep=1, logit_bias=None, repetition_penalty=1.0,
+                  presence_penalty=0.0, frequency_penalty=0.0, penalty_last_n=64,
+                  history=None):
+    """Draw tokens from ``softmax(logits / temperature)`` after the decoding chain.
+
+    The chain runs in the order llama.cpp and transformers apply it: the logit bias,
+    the penalties (repetition, presence, frequency) over the last ``penalty_last_n``
+    positions of ``history``, the temperature, then the filters top-n-sigma, top-k,
+    top-p, min-p and typical-p, each on the renormalised result of the previous one.
+    Tokens are ranked by logit, ties to the lower index. Each filter runs in a few
+    passes over the row whatever the distribution (flat, peaked, tied, masked): no
+    sort of the vocabulary, no probability array in Python. :func:`filter_logits`
+    returns the support that these draws come from; ``tinyllm.reference`` computes
+    the same support sets in plain Python.
 
     Parameters
     ----------
@@ -435,8 +577,9 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
         Scores, one per token. ``-inf`` masks a token; NaN and +inf are errors.
         float32 and float64 are read as they are, other real dtypes as float64.
     temperature : float, default 1.0
-        Divides the logits: < 1 sharpens, > 1 flattens. 0 is greedy: the argmax,
-        ties to the lowest index (the Generator is then not advanced).
+        Divides the logits: < 1 sharpens, > 1 flattens. 0 is greedy: the argmax
+        (after bias and penalties), ties to the lowest index, in one read-only pass
+        (the Generator is then not advanced).
     top_k : int, optional
         Keep the k highest logits (exactly k; ties to the lower index).
     top_p : float in (0, 1], optional
@@ -448,7 +591,7 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
         Draws per row, as in :func:`sample`.
     rng : None, int or numpy.random.Generator, optional
         The random stream, as in :func:`sample` (one double per draw).
-
+    {chain}
     Returns
     -------
     int or ndarray of int64
@@ -458,12 +601,19 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
     Raises
     ------
     ValueError
-        Empty logits or not 1-D/2-D, NaN or +inf logits, a row that is all -inf,
-        a temperature < 0, NaN or inf, ``top_k`` < 1, ``top_p`` outside (0, 1],
-        ``min_p`` outside [0, 1], a negative ``size``, a negative seed.
+        Empty logits or not 1-D/2-D, NaN or +inf logits, a row that is all -inf
+        (also after bias and penalties), an option out of its range, a position of
+        ``history`` or ``logit_bias`` out of range, a negative ``size`` or seed.
     TypeError
-        A complex, object or non-real dtype; a non-integer ``top_k``; a ``size``
-        or ``rng`` of another type.
+        A complex, object or non-real dtype; an option of the wrong type (a bool
+        for a number, a non-integer ``top_k``); a ``size`` or ``rng`` of another type.
+
+    Notes
+    -----
+    With filters, bias or penalties, the draw reads the filters' exact integer
+    weights ``round(2^K exp((x - max) / T))`` (see ``src/kernels/filters.pxi``);
+    with only a temperature, vectorised float weights. Both are the same
+    distribution to within 2^-39 relative.
 
     Examples
     --------
@@ -472,18 +622,30 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
     0
     >>> sample_logits([2.0, 1.0, 0.5, -1.0], top_k=2, size=4, rng=0).shape
     (4,)
+    >>> sample_logits([2.0, 1.0, 0.5, -1.0], temperature=0, history=[0],
+    ...               repetition_penalty=4.0)
+    1
     """
-    if (size is None and top_k is None and top_p is None and min_p is None
-            and is_ready_float(logits, 1)):
+    if only_temperature(size, top_k, top_p, min_p, typical_p, top_n_sigma, min_tokens_to_keep,
+                        logit_bias, repetition_penalty, presence_penalty, frequency_penalty,
+                        penalty_last_n, history) and is_ready_float(logits, 1):
         t = checked_temperature(temperature, "sample_logits")
         if t > 0.0:
             return sample_logits_one(<cnp.ndarray>logits, t, rng)
-    return sample_logits_general(logits, temperature, top_k, top_p, min_p, size, rng)
+        return greedy_one(<cnp.ndarray>logits, rng)
+    return sample_logits_general(logits, temperature, top_k, top_p, min_p, size, rng,
+                                 (typical_p, top_n_sigma, min_tokens_to_keep, logit_bias,
+                                  repetition_penalty, presence_penalty, frequency_penalty,
+                                  penalty_last_n, history))
 
 
-def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, out=None):
-    """The logits that :func:`sample_logits` draws from: ``logits / temperature``
-    where the filters keep a token, ``-inf`` where they remove it.
+def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, out=None, *,
+                  typical_p=None, top_n_sigma=None, min_tokens_to_keep=1, logit_bias=None,
+                  repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0,
+                  penalty_last_n=64, history=None):
+    """The logits that :func:`sample_logits` draws from: ``y / temperature`` where the
+    filters keep a token, ``-inf`` where they remove it (``y``: the logits after the
+    bias and the penalties).
 
     ``softmax`` of the result is the distribution of the draws; its finite entries
     are the support. Useful to show what each filter does, and to test support
@@ -500,7 +662,7 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
     out : ndarray, optional
         Writable array of the logits' shape and result dtype to write into (may be
         the logits array itself).
-
+    {chain}
     Returns
     -------
     ndarray, shape (V,) or (B, V)
@@ -523,11 +685,17 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
     """
     cdef cnp.ndarray xa = checked_rows(logits, "logits", "filter_logits")
     cdef SamplerOptions opt = checked_sampler_options(temperature, top_k, top_p, min_p,
-                                                      "filter_logits")
+                                                      typical_p, top_n_sigma,
+                                                      min_tokens_to_keep, "filter_logits")
+    cdef Penalties pen = checked_penalties(repetition_penalty, presence_penalty,
+                                           frequency_penalty, "filter_logits")
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef tuple shape = shape_of(xa)
     cdef Py_ssize_t V = xa.shape[xa.ndim - 1]
     rows = checked_row_values(xa, True, "filter_logits")
+    rows = adjusted_rows(rows, xa, (typical_p, top_n_sigma, min_tokens_to_keep, logit_bias,
+                                    repetition_penalty, presence_penalty, frequency_penalty,
+                                    penalty_last_n, history), &pen, "filter_logits")
     cdef cnp.ndarray r = <cnp.ndarray>rows
 
     cdef cnp.ndarray result = (
@@ -545,7 +713,7 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
     cdef Scratch scratch
     cdef Py_ssize_t bad_row = 0
     cdef int status
-    scratch_for(&scratch, V)
+    scratch_for(&scratch, V, &opt)
     try:
         if typenum == cnp.NPY_FLOAT:
             status = run_filter_rows(<const float*>cnp.PyArray_DATA(r), r.shape[0], V, &opt,
@@ -560,3 +728,18 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
     if target is not result:
         result[...] = target
     return result
+
+
+sample_logits.__doc__ = sample_logits.__doc__.replace("{chain}", CHAIN_DOC.strip("\n"))
+filter_logits.__doc__ = filter_logits.__doc__.replace("{chain}", CHAIN_DOC.strip("\n"))
+
+
+def _filter_exp(s):
+    """Hook for the tests (not API): the filters' exp (``kernels/filters.pxi``) of a
+    1-D float64 array of values <= 0, as the instruction set in use computes it."""
+    cdef cnp.ndarray sa = np.ascontiguousarray(s, dtype=np.float64)
+    cdef cnp.ndarray out = np.empty_like(sa)
+    cdef const Kernels* k = KERNELS[0]
+    k.filter_exp_array(<const double*>cnp.PyArray_DATA(sa), <double*>cnp.PyArray_DATA(out),
+                       sa.shape[0])
+    return out

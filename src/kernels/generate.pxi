@@ -8,7 +8,8 @@
 # through the _generate module, and the generation loop calls it once per token.
 # (Training runs the same gather and tanh kernels, with its batch products on BLAS.)
 #
-# The loop draws a token from the logits (sampling.pxi's draw_from_logits), appends
+# The loop applies the logit bias and penalties (filters.pxi's adjust_logits), draws
+# a token from the logits (sampling.pxi's draw_from_logits), appends
 # it to the context and runs the forward pass for the next one: every token of a
 # call in one nogil call, no Python round trip, no allocation (the buffers are the
 # caller's, in the GenerationState).
@@ -54,6 +55,17 @@ cdef int forward_row(const Weights* m, const int64_t* positions, floating* x, fl
     return OK if row_all_finite(logits, m.V) else NOT_FINITE
 
 
+cdef inline void remember(GenerationState* g, int64_t token) noexcept nogil:
+    """Append a drawn token to the penalties' window (dropping the oldest when full)."""
+    if g.window_limit == 0:
+        return
+    if g.n_window == g.window_limit:
+        memmove(g.window, g.window + 1, (g.window_limit - 1) * sizeof(int64_t))
+        g.n_window -= 1
+    g.window[g.n_window] = token
+    g.n_window += 1
+
+
 cdef int generate_tokens(GenerationState* g, floating* logits, int64_t* out, Py_ssize_t n,
                          Py_ssize_t* done) noexcept nogil:
     """out[0:n] = the next n tokens, each drawn from the logits of the current context,
@@ -61,20 +73,28 @@ cdef int generate_tokens(GenerationState* g, floating* logits, int64_t* out, Py_
 
     ``logits`` (V,) holds the logits of the current context when ``g.have_logits``
     (the caller may compute them ahead, to check them); otherwise the forward pass
-    runs first. Returns NOT_FINITE if a step's logits are not finite, with ``done``
-    the number of tokens written.
+    runs first; then the logit bias and the penalties change it in place. Returns
+    NOT_FINITE if a step's logits are not finite, FOUND_POSINF or NO_FINITE if the bias
+    and penalties make one +inf or leave none, with ``done`` the tokens written.
     """
     cdef Py_ssize_t step, j, c = g.weights.c
     cdef Py_ssize_t token
+    cdef int status
     for step in range(n):
         done[0] = step
         if not g.have_logits:
             if forward_row(&g.weights, g.context, <floating*>g.x, <floating*>g.f1, logits,
                            g.acc) != OK:
                 return NOT_FINITE
+        if g.penalties.n_bias or (g.penalties.active and g.n_window):
+            status = adjust_logits(logits, g.weights.V, &g.penalties, g.window, g.n_window,
+                                   g.sorted_window)
+            if status != OK:
+                return status          # FOUND_POSINF or NO_FINITE
         token = draw_from_logits(logits, g.weights.V, &g.options, &g.scratch, g.rng)
         g.have_logits = False
         out[step] = token
+        remember(g, token)
         if c <= SMALL_COPY:
             for j in range(c - 1):
                 g.context[j] = g.context[j + 1]

@@ -1,31 +1,18 @@
 # kernels/sampling.pxi -- drawing the next token: from weights, or from logits through
-# temperature, top-k, top-p (nucleus) and min-p filters.
+# the decoding chain of filters.pxi.
 #
 #     sample:         P(i) = w_i / sum_j w_j
-#     sample_logits:  P(i) = e_i / sum_{j kept} e_j,   e_i = exp((x_i - max_j x_j) / T)
+#     sample_logits:  P(i) = w_i / sum_{j kept} w_j,  w_i = round(2^K exp((y_i - max y) / T))
 #
-# The filters run in Hugging Face transformers' order, each on the renormalised
-# result of the previous one. Tokens are ranked by logit, ties to the lower index.
-#
-#     temperature 0  the argmax alone (greedy; ties to the lowest index)
-#     top-k          the k best-ranked tokens
-#     top-p          the best-ranked tokens, in order, until their mass reaches >= p
-#     min-p          the tokens with P(i) >= min_p * max_j P(j)
-#
-# No stage sorts the vocabulary: top-k keeps a heap of k candidates (O(V log k));
-# top-p finds, with threshold passes, a prefix of the ranking that holds mass p,
-# heapifies it and pops only the nucleus (O(V + c + m log c) for c candidates and
-# a nucleus of m tokens; c = V at worst); min-p is a threshold pass. The nucleus is
-# popped in rank order, so its cumulative sum is exactly the one of the documented
-# walk (and of tinyllm.reference). One draw needs no table: the weights' sums per
-# block of DRAW_BLOCK tokens (vectorised), then a walk over the block sums and one
-# block. ``size`` draws build a cumulative table once per row, in double also for
-# float32, and binary-search it once per draw: O(V + size log V), not O(size V).
-# Without filters, the weights exp((x - m) / T) come from fastmath's vectorised
-# scaled exp (float arithmetic for float32 logits; weights below e^-86 of the max's
-# are 0) and are not stored: one pass sums them per block, the draw recomputes one
-# block. The filters use libm's exp, as tinyllm.reference does, so support sets are
-# decided on the same numbers.
+# One draw needs no table: the weights' sums per block of DRAW_BLOCK tokens, then a
+# walk over the block sums and one block. ``size`` draws build a cumulative table
+# once per row and binary-search it once per draw: O(V + size log V), not O(size V).
+# Without filters, bias or penalties (only a temperature) the weights
+# exp((x - m) / T) come from fastmath's vectorised scaled exp (float arithmetic for
+# float32 logits; weights below e^-86 of the max's are 0) and are not stored: one
+# pass sums them per block, the draw recomputes one block. With filters, the draw
+# reads the filters' exact integer weights (filters.pxi). Temperature 0 is one
+# read-only pass: the first argmax.
 #
 # Random numbers: one ``next_double`` of the NumPy Generator's bit generator per
 # draw (the caller holds its lock), so a seed gives the same tokens everywhere.
@@ -37,6 +24,8 @@ from numpy.random cimport bitgen_t
 
 from _defs cimport (
     DRAW_BLOCK,
+    Penalties,
+    has_filters,
     FOUND_NAN,
     FOUND_NEGATIVE,
     FOUND_POSINF,
@@ -49,11 +38,6 @@ from _defs cimport (
     SamplerScratch,
     n_draw_blocks,
 )
-
-# Removed tokens are marked with this weight (kept ones have weights >= 0).
-cdef enum:
-    REMOVED = -1         # the weight that marks a removed token (kept ones have >= 0)
-
 
 # ===========================================================================
 # input checks (a pass over everything before any draw, so a bad row
@@ -86,211 +70,20 @@ cdef int check_weights(const floating* w, Py_ssize_t rows, Py_ssize_t n,
 
 cdef int check_logits(const floating* x, Py_ssize_t rows, Py_ssize_t n,
                       Py_ssize_t* bad_row) noexcept nogil:
-    """Every row of x (rows, n) free of NaN and +inf, with at least one entry > -inf."""
-    cdef Py_ssize_t r, i
-    cdef double v
-    cdef bint any_finite
+    """Every row of x (rows, n) free of NaN and +inf, with at least one entry > -inf:
+    one vectorised pass per row (lane_max keeps NaN)."""
+    cdef Py_ssize_t r
+    cdef double top
     for r in range(rows):
         bad_row[0] = r
-        any_finite = False
-        for i in range(n):
-            v = x[r * n + i]
-            if isnan(v):
-                return FOUND_NAN
-            if v == INFINITY:
-                return FOUND_POSINF
-            if v != -INFINITY:
-                any_finite = True
-        if not any_finite:
+        top = lane_max(x + r * n, n)
+        if isnan(top):
+            return FOUND_NAN
+        if top == INFINITY:
+            return FOUND_POSINF
+        if top == -INFINITY:
             return NO_FINITE
     return OK
-
-
-# ===========================================================================
-# ranking and binary heaps of token indices
-# ===========================================================================
-
-cdef inline bint ranks_before(const floating* x, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    """Token a ranks before token b: a higher logit, or the same and a lower index."""
-    return x[a] > x[b] or (x[a] == x[b] and a < b)
-
-
-cdef inline bint heap_above(const floating* x, Py_ssize_t a, Py_ssize_t b,
-                            bint best_first) noexcept nogil:
-    """In a best-first heap the better token sits above; in a worst-first, the worse."""
-    return ranks_before(x, a, b) if best_first else ranks_before(x, b, a)
-
-
-cdef void sift_down(const floating* x, Py_ssize_t* heap, Py_ssize_t n, Py_ssize_t pos,
-                    bint best_first) noexcept nogil:
-    """Move heap[pos] down until both children are below it."""
-    cdef Py_ssize_t item = heap[pos], child
-    while True:
-        child = 2 * pos + 1
-        if child >= n:
-            break
-        if child + 1 < n and heap_above(x, heap[child + 1], heap[child], best_first):
-            child += 1
-        if not heap_above(x, heap[child], item, best_first):
-            break
-        heap[pos] = heap[child]
-        pos = child
-    heap[pos] = item
-
-
-cdef void heapify(const floating* x, Py_ssize_t* heap, Py_ssize_t n,
-                  bint best_first) noexcept nogil:
-    """Floyd's bottom-up heap construction: O(n)."""
-    cdef Py_ssize_t pos
-    for pos in range(n // 2 - 1, -1, -1):
-        sift_down(x, heap, n, pos, best_first)
-
-
-# ===========================================================================
-# the filters. ``e`` holds one weight per token: exp((x_i - m) / T) for a
-# kept token (>= 0; 0 where it underflows), REMOVED for a dropped or masked one.
-# ===========================================================================
-
-cdef void remove_after(const floating* x, double* e, Py_ssize_t n,
-                       Py_ssize_t last) noexcept nogil:
-    """Threshold pass: drop every kept token that ranks after token ``last``."""
-    cdef Py_ssize_t i
-    for i in range(n):
-        if e[i] >= 0.0 and ranks_before(x, last, i):
-            e[i] = REMOVED
-
-
-cdef void keep_top_k(const floating* x, double* e, Py_ssize_t n, Py_ssize_t k,
-                     Py_ssize_t* heap) noexcept nogil:
-    """Keep the k best-ranked tokens (k < number kept): a worst-first heap of k
-    candidates whose root, at the end, is the k-th best. O(n log k)."""
-    cdef Py_ssize_t i, count = 0
-    for i in range(n):
-        if e[i] < 0.0:
-            continue
-        if count < k:
-            heap[count] = i
-            count += 1
-            if count == k:
-                heapify(x, heap, k, False)
-        elif ranks_before(x, i, heap[0]):
-            heap[0] = i
-            sift_down(x, heap, k, 0, False)
-    remove_after(x, e, n, heap[0])
-
-
-cdef double kept_mass(const double* e, Py_ssize_t n) noexcept nogil:
-    """sum of the kept weights, in index order (the reference sums the same way)."""
-    cdef Py_ssize_t i
-    cdef double total = 0.0
-    for i in range(n):
-        if e[i] > 0.0:
-            total += e[i]
-    return total
-
-
-cdef bint walk_nucleus(const floating* x, const double* e, Py_ssize_t* heap,
-                       Py_ssize_t count, double total, double p,
-                       Py_ssize_t* last) noexcept nogil:
-    """Pop heap[0:count] best-first, adding e_i / total, until the sum is >= p.
-
-    ``last`` is the last token taken; returns False if the candidates ran out first.
-    """
-    cdef double mass = 0.0
-    heapify(x, heap, count, True)
-    while True:
-        last[0] = heap[0]
-        mass += e[last[0]] / total
-        if mass >= p:
-            return True
-        count -= 1
-        if count == 0:
-            return False
-        heap[0] = heap[count]
-        sift_down(x, heap, count, 0, True)
-
-
-cdef double CUTS[4]
-CUTS[:] = [0.0625, 2.0 ** -12, 2.0 ** -32, 0.0]     # keep_top_p's candidate thresholds
-
-
-cdef void keep_top_p(const floating* x, double* e, Py_ssize_t n, double p,
-                     Py_ssize_t* heap) noexcept nogil:
-    """Keep the best-ranked tokens, in rank order, until their probability reaches
-    >= p. The nucleus is walked in rank order on a heap of candidates: the tokens
-    with e_i >= cut, which are a prefix of the ranking (e grows with the logit).
-    A cheap pass tries cuts 2^-4, 2^-12, 2^-32 (e_max = 1) until the candidates
-    hold mass p; cut 0 takes every kept token. So a small nucleus costs a few
-    passes over the vocabulary plus a heap of a few tokens."""
-    cdef Py_ssize_t i, count, last = 0
-    cdef double total = kept_mass(e, n), mass, cut
-    cdef int attempt
-    for attempt in range(4):
-        cut = CUTS[attempt]
-        count = 0
-        mass = 0.0
-        for i in range(n):
-            if e[i] >= cut:
-                heap[count] = i
-                count += 1
-                mass += e[i]
-        # The walk decides; the mass test only skips hopeless heaps. If rounding
-        # makes a walk run out, the next cut repeats it on more candidates.
-        if cut == 0.0 or mass >= p * total:
-            if walk_nucleus(x, e, heap, count, total, p, &last) or cut == 0.0:
-                break   # at cut 0, running out means rounding kept the mass below p: keep all
-    remove_after(x, e, n, last)
-
-
-cdef void keep_min_p(double* e, Py_ssize_t n, double min_p) noexcept nogil:
-    """Keep the tokens with P(i) >= min_p * max_j P(j): two threshold passes."""
-    cdef Py_ssize_t i
-    cdef double total = kept_mass(e, n), top = 0.0, q, threshold
-    for i in range(n):
-        if e[i] >= 0.0:
-            q = e[i] / total
-            if q > top:
-                top = q
-    threshold = min_p * top
-    for i in range(n):
-        if e[i] >= 0.0 and e[i] / total < threshold:
-            e[i] = REMOVED
-
-
-cdef Py_ssize_t filter_row(const floating* x, Py_ssize_t n, const SamplerOptions* opt,
-                           double* e, Py_ssize_t* heap) noexcept nogil:
-    """e[0:n] = the weights of row x[0:n] after the filters; returns the argmax.
-
-    The row must be checked (no NaN or +inf, one entry > -inf). ``top_k`` 0,
-    ``top_p`` 1 and ``min_p`` 0 switch a filter off; temperature 0 keeps the argmax.
-    """
-    cdef Py_ssize_t i, best = 0, n_finite = 0
-    cdef double m = -INFINITY, temperature = opt.temperature
-    for i in range(n):
-        if x[i] > m:
-            m = x[i]
-            best = i
-        if x[i] != -INFINITY:
-            n_finite += 1
-            e[i] = 0.0
-        else:
-            e[i] = REMOVED
-    if temperature == 0.0:
-        for i in range(n):
-            e[i] = REMOVED
-        e[best] = 1.0
-        return best
-    # top-k ranks by logit: it runs before the exponentials, so only k are computed.
-    if 0 < opt.top_k < n_finite:
-        keep_top_k(x, e, n, opt.top_k, heap)
-    for i in range(n):
-        if e[i] >= 0.0:
-            e[i] = exp((x[i] - m) / temperature)     # (x - m) <= 0: no overflow
-    if opt.top_p < 1.0:
-        keep_top_p(x, e, n, opt.top_p, heap)
-    if opt.min_p > 0.0:
-        keep_min_p(e, n, opt.min_p)
-    return best
 
 
 # ===========================================================================
@@ -563,32 +356,89 @@ cdef Py_ssize_t draw_one_exp(const floating* x, Py_ssize_t n, const ExpConsts* c
     return start + walk_block(w, length, r, before)
 
 
+# ===========================================================================
+# draws from the filters' integer weights (filters.pxi): exact running sums, the
+# token is the first kept one whose sum, as a double, exceeds u * W
+# ===========================================================================
+
+cdef Py_ssize_t last_positive(const int64_t* w, Py_ssize_t n) noexcept nogil:
+    """The last token with a positive weight (where u * W rounds up to W)."""
+    cdef Py_ssize_t i
+    for i in range(n - 1, -1, -1):
+        if w[i] > 0:
+            return i
+    return 0
+
+
+cdef Py_ssize_t draw_weighted(const int64_t* w, Py_ssize_t n, int64_t* sums,
+                              double u) noexcept nogil:
+    """One token from the integer weights w (REMOVED and 0 never drawn): the block
+    sums (exact), the block whose running sum first exceeds u * W, then its tokens."""
+    cdef Py_ssize_t b, i, start, end, n_blocks = n_draw_blocks(n)
+    cdef int64_t total = 0, running = 0, part
+    for b in range(n_blocks):
+        start = b * DRAW_BLOCK
+        end = min(start + DRAW_BLOCK, n)
+        part = 0
+        for i in range(start, end):
+            part += w[i] if w[i] > 0 else 0
+        sums[b] = part
+        total += part
+    cdef double r = u * <double>total
+    for b in range(n_blocks):
+        if <double>(running + sums[b]) > r:
+            start = b * DRAW_BLOCK
+            for i in range(start, min(start + DRAW_BLOCK, n)):
+                if w[i] > 0:
+                    running += w[i]
+                    if <double>running > r:
+                        return i
+        running += sums[b]
+    return last_positive(w, n)
+
+
+cdef void draw_weighted_many(int64_t* w, Py_ssize_t n, bitgen_t* rng, int64_t* out,
+                             Py_ssize_t n_draws) noexcept nogil:
+    """out[0:n_draws] from the integer weights w, which become their running sums: a
+    binary search per draw for the first sum that exceeds u * W, as a double."""
+    cdef Py_ssize_t i, d, lo, hi, mid, last = last_positive(w, n)
+    cdef int64_t running = 0
+    cdef double r
+    for i in range(n):
+        running += w[i] if w[i] > 0 else 0
+        w[i] = running
+    for d in range(n_draws):
+        r = rng.next_double(rng.state) * <double>running
+        lo = 0
+        hi = n
+        while lo < hi:
+            mid = lo + (hi - lo) // 2
+            if <double>w[mid] > r:
+                hi = mid
+            else:
+                lo = mid + 1
+        out[d] = lo if lo <= last else last
+
+
 cdef Py_ssize_t draw_from_logits(const floating* x, Py_ssize_t n, const SamplerOptions* opt,
                                  const SamplerScratch* scratch, bitgen_t* rng) noexcept nogil:
-    """One token from a checked row of logits: the filters, then one draw (one double;
-    none for temperature 0).
+    """One token from a checked row of logits (bias and penalties applied): the
+    filters, then one draw (one double; none for temperature 0).
 
-    Without filters the weights exp((x - m) / T) come from _fastmath's vectorised
-    scaled exp (exp_block_sums: no array of weights); the filters use libm's exp,
-    as tinyllm.reference does, so that support sets are decided on the same numbers
-    (and so does a temperature outside [1e-30, 1e30]).
+    With only a temperature in [1e-30, 1e30], the weights exp((x - m) / T) come from
+    fastmath's vectorised scaled exp (exp_block_sums: no array of weights); else from
+    the filters' integer weights.
     """
-    cdef double total, smallest
-    cdef Py_ssize_t i, best
+    cdef double total
     cdef ExpConsts consts
-    cdef double* e = scratch.e
-    cdef double* sums = scratch.sums
-    if opt.temperature > 0.0 and opt.top_k == 0 and opt.top_p >= 1.0 and opt.min_p <= 0.0:
-        total = exp_block_sums(x, n, opt.temperature, &consts, sums)
-        if isfinite(total):              # else t outside [1e-30, 1e30]: libm below
-            return draw_one_exp(x, n, &consts, sums, total, rng.next_double(rng.state))
-    best = filter_row(x, n, opt, e, scratch.heap)
     if opt.temperature == 0.0:
-        return best
-    for i in range(n):
-        e[i] = e[i] if e[i] > 0.0 else 0.0      # removed tokens (REMOVED < 0) weigh 0
-    total = block_sums(e, n, sums, &smallest)
-    return draw_one(e, n, sums, total, rng.next_double(rng.state))
+        return argmax_row(x, n)
+    if not has_filters(opt):
+        total = exp_block_sums(x, n, opt.temperature, &consts, scratch.sums)
+        if isfinite(total):
+            return draw_one_exp(x, n, &consts, scratch.sums, total, rng.next_double(rng.state))
+    filter_row(x, n, opt, scratch.w, scratch.saved)
+    return draw_weighted(scratch.w, n, scratch.weight_sums, rng.next_double(rng.state))
 
 
 # ===========================================================================
@@ -612,18 +462,18 @@ cdef void sample_logits_rows(const floating* x, Py_ssize_t rows, Py_ssize_t n,
     """n_draws filtered tokens per checked row of logits x (rows, n), into out (rows,
     n_draws). Temperature 0 draws nothing (``rng`` may be NULL): every token is the
     argmax. One draw per row needs no table (draw_from_logits); more build it once."""
-    cdef Py_ssize_t r, d, best, last
+    cdef Py_ssize_t r, d, best
     for r in range(rows):
         if n_draws == 1:
             out[r] = draw_from_logits(x + r * n, n, opt, scratch, rng)
             continue
-        best = filter_row(x + r * n, n, opt, scratch.e, scratch.heap)
         if opt.temperature == 0.0:
+            best = argmax_row(x + r * n, n)
             for d in range(n_draws):
                 out[r * n_draws + d] = best
             continue
-        last = cumulate(scratch.e, n)
-        draw(scratch.e, n, last, rng, out + r * n_draws, n_draws)
+        filter_row(x + r * n, n, opt, scratch.w, scratch.saved)
+        draw_weighted_many(scratch.w, n, rng, out + r * n_draws, n_draws)
 
 
 cdef int filter_logits_rows(const floating* x, Py_ssize_t rows, Py_ssize_t n,
@@ -635,19 +485,57 @@ cdef int filter_logits_rows(const floating* x, Py_ssize_t rows, Py_ssize_t n,
     cdef Py_ssize_t r, i
     cdef floating v
     cdef double t = opt.temperature
-    cdef double* e = scratch.e
+    cdef int64_t* w = scratch.w
+    cdef bint overflow
     for r in range(rows):
-        filter_row(x + r * n, n, opt, e, scratch.heap)
+        filter_row(x + r * n, n, opt, w, scratch.saved)
+        overflow = False
         for i in range(n):
-            if e[i] < 0.0:
-                out[r * n + i] = -INFINITY
-                continue
             v = <floating>(x[r * n + i] if t == 0.0 else x[r * n + i] / t)
-            if isinf(v):
-                bad_row[0] = r
-                return RESULT_OVERFLOW
-            out[r * n + i] = v
+            overflow = overflow | ((w[i] >= 0) & (isinf(v) != 0))
+            out[r * n + i] = v if w[i] >= 0 else -INFINITY
+        if overflow:
+            bad_row[0] = r
+            return RESULT_OVERFLOW
     return OK
+
+
+cdef Py_ssize_t greedy_once(const floating* x, Py_ssize_t n) noexcept nogil:
+    """The first argmax of x in one read-only pass, or -1 if x holds a NaN or +inf or
+    nothing above -inf (the entry point's general path then names it). Per-lane maxima
+    and their first indices, so the loop vectorises."""
+    cdef floating mx[LANES]
+    cdef Py_ssize_t at[LANES]
+    cdef floating bad[LANES]
+    cdef Py_ssize_t b, i, j, best, body = n - n % LANES
+    cdef floating top
+    for j in range(LANES):
+        mx[j] = -INFINITY
+        at[j] = 0
+        bad[j] = 0
+    for b in range(body // LANES):
+        i = b * LANES
+        for j in range(LANES):
+            at[j] = i + j if x[i + j] > mx[j] else at[j]
+            mx[j] = x[i + j] if x[i + j] > mx[j] else mx[j]
+            bad[j] = x[i + j] if x[i + j] != x[i + j] else bad[j]
+    top = -INFINITY
+    best = -1
+    for j in range(LANES):
+        if mx[j] > top or (mx[j] == top and at[j] < best):
+            top = mx[j]
+            best = at[j]
+        if bad[j] != bad[j]:
+            return -1
+    for i in range(body, n):
+        if x[i] != x[i]:
+            return -1
+        if x[i] > top:
+            top = x[i]
+            best = i
+    if top == INFINITY or top == -INFINITY:
+        return -1
+    return best
 
 
 # ===========================================================================

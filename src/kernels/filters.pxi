@@ -1,0 +1,563 @@
+# kernels/filters.pxi -- the decoding chain on one row of logits: penalties, then the
+# filters (top-n-sigma, top-k, top-p, min-p, typical-p) in time linear in the row,
+# whatever its distribution.
+#
+# The contract is tinyllm.reference.sampling (same kept sets, bit for bit). To make
+# that possible without a sort, nothing is decided on a floating-point sum whose
+# value depends on the order of its terms:
+#
+#     s_i = (y_i - m) / T                    m = max y, T the temperature
+#     e_i = filter_exp(s_i)                  an exp with every multiply-add fused: the
+#                                            same bits in every build and in Python
+#     w_i = round(e_i * 2^K)                 integer weights, K = min(52, 63 - bitlen(V)):
+#                                            their sums are exact (< 2^63) in any order
+#
+# Tokens are ranked by y (higher first, ties to the lower index). top-k, top-p and
+# typical-p keep the shortest prefix of an order (the ranking; typical-p: the distance
+# to the entropy) whose count or weight reaches a threshold. That prefix is found by
+# radix selection on the order's key (a double, as sortable bits): a histogram of
+# 2^11 buckets over the key range left, keep the bucket where the running sum crosses
+# the threshold, repeat on it; a bucket of one key value is a run of ties, walked in
+# index order; a bucket of a few tokens is sorted. Each pass is one read of the row:
+# flat, peaked, tied and masked rows all cost a few passes, and no full sort.
+
+from libc.math cimport INFINITY, fabs, fma, isfinite, log, sqrt
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport qsort
+from libc.string cimport memset
+
+from _defs cimport FOUND_POSINF, NO_FINITE, OK, Penalties, SamplerOptions
+
+cdef enum:
+    REMOVED = -1          # the weight that marks a removed token (kept ones have >= 0)
+    DIGIT_BITS = 11       # radix selection: 2^11 buckets per pass (32 KiB of counters)
+    N_BUCKETS = 2048
+    FEW = 48              # a boundary bucket of at most this many tokens is sorted
+    LANES8 = 8            # top-n-sigma's sums: 8 lanes, a fixed order (see lane_sums)
+
+cdef enum KeyOrder:
+    BY_RANK = 0           # key = -y: the ranking (top-k, top-p, min_keep)
+    BY_TYPICALITY = 1     # key = |(-log p_i) - H|: typical-p's order
+
+
+# ===========================================================================
+# Logit bias and penalties (before the temperature), on a writable row
+# ===========================================================================
+
+cdef void sort_positions(int64_t* a, Py_ssize_t n) noexcept nogil:
+    """Ascending, in place: insertion sort for a short window, qsort beyond."""
+    cdef Py_ssize_t i, j
+    cdef int64_t v
+    if n > 64:
+        qsort(a, n, sizeof(int64_t), compare_positions)
+        return
+    for i in range(1, n):
+        v = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
+cdef int compare_positions(const void* a, const void* b) noexcept nogil:
+    cdef int64_t x = (<const int64_t*>a)[0], y = (<const int64_t*>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef int adjust_logits(floating* y, Py_ssize_t n, const Penalties* pen,
+                       const int64_t* window, Py_ssize_t n_window,
+                       int64_t* sorted_window) noexcept nogil:
+    """y += logit bias; then, for each distinct token t of the window, seen c times:
+    the repetition penalty (CTRL, Keskar et al. 2019, as transformers and llama.cpp:
+    y_t * r if y_t <= 0 else y_t / r), then y_t -= c * frequency + presence (OpenAI's
+    formula, one fused multiply-add). Each result is rounded to the row's dtype.
+    ``sorted_window`` (n_window) is scratch. Returns FOUND_POSINF if a touched logit
+    became +inf, NO_FINITE if none is left above -inf, else OK."""
+    cdef Py_ssize_t i, j, count
+    cdef int64_t t
+    cdef double v
+    cdef bint banned = False
+    for i in range(pen.n_bias):
+        t = pen.bias_positions[i]
+        y[t] = <floating>(y[t] + pen.bias_values[i])
+        banned |= y[t] == -INFINITY
+        if y[t] == INFINITY:
+            return FOUND_POSINF
+    if n_window > 0 and pen.active:
+        for i in range(n_window):
+            sorted_window[i] = window[i]
+        sort_positions(sorted_window, n_window)
+        i = 0
+        while i < n_window:
+            t = sorted_window[i]
+            j = i
+            while j < n_window and sorted_window[j] == t:
+                j += 1
+            count = j - i
+            i = j
+            v = y[t]
+            if pen.repetition != 1.0:
+                v = <floating>(v * pen.repetition if v <= 0.0 else v / pen.repetition)
+            y[t] = <floating>(v - fma(<double>count, pen.frequency, pen.presence))
+            if y[t] == INFINITY:
+                return FOUND_POSINF
+            banned |= y[t] == -INFINITY
+    if banned:
+        for i in range(n):
+            if y[i] != -INFINITY:
+                return OK
+        return NO_FINITE
+    return OK
+
+
+# ===========================================================================
+# The exp of the filters, the integer weights, the keys
+# ===========================================================================
+
+cdef inline double filter_exp(double s) noexcept nogil:
+    """exp(s) for s <= 0 (or -inf), within an ulp, with the same bits everywhere.
+
+    fastmath's Cody-Waite reduction and polynomial, but every multiply-add is an
+    explicit fused one (fma): compilers may contract a * b + c on one instruction set
+    and not on another, and tinyllm.reference computes the same fmas in Python.
+    Below -746 the result is 0 (as exp's, rounded).
+    """
+    cdef double sc = s if s >= -746.0 else -746.0
+    cdef double t = fma(sc, 1.4426950408889634, 6755399441055744.0)   # + 1.5 * 2^52
+    cdef double n = t - 6755399441055744.0                              # round(s log2 e)
+    cdef double r = fma(-n, 0.6931471803691238, sc)
+    r = fma(-n, 1.9082149292705877e-10, r)
+    cdef double p = 2.510134692835034e-08
+    p = fma(p, r, 2.7621338669142925e-07)
+    p = fma(p, r, 2.75572664186123e-06)
+    p = fma(p, r, 2.4801518641395993e-05)
+    p = fma(p, r, 0.00019841269864380513)
+    p = fma(p, r, 0.0013888888918939168)
+    p = fma(p, r, 0.008333333333329793)
+    p = fma(p, r, 0.04166666666662064)
+    p = fma(p, r, 0.16666666666666669)
+    p = fma(p, r, 0.5000000000000001)
+    p = fma(p, r, 1.0)
+    p = fma(p, r, 1.0)
+    # p * 2^n with one rounding: p * 2^-64 is exact, 2^(n + 64) a normal number.
+    cdef uint64_t biased = _bits64(t) - <uint64_t>0x4338000000000000 + (64 + 1023)
+    p = (p * 5.421010862427522e-20) * _from_bits64(biased << 52)
+    return 0.0 if s < -746.0 else p
+
+
+cdef void filter_exp_array(const double* s, double* out, Py_ssize_t n) noexcept nogil:
+    """out[i] = filter_exp(s[i]) (a test hook: the reference computes the same bits)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = filter_exp(s[i])
+
+
+cdef inline int weight_bits(Py_ssize_t n) noexcept nogil:
+    """K = min(52, 63 - bitlen(n)): n weights of at most 2^K add up below 2^63."""
+    cdef int bits = 0
+    while n:
+        bits += 1
+        n >>= 1
+    return 52 if 63 - bits > 52 else 63 - bits
+
+
+cdef inline int64_t to_fixed(double v) noexcept nogil:
+    """round(v), ties to even, for 0 <= v <= 2^52: the integer lands in the low bits
+    of v + 2^52 (no float -> int64 conversion, which AVX2 lacks)."""
+    return <int64_t>(_bits64(v + 4503599627370496.0) - <uint64_t>0x4330000000000000)
+
+
+cdef inline uint64_t sortable(double v) noexcept nogil:
+    """Bits of v that sort as v does (v + 0.0 folds -0.0 into 0.0: equal keys)."""
+    cdef uint64_t u = _bits64(v + 0.0)
+    return ~u if u >> 63 else u | (<uint64_t>1 << 63)
+
+
+cdef struct Row:
+    # What the filters know about one row: the scale of s and e, and typical-p's terms.
+    double m              # max y
+    double t              # temperature
+    double scale          # 2^K
+    double logz           # typical-p: log(W / 2^K)
+    double h              # typical-p: the entropy
+    int order             # KeyOrder of the current selection
+
+
+cdef inline double key_value(const floating* y, Py_ssize_t i, const Row* row) noexcept nogil:
+    """The value that orders token i (ascending) in the current selection."""
+    cdef double s
+    if row.order == BY_RANK:
+        return -(<double>y[i])
+    s = (y[i] - row.m) / row.t
+    return fabs((row.logz - s) - row.h)
+
+
+cdef Py_ssize_t fill_weights(const floating* y, Py_ssize_t n, Row* row,
+                             int64_t* w) noexcept nogil:
+    """w[i] = round(filter_exp(s_i) * 2^K) for a finite y[i], REMOVED for -inf;
+    returns how many are finite."""
+    cdef Py_ssize_t i, kept = 0
+    cdef double v, weight
+    for i in range(n):
+        v = y[i]
+        weight = filter_exp((v - row.m) / row.t) * row.scale
+        w[i] = to_fixed(weight) if v != -INFINITY else REMOVED
+        kept += v != -INFINITY
+    return kept
+
+
+cdef int64_t kept_weight(const int64_t* w, Py_ssize_t n) noexcept nogil:
+    """The exact sum of the kept weights."""
+    cdef int64_t total = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        total += w[i] if w[i] > 0 else 0
+    return total
+
+
+cdef Py_ssize_t count_kept(const int64_t* w, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i, kept = 0
+    for i in range(n):
+        kept += w[i] >= 0
+    return kept
+
+
+# ===========================================================================
+# Radix selection: the shortest prefix of an order whose measure reaches a bound
+# ===========================================================================
+
+cdef inline bint reached(int64_t measure, double bound) noexcept nogil:
+    """The prefix's count or weight reaches the bound (as a correctly rounded double:
+    a monotone test, so the shortest such prefix is well defined)."""
+    return <double>measure >= bound
+
+
+cdef inline bint before(uint64_t ka, Py_ssize_t a, uint64_t kb, Py_ssize_t b) noexcept nogil:
+    """(key, index) order: a smaller key first, ties to the lower index."""
+    return ka < kb or (ka == kb and a < b)
+
+
+cdef void sort_few(uint64_t* keys, Py_ssize_t* idx, Py_ssize_t count) noexcept nogil:
+    """Insertion sort of at most FEW (key, index) pairs."""
+    cdef Py_ssize_t i, j, ti
+    cdef uint64_t tk
+    for i in range(1, count):
+        tk = keys[i]
+        ti = idx[i]
+        j = i - 1
+        while j >= 0 and before(tk, ti, keys[j], idx[j]):
+            keys[j + 1] = keys[j]
+            idx[j + 1] = idx[j]
+            j -= 1
+        keys[j + 1] = tk
+        idx[j + 1] = ti
+
+
+cdef void value_range(const floating* y, const int64_t* w, Py_ssize_t n, const Row* row,
+                      int digit_of, double start, double scale,
+                      double* vmin, double* vmax) noexcept nogil:
+    """The smallest and largest key value of the kept tokens (of those in linear bucket
+    ``digit_of``, if >= 0). Explicit lanes, so the loop vectorises."""
+    cdef double lo[LANES8]
+    cdef double hi[LANES8]
+    cdef Py_ssize_t b, i, j, body = n - n % LANES8
+    cdef double v
+    cdef bint take
+    for j in range(LANES8):
+        lo[j] = INFINITY
+        hi[j] = -INFINITY
+    for b in range(body // LANES8):
+        i = b * LANES8
+        for j in range(LANES8):
+            v = key_value(y, i + j, row)
+            take = w[i + j] >= 0 and (digit_of < 0 or linear_digit(v, start, scale) == digit_of)
+            lo[j] = v if take and v < lo[j] else lo[j]
+            hi[j] = v if take and v > hi[j] else hi[j]
+    for i in range(body, n):
+        v = key_value(y, i, row)
+        if w[i] >= 0 and (digit_of < 0 or linear_digit(v, start, scale) == digit_of):
+            lo[0] = v if v < lo[0] else lo[0]
+            hi[0] = v if v > hi[0] else hi[0]
+    for j in range(1, LANES8):
+        lo[0] = lo[j] if lo[j] < lo[0] else lo[0]
+        hi[0] = hi[j] if hi[j] > hi[0] else hi[0]
+    vmin[0] = lo[0]
+    vmax[0] = hi[0]
+
+
+cdef inline int linear_digit(double v, double start, double scale) noexcept nogil:
+    """The bucket of v among N_BUCKETS equal slices of [start, start + N_BUCKETS / scale]:
+    a monotone function of v, so each bucket is an interval of the order."""
+    cdef double d = (v - start) * scale
+    return N_BUCKETS - 1 if d >= N_BUCKETS - 1 else (<int>d if d > 0.0 else 0)
+
+
+cdef Py_ssize_t select_prefix(const floating* y, const int64_t* w, Py_ssize_t n,
+                              const Row* row, bint by_weight, double bound,
+                              uint64_t* last_key) noexcept nogil:
+    """The last token of the shortest prefix, in (key, index) order of the kept tokens,
+    whose count (``by_weight`` False) or weight reaches ``bound``; its key in
+    ``last_key``. The kept tokens' total must reach the bound.
+
+    A first pass histograms the key values linearly between their min and max (counts
+    and weights per bucket) and keeps the bucket where the running measure first
+    reaches the bound, the buckets before it going to ``above``; the next passes do
+    the same on that bucket's keys, 11 bits at a time. A bucket of one key value is
+    a run of ties, walked in index order; one of at most FEW tokens is sorted.
+    """
+    cdef Py_ssize_t counts[N_BUCKETS]
+    cdef int64_t weights[N_BUCKETS]
+    cdef uint64_t lo, hi, span, width, k
+    cdef int64_t above = 0
+    cdef Py_ssize_t i, b, count, n_buckets
+    cdef double vmin, vmax, scale
+    cdef int shift
+    value_range(y, w, n, row, -1, 0.0, 0.0, &vmin, &vmax)
+    count = n
+    if vmin < vmax and isfinite(vmax - vmin):
+        scale = N_BUCKETS / (vmax - vmin)
+        memset(counts, 0, N_BUCKETS * sizeof(Py_ssize_t))
+        memset(weights, 0, N_BUCKETS * sizeof(int64_t))
+        for i in range(n):
+            if w[i] >= 0:
+                b = linear_digit(key_value(y, i, row), vmin, scale)
+                counts[b] += 1
+                weights[b] += w[i]
+        b = choose_bucket(counts, weights, N_BUCKETS, by_weight, bound, &above)
+        count = counts[b]
+        value_range(y, w, n, row, b, vmin, scale, &vmin, &vmax)
+    lo = sortable(vmin)
+    hi = sortable(vmax)
+    while True:
+        if lo == hi or count <= FEW:
+            return walk_rest(y, w, n, row, lo, hi, by_weight, bound, above, last_key)
+        span = hi - lo
+        shift = 0
+        while (span >> shift) >= N_BUCKETS:
+            shift += 1
+        n_buckets = <Py_ssize_t>(span >> shift) + 1
+        memset(counts, 0, n_buckets * sizeof(Py_ssize_t))
+        memset(weights, 0, n_buckets * sizeof(int64_t))
+        for i in range(n):
+            if w[i] >= 0:
+                k = sortable(key_value(y, i, row))
+                if lo <= k <= hi:
+                    b = <Py_ssize_t>((k - lo) >> shift)
+                    counts[b] += 1
+                    weights[b] += w[i]
+        b = choose_bucket(counts, weights, n_buckets, by_weight, bound, &above)
+        count = counts[b]
+        lo = lo + (<uint64_t>b << shift)
+        width = (<uint64_t>1 << shift) - 1
+        hi = lo + width if hi - lo > width else hi       # (no overflow past the old hi)
+
+
+cdef inline Py_ssize_t choose_bucket(const Py_ssize_t* counts, const int64_t* weights,
+                                     Py_ssize_t n_buckets, bint by_weight, double bound,
+                                     int64_t* above) noexcept nogil:
+    """The first bucket where the running measure reaches the bound; the measure of
+    the buckets before it is added to ``above``."""
+    cdef Py_ssize_t b
+    cdef int64_t measure
+    for b in range(n_buckets):
+        measure = weights[b] if by_weight else counts[b]
+        if reached(above[0] + measure, bound):
+            return b
+        above[0] += measure
+    return n_buckets - 1                           # not reached: cannot happen
+
+
+cdef Py_ssize_t walk_rest(const floating* y, const int64_t* w, Py_ssize_t n, const Row* row,
+                          uint64_t lo, uint64_t hi, bint by_weight, double bound,
+                          int64_t above, uint64_t* last_key) noexcept nogil:
+    """The end of select_prefix: the kept tokens with keys in [lo, hi] (one key value:
+    ties, in index order; else at most FEW of them, sorted), walked until the measure
+    reaches the bound."""
+    cdef uint64_t few_keys[FEW]
+    cdef Py_ssize_t few_idx[FEW]
+    cdef Py_ssize_t i, j, found = 0
+    cdef uint64_t k
+    for i in range(n):
+        if w[i] >= 0:
+            k = sortable(key_value(y, i, row))
+            if lo <= k <= hi:
+                if lo == hi:
+                    above += w[i] if by_weight else 1
+                    if reached(above, bound):
+                        last_key[0] = k
+                        return i
+                else:
+                    few_keys[found] = k
+                    few_idx[found] = i
+                    found += 1
+    sort_few(few_keys, few_idx, found)
+    for j in range(found):
+        above += w[few_idx[j]] if by_weight else 1
+        if reached(above, bound):
+            last_key[0] = few_keys[j]
+            return few_idx[j]
+    last_key[0] = hi
+    return -1                                      # not reached: cannot happen
+
+
+cdef void remove_after(const floating* y, int64_t* w, Py_ssize_t n, const Row* row,
+                       uint64_t last_key, Py_ssize_t last) noexcept nogil:
+    """Remove every kept token after (last_key, last) in the selection's order."""
+    cdef Py_ssize_t i
+    cdef uint64_t k
+    for i in range(n):
+        k = sortable(key_value(y, i, row))
+        w[i] = REMOVED if (k > last_key or (k == last_key and i > last)) else w[i]
+
+
+cdef void keep_prefix(const floating* y, int64_t* w, Py_ssize_t n, Row* row, int order,
+                      double fraction, Py_ssize_t min_keep) noexcept nogil:
+    """Keep the shortest prefix of ``order`` whose weight reaches ``fraction`` of the
+    kept weight (fraction 2: skip), and at least min_keep tokens of it."""
+    cdef uint64_t key_w = 0, key_c = 0
+    cdef Py_ssize_t last_w = -1, last_c = -1
+    cdef Py_ssize_t kept = count_kept(w, n)
+    row.order = order
+    if min_keep >= kept:
+        return
+    if min_keep > 1 or fraction > 1.0:
+        last_c = select_prefix(y, w, n, row, False, <double>min_keep, &key_c)
+    if fraction <= 1.0:
+        last_w = select_prefix(y, w, n, row, True, fraction * <double>kept_weight(w, n), &key_w)
+    if last_w < 0 or (last_c >= 0 and before(key_w, last_w, key_c, last_c)):
+        last_w = last_c        # the longer of the two prefixes
+        key_w = key_c
+    remove_after(y, w, n, row, key_w, last_w)
+
+
+cdef void keep_min_tokens(const floating* y, int64_t* w, const int64_t* saved, Py_ssize_t n,
+                          Row* row, Py_ssize_t min_keep) noexcept nogil:
+    """A threshold filter left fewer than min_keep tokens: keep instead the min_keep
+    best-ranked of the set before it (``saved``, the weights before the filter)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        w[i] = saved[i]
+    keep_prefix(y, w, n, row, BY_RANK, 2.0, min_keep)
+
+
+# ===========================================================================
+# The filters that are thresholds
+# ===========================================================================
+
+cdef inline double combine_lanes(const double* lanes) noexcept nogil:
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+
+
+cdef double n_sigma_threshold(const floating* y, const int64_t* w, Py_ssize_t n,
+                              const Row* row, double n_sigma) noexcept nogil:
+    """-(n * sigma) of s over the kept tokens: the mean and the squared deviations
+    are added in 8 lanes by index (i mod 8), a fixed order the reference repeats."""
+    cdef double lanes[LANES8]
+    cdef double s, d, mean
+    cdef Py_ssize_t i, j, count = 0
+    for j in range(LANES8):
+        lanes[j] = 0.0
+    for i in range(n):
+        if w[i] >= 0:
+            lanes[i % LANES8] += (y[i] - row.m) / row.t
+            count += 1
+    mean = combine_lanes(lanes) / <double>count
+    for j in range(LANES8):
+        lanes[j] = 0.0
+    for i in range(n):
+        if w[i] >= 0:
+            d = (y[i] - row.m) / row.t - mean
+            lanes[i % LANES8] = fma(d, d, lanes[i % LANES8])
+    return -(n_sigma * sqrt(combine_lanes(lanes) / <double>count))
+
+
+cdef Py_ssize_t keep_above(const floating* y, int64_t* w, Py_ssize_t n, const Row* row,
+                           bint on_weight, double threshold) noexcept nogil:
+    """Remove the kept tokens with s_i (or e_i, ``on_weight``) below the threshold;
+    returns how many stay."""
+    cdef Py_ssize_t i, kept = 0
+    cdef double s
+    for i in range(n):
+        if w[i] >= 0:
+            s = (y[i] - row.m) / row.t
+            if (filter_exp(s) if on_weight else s) >= threshold:
+                kept += 1
+            else:
+                w[i] = REMOVED
+    return kept
+
+
+cdef void keep_threshold(const floating* y, int64_t* w, int64_t* saved, Py_ssize_t n,
+                         Row* row, bint on_weight, double threshold,
+                         Py_ssize_t min_keep) noexcept nogil:
+    """keep_above, with at least min_keep tokens (saved: scratch for the row's weights)."""
+    cdef Py_ssize_t i
+    if min_keep > 1:
+        for i in range(n):
+            saved[i] = w[i]
+    if keep_above(y, w, n, row, on_weight, threshold) < min_keep:
+        keep_min_tokens(y, w, saved, n, row, min_keep)
+
+
+cdef void typical_terms(const floating* y, const int64_t* w, Py_ssize_t n,
+                        Row* row) noexcept nogil:
+    """typical-p's log Z and entropy H, from exact integer sums:
+    W = sum w, A = sum round(-(e_i s_i) 2^K), log Z = log(W 2^-K), H = log Z + A / W."""
+    cdef Py_ssize_t i
+    cdef int64_t total = 0, a = 0
+    cdef double s, e
+    for i in range(n):
+        if w[i] >= 0:
+            total += w[i]
+            s = (y[i] - row.m) / row.t
+            e = filter_exp(s)
+            if e > 0.0:
+                a += to_fixed(-(e * s) * row.scale)
+    row.logz = log(<double>total / row.scale)
+    row.h = row.logz + <double>a / <double>total
+
+
+# ===========================================================================
+# The chain
+# ===========================================================================
+
+cdef inline Py_ssize_t argmax_row(const floating* y, Py_ssize_t n) noexcept nogil:
+    """The first index of the max of a checked row (sampling.pxi's vectorised pass)."""
+    return greedy_once(y, n)
+
+
+cdef Py_ssize_t filter_row(const floating* y, Py_ssize_t n, const SamplerOptions* opt,
+                           int64_t* w, int64_t* saved) noexcept nogil:
+    """w[0:n] = the integer weights of the tokens the chain keeps, REMOVED for the
+    others, for a checked row y (penalties applied); returns the argmax.
+
+    Temperature 0 keeps the argmax alone (weight 1). ``saved`` (n) is scratch for
+    min_tokens_to_keep > 1 with top-n-sigma or min-p.
+    """
+    cdef Row row
+    cdef Py_ssize_t i, best = argmax_row(y, n), kept
+    if opt.temperature == 0.0:
+        for i in range(n):
+            w[i] = REMOVED
+        w[best] = 1
+        return best
+    row.m = y[best]
+    row.t = opt.temperature
+    row.scale = <double>(<int64_t>1 << weight_bits(n))
+    row.order = BY_RANK
+    kept = fill_weights(y, n, &row, w)
+    if opt.top_n_sigma >= 0.0 and kept > 1:
+        keep_threshold(y, w, saved, n, &row, False,
+                       n_sigma_threshold(y, w, n, &row, opt.top_n_sigma), opt.min_keep)
+    if opt.top_k > 0:
+        keep_prefix(y, w, n, &row, BY_RANK, 2.0,
+                    opt.top_k if opt.top_k > opt.min_keep else opt.min_keep)
+    if opt.top_p < 1.0:
+        keep_prefix(y, w, n, &row, BY_RANK, opt.top_p, opt.min_keep)
+    if opt.min_p > 0.0:
+        keep_threshold(y, w, saved, n, &row, True, opt.min_p, opt.min_keep)
+    if opt.typical_p < 1.0 and count_kept(w, n) > 1:
+        typical_terms(y, w, n, &row)
+        keep_prefix(y, w, n, &row, BY_TYPICALITY, opt.typical_p, opt.min_keep)
+    return best
