@@ -114,14 +114,14 @@ cdef struct Kernels:
     void (*clear_rows_f64)(double*, Py_ssize_t, const intp_t*, Py_ssize_t) noexcept nogil
     double (*absmax_f32)(const float*, Py_ssize_t) noexcept nogil
     double (*absmax_f64)(const double*, Py_ssize_t) noexcept nogil
-    void (*sgd_f32)(float*, const float*, float*, Py_ssize_t, float, float, bint,
+    void (*sgd_f32)(float*, const float*, float*, Py_ssize_t, float, float, float, bint,
                     double*) noexcept nogil
-    void (*sgd_f64)(double*, const double*, double*, Py_ssize_t, double, double, bint,
+    void (*sgd_f64)(double*, const double*, double*, Py_ssize_t, double, double, double, bint,
                     double*) noexcept nogil
     void (*adam_f32)(float*, const float*, float*, float*, Py_ssize_t, float, float, float,
-                     float, float, float, bint, double*) noexcept nogil
+                     float, float, float, float, bint, double*) noexcept nogil
     void (*adam_f64)(double*, const double*, double*, double*, Py_ssize_t, double, double,
-                     double, double, double, double, bint, double*) noexcept nogil
+                     double, double, double, double, double, bint, double*) noexcept nogil
 
 
 cdef inline const Kernels** active_table() except NULL:
@@ -337,18 +337,19 @@ cdef inline double absmax(const Kernels* k, const floating* x, Py_ssize_t n) noe
 
 
 cdef inline void sgd(const Kernels* k, floating* p, const floating* g, floating* vel, Py_ssize_t n,
-                     floating lr, floating mu, bint apply, double* maxes) noexcept nogil:
+                     floating lr, floating mu, floating keep, bint apply,
+                     double* maxes) noexcept nogil:
     if floating is float:
-        k.sgd_f32(p, g, vel, n, lr, mu, apply, maxes)
+        k.sgd_f32(p, g, vel, n, lr, mu, keep, apply, maxes)
     else:
-        k.sgd_f64(p, g, vel, n, lr, mu, apply, maxes)
+        k.sgd_f64(p, g, vel, n, lr, mu, keep, apply, maxes)
 
 
 cdef inline void adam(const Kernels* k, floating* p, const floating* g, floating* m1,
                       floating* m2, Py_ssize_t n, floating lr, floating b1, floating b2,
-                      floating eps, floating c1, floating c2, bint apply,
+                      floating eps, floating c1, floating c2, floating keep, bint apply,
                       double* maxes) noexcept nogil:
     if floating is float:
-        k.adam_f32(p, g, m1, m2, n, lr, b1, b2, eps, c1, c2, apply, maxes)
+        k.adam_f32(p, g, m1, m2, n, lr, b1, b2, eps, c1, c2, keep, apply, maxes)
     else:
-        k.adam_f64(p, g, m1, m2, n, lr, b1, b2, eps, c1, c2, apply, maxes)
+        k.adam_f64(p, g, m1, m2, n, lr, b1, b2, eps, c1, c2, keep, apply, maxes)

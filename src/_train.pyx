@@ -12,7 +12,8 @@ One training step on a batch of B windows of c tokens (V tokens, d dims, h hidde
     dW1 (D, h) = X^T @ dH
     dX  (B, D) = dH @ W1^T
     dE  (V, d) += dX rows, scattered back to the rows they came from
-    then SGD with momentum or Adam on E, W1, W2.
+    then SGD with momentum or Adam on E, W1, W2, each after decoupled weight decay
+    (p *= 1 - lr * weight_decay, as torch.optim.AdamW; see kernels/train.pxi).
 
 Who does what. The matrix products (three of them B x h x V: nearly all the
 arithmetic) go to NumPy's BLAS: ``np.matmul(..., out=...)`` into scratch arrays
@@ -228,6 +229,7 @@ cdef double train_step(TrainState s, floating* like, const intp_t* w, const intp
     cdef double clock[N_PHASES + 1]
     cdef long tnext = s.steps + 1
     cdef double c1 = 1.0 / (1.0 - s.beta1 ** tnext), c2 = 1.0 / (1.0 - s.beta2 ** tnext)
+    cdef double keep = 1.0 - lr * s.weight_decay             # decoupled weight decay
     cdef int k
     clock[0] = perf_counter()
     cdef double loss = batch_gradients(s, like, w, t, n, clock)
@@ -237,13 +239,13 @@ cdef double train_step(TrainState s, floating* like, const intp_t* w, const intp
         raise Diverged(f"the loss is {loss:.4g}, above {max_loss:.4g}")
     clock[6] = perf_counter()
     gradient_bounds(s, like, w, n, gmax)
-    if not proven_finite(s, lr, c1, c2, gmax):
-        update(s, like, lr, c1, c2, False, trial)                # the exact check: nothing stored
+    if not proven_finite(s, lr, c1, c2, keep, gmax):
+        update(s, like, lr, c1, c2, keep, False, trial)          # the exact check: nothing stored
         for k in range(9):
             if not isfinite(trial[k]):
                 raise Diverged("a gradient or an updated weight is not finite")
     clock[7] = perf_counter()
-    update(s, like, lr, c1, c2, True, &s.tracked[0])
+    update(s, like, lr, c1, c2, keep, True, &s.tracked[0])
     clock[8] = perf_counter()
     s.steps += 1
     for k in range(N_PHASES):
@@ -274,7 +276,8 @@ cdef int gradient_bounds(TrainState s, floating* like, const intp_t* w, Py_ssize
     return 0
 
 
-cdef bint proven_finite(TrainState s, double lr, double c1, double c2, const double* gmax):
+cdef bint proven_finite(TrainState s, double lr, double c1, double c2, double keep,
+                        const double* gmax):
     """Whether the tracked maxima and ``gmax`` prove every number of the update finite.
 
     Bounds on the magnitude of each intermediate of the kernels' formulas, computed in
@@ -286,10 +289,12 @@ cdef bint proven_finite(TrainState s, double lr, double c1, double c2, const dou
     cdef double b1 = s.beta1, b2 = s.beta2, mu = s.momentum
     cdef double p, m, v, g, a, b, num
     cdef int k
-    if not (lr < limit and c1 < limit and c2 < limit and eps > 0.0):
+    keep = abs(keep)                                         # |p * keep| <= p * |keep|
+    if not (lr < limit and c1 < limit and c2 < limit and keep < limit and eps > 0.0):
         return False
     for k in range(3):
         p, m, v, g = s.tracked[3 * k], s.tracked[3 * k + 1], s.tracked[3 * k + 2], gmax[k]
+        p = p * keep                                         # >= |decayed weight|
         if not (g < limit and p < limit):
             return False
         if s.optimizer == "adam":
@@ -306,10 +311,11 @@ cdef bint proven_finite(TrainState s, double lr, double c1, double c2, const dou
     return True
 
 
-cdef int update(TrainState s, floating* like, double lr, double c1, double c2, bint apply,
-                double* maxes) except -1:
-    """The optimizer on E, W1 and W2 (``apply``: stored; else only computed); maxes[3k..]
-    receives the largest magnitudes written for weight k (see kernels/train.pxi)."""
+cdef int update(TrainState s, floating* like, double lr, double c1, double c2, double keep,
+                bint apply, double* maxes) except -1:
+    """The optimizer on E, W1 and W2, after p *= keep (``apply``: stored; else only
+    computed); maxes[3k..] receives the largest magnitudes written for weight k (see
+    kernels/train.pxi)."""
     cdef const Kernels* k = KERNELS[0]
     cdef int i
     cdef bint use_adam = s.optimizer == "adam"
@@ -326,9 +332,11 @@ cdef int update(TrainState s, floating* like, double lr, double c1, double c2, b
         with nogil:
             if use_adam:
                 adam(k, p, g, m1, m2, n, <floating>lr, <floating>s.beta1, <floating>s.beta2,
-                     <floating>s.eps, <floating>c1, <floating>c2, apply, maxes + 3 * i)
+                     <floating>s.eps, <floating>c1, <floating>c2, <floating>keep, apply,
+                     maxes + 3 * i)
             else:
-                sgd(k, p, g, m1, n, <floating>lr, <floating>s.momentum, apply, maxes + 3 * i)
+                sgd(k, p, g, m1, n, <floating>lr, <floating>s.momentum, <floating>keep, apply,
+                    maxes + 3 * i)
     return 0
 
 
@@ -349,6 +357,13 @@ cdef class TrainState:
         SGD's momentum ``mu`` (0 is plain SGD).
     beta1, beta2, eps : float, default 0.9, 0.999, 1e-8
         Adam's parameters.
+    weight_decay : float, default 0.0
+        Decoupled weight decay ``wd`` (finite, >= 0): each step first shrinks every
+        weight, ``p *= 1 - lr * wd``, then applies the optimizer's update, which does
+        not see the decay. For Adam this is torch.optim.AdamW's step (Loshchilov &
+        Hutter 2019, "Decoupled Weight Decay Regularization"); for SGD the same
+        decoupled form (their SGDW, scaled by lr as AdamW), not torch.optim.SGD's
+        ``weight_decay``, which adds ``wd * p`` to the gradient. 0: no decay.
 
     Notes
     -----
@@ -366,7 +381,7 @@ cdef class TrainState:
     cdef readonly str optimizer
     cdef readonly Py_ssize_t batch_size
     cdef readonly long steps                 # updates applied so far (Adam's t)
-    cdef readonly double momentum, beta1, beta2, eps
+    cdef readonly double momentum, beta1, beta2, eps, weight_decay
     cdef object dE, dW1, dW2                 # gradients (dE kept zero between steps)
     cdef object s1, s2                       # SGD velocity / Adam m, v: one list per weight
     cdef object X, H, Z, dH, dX              # per-batch scratch
@@ -378,7 +393,7 @@ cdef class TrainState:
     cdef double seconds[N_PHASES]            # the last step's phases
 
     def __init__(self, E, W1, W2, *, tanh=False, optimizer="adam", batch_size=32,
-                 momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
+                 momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         arrays = [as_float_array(a, f"TrainState: {n}")
                   for a, n in ((E, "E"), (W1, "W1"), (W2, "W2"))]
         if any(a.ndim != 2 or a.size == 0 for a in arrays):
@@ -399,6 +414,7 @@ cdef class TrainState:
         momentum = as_real(momentum, "momentum", "TrainState")
         beta1, beta2 = as_real(beta1, "beta1", "TrainState"), as_real(beta2, "beta2", "TrainState")
         eps = as_real(eps, "eps", "TrainState")
+        weight_decay = as_real(weight_decay, "weight_decay", "TrainState")
         if not (0.0 <= momentum < 1.0):
             raise ValueError(f"TrainState: momentum must be in [0, 1), got {momentum!r}")
         if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
@@ -406,6 +422,9 @@ cdef class TrainState:
                              f"got {beta1!r}, {beta2!r}")
         if not (eps > 0.0 and isfinite(eps)):
             raise ValueError(f"TrainState: eps must be finite and > 0, got {eps!r}")
+        if not (weight_decay >= 0.0 and isfinite(weight_decay)):
+            raise ValueError(f"TrainState: weight_decay must be finite and >= 0, "
+                             f"got {weight_decay!r}")
         self.f32 = all(a.dtype == np.float32 for a in arrays)
         dt = np.float32 if self.f32 else np.float64
         self.E, self.W1, self.W2 = (np.array(a, dtype=dt, order="C", copy=True) for a in arrays)
@@ -414,6 +433,7 @@ cdef class TrainState:
         self.optimizer = optimizer
         self.batch_size = batch_size
         self.momentum, self.beta1, self.beta2, self.eps = momentum, beta1, beta2, eps
+        self.weight_decay = weight_decay
         self.steps = 0
         B = self.batch_size
         self.dE = np.zeros_like(self.E)
@@ -517,7 +537,8 @@ cdef class TrainState:
         return result
 
     def step(self, windows, targets, lr, max_loss=None):
-        """One update on a batch: forward, loss, backward, then SGD or Adam with ``lr``.
+        """One update on a batch: forward, loss, backward, then SGD or Adam with ``lr``
+        (after the decay ``p *= 1 - lr * weight_decay``).
 
         Parameters
         ----------

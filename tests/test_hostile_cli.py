@@ -546,6 +546,8 @@ def test_fuzz_train(tmp_path_factory, capsys, data):
         "--seed": NUMBERS,
         "--val-fraction": NUMBERS,
         "--momentum": NUMBERS,
+        "--patience": NUMBERS,
+        "--weight-decay": NUMBERS,
         "--optimizer": st.sampled_from(["adam", "sgd", "lbfgs"]),
         "--schedule": st.sampled_from(["constant", "linear", "cosine", ""]),
         "--dtype": st.sampled_from(["float32", "float64", "float16"]),

@@ -131,10 +131,29 @@ def test_cross_entropy_grad_bad_input(args, exc, match):
         cross_entropy_grad(*args)
 
 
+def _reference_update(optimizer, p, g, m, v, t, lr, wd, momentum=0.9):
+    """One step of torch.optim.AdamW (its documented algorithm: p *= 1 - lr*wd, then
+    Adam's bias-corrected step), or of SGD with momentum after the same decoupled
+    decay. Returns the new p, m, v."""
+    p = p * (1 - lr * wd)
+    if optimizer == "sgd":
+        m = momentum * m + g
+        return p - lr * m, m, v
+    m = 0.9 * m + 0.1 * g
+    v = 0.999 * v + 0.001 * g * g
+    mhat = m / (1 - 0.9**t)
+    vhat = v / (1 - 0.999**t)
+    return p - lr * mhat / (np.sqrt(vhat) + 1e-8), m, v
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.5])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_steps_match_numpy_updates(optimizer):
+def test_steps_match_numpy_updates(optimizer, weight_decay):
     E, W1, W2, windows, targets = _problem(5)
-    state = TrainState(E, W1, W2, optimizer=optimizer, batch_size=6, momentum=0.8)
+    state = TrainState(
+        E, W1, W2, optimizer=optimizer, batch_size=6, momentum=0.8, weight_decay=weight_decay
+    )
+    assert state.weight_decay == weight_decay
     params = [E.copy(), W1.copy(), W2.copy()]
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
@@ -144,18 +163,52 @@ def test_steps_match_numpy_updates(optimizer):
         loss = state.step(windows, targets, lr)
         assert loss == pytest.approx(loss_ref, rel=1e-12)
         for i, g in enumerate(grads):
-            if optimizer == "sgd":
-                m[i] = 0.8 * m[i] + g
-                params[i] = params[i] - lr * m[i]
-            else:
-                m[i] = 0.9 * m[i] + 0.1 * g
-                v[i] = 0.999 * v[i] + 0.001 * g * g
-                mhat = m[i] / (1 - 0.9**t)
-                vhat = v[i] / (1 - 0.999**t)
-                params[i] = params[i] - lr * mhat / (np.sqrt(vhat) + 1e-8)
+            params[i], m[i], v[i] = _reference_update(
+                optimizer, params[i], g, m[i], v[i], t, lr, weight_decay, momentum=0.8
+            )
         for got, want in zip((state.E, state.W1, state.W2), params):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
     assert state.steps == 3
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_weight_decay_shrinks_every_weight_by_one_minus_lr_wd(optimizer):
+    """Decoupled: the decay is p * (1 - lr*wd) on top of the undecayed step, whatever
+    the gradient (a weight with no gradient, as an unused embedding row, still shrinks);
+    it does not enter the moments."""
+    E, W1, W2, windows, targets = _problem(6)
+    plain = TrainState(E, W1, W2, optimizer=optimizer, batch_size=6)
+    decayed = TrainState(E, W1, W2, optimizer=optimizer, batch_size=6, weight_decay=0.25)
+    plain.step(windows, targets, 0.2)
+    decayed.step(windows, targets, 0.2)
+    for start, a, b in (
+        (E, plain.E, decayed.E),
+        (W1, plain.W1, decayed.W1),
+        (W2, plain.W2, decayed.W2),
+    ):
+        np.testing.assert_allclose(b - a, -0.2 * 0.25 * start, rtol=1e-12, atol=1e-15)
+    unused = np.setdiff1d(np.arange(len(E)), windows)
+    assert len(unused) and np.array_equal(decayed.E[unused], E[unused] * (1 - 0.05))
+    # The second step's update part is the same: the moments did not see the decay.
+    plain.step(windows, targets, 0.2)
+    decayed.step(windows, targets, 0.2)
+    assert not np.allclose(plain.W2, decayed.W2)
+
+
+def test_weight_decay_that_overflows_changes_nothing():
+    """lr * wd so large that p * (1 - lr*wd) overflows float32: Diverged, nothing
+    changed. 1 - lr*wd (-1e37) and every weight (<= ~300) are far below float32's
+    largest number, so only a bound that multiplies them sends the step to the exact
+    check."""
+    E, W1, W2, windows, targets = _problem(4)
+    arrays = [a.astype(np.float32) for a in (E * 100, W1, W2)]
+    for optimizer in ("adam", "sgd"):
+        state = TrainState(*arrays, optimizer=optimizer, batch_size=6, weight_decay=1e38)
+        with pytest.raises(Diverged, match="not finite"):
+            state.step(windows, targets, 0.1)
+        assert state.steps == 0
+        for got, want in zip((state.E, state.W1, state.W2), arrays):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_steps_lower_the_loss_and_loss_is_chunked():
@@ -201,6 +254,9 @@ def test_non_finite_step_changes_nothing():
         (dict(batch_size=0), "batch_size"),
         (dict(momentum=1.0), "momentum"),
         (dict(eps=0.0), "eps"),
+        (dict(weight_decay=-0.1), "weight_decay must be finite and >= 0"),
+        (dict(weight_decay=float("nan")), "weight_decay"),
+        (dict(weight_decay=float("inf")), "weight_decay"),
     ],
 )
 def test_train_state_bad_options(kwargs, match):
@@ -227,9 +283,10 @@ def test_train_state_bad_shapes_and_batches():
             state.step(windows, targets, lr)
 
 
+@pytest.mark.parametrize("weight_decay", [0.0, 0.3])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_updates_over_many_blocks_match_numpy(optimizer, dtype):
+def test_fused_updates_over_many_blocks_match_numpy(optimizer, dtype, weight_decay):
     """Weights larger than the update's blocks (and not a multiple of them), both dtypes."""
     rng = np.random.default_rng(7)
     V, d, c, h, B = 301, 5, 3, 17, 11
@@ -240,7 +297,7 @@ def test_fused_updates_over_many_blocks_match_numpy(optimizer, dtype):
     ]
     windows = rng.integers(0, V, (B, c))
     targets = rng.integers(0, V, B)
-    state = TrainState(*params, optimizer=optimizer, batch_size=B)
+    state = TrainState(*params, optimizer=optimizer, batch_size=B, weight_decay=weight_decay)
     m = [np.zeros_like(p, dtype=np.float64) for p in params]
     v = [np.zeros_like(p, dtype=np.float64) for p in params]
     ref = [p.astype(np.float64) for p in params]
@@ -250,16 +307,9 @@ def test_fused_updates_over_many_blocks_match_numpy(optimizer, dtype):
         )
         state.step(windows, targets, 0.01)
         for i, g in enumerate(grads):
-            g = g.astype(np.float64)
-            if optimizer == "sgd":
-                m[i] = 0.9 * m[i] + g
-                ref[i] = ref[i] - 0.01 * m[i]
-            else:
-                m[i] = 0.9 * m[i] + 0.1 * g
-                v[i] = 0.999 * v[i] + 0.001 * g * g
-                ref[i] = ref[i] - 0.01 * (m[i] / (1 - 0.9**t)) / (
-                    np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8
-                )
+            ref[i], m[i], v[i] = _reference_update(
+                optimizer, ref[i], g.astype(np.float64), m[i], v[i], t, 0.01, weight_decay
+            )
     for got, want in zip((state.E, state.W1, state.W2), ref):
         np.testing.assert_allclose(
             got, want, rtol=RTOL[dtype], atol=1e-5 if dtype == np.float32 else 1e-12

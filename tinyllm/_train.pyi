@@ -31,6 +31,7 @@ class TrainState:
     beta1: float  # double
     beta2: float  # double
     eps: float  # double
+    weight_decay: float  # double: decoupled, p *= 1 - lr * weight_decay each step
     def __init__(
         self,
         E: ArrayLike,
@@ -44,6 +45,7 @@ class TrainState:
         beta1: SupportsFloat = 0.9,  # double, in [0, 1)
         beta2: SupportsFloat = 0.999,  # double, in [0, 1)
         eps: SupportsFloat = 1e-8,  # double, > 0
+        weight_decay: SupportsFloat = 0.0,  # double, finite and >= 0
     ) -> None: ...
     @property
     def dtype(self) -> np.dtype[Any]: ...

@@ -212,6 +212,12 @@ def _cmd_train(args: argparse.Namespace) -> str:
     if args.momentum is not None and args.optimizer != "sgd":
         raise ValueError(f"--momentum applies to --optimizer sgd only, not {args.optimizer}")
     momentum = train.TrainOptions.momentum if args.momentum is None else args.momentum
+    if args.patience and args.val_fraction == 0:
+        raise ValueError(
+            "--patience needs validation examples, and --val-fraction 0 holds out none "
+            "(--patience 0 turns early stopping off)"
+        )
+    patience = train.TrainOptions.patience if args.patience is None else args.patience or None
     options = train.TrainOptions(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -222,6 +228,8 @@ def _cmd_train(args: argparse.Namespace) -> str:
         warmup=args.warmup,
         val_fraction=args.val_fraction,
         seed=args.seed,
+        patience=patience,
+        weight_decay=args.weight_decay,
     )
     if args.plot_loss is not None:
         from tinyllm.plot import require_matplotlib
@@ -261,18 +269,17 @@ def _cmd_train(args: argparse.Namespace) -> str:
     if args.plot_loss:
         from tinyllm.plot import loss_curve
 
-        loss_curve(result.history, args.plot_loss, title=f"tinyllm train: {name}")
+        loss_curve(
+            result.history,
+            args.plot_loss,
+            title=f"tinyllm train: {name}",
+            kept_epoch=result.kept_epoch,
+        )
     model = result.model
-    last = result.history[-1]
     lines = [
         f"trained {model!r} on {name}: {_plural(result.train_examples, 'example')} "
         f"({result.val_examples} held out), {_plural(result.steps, 'step')}",
-        f"final loss {last.train_loss:.4f} (perplexity {last.train_perplexity:.2f})"
-        + (
-            ""
-            if last.val_loss is None
-            else f", validation {last.val_loss:.4f} (perplexity {last.val_perplexity:.2f})"
-        ),
+        *_kept_lines(result),
         f"saved to {args.out}",
     ]
     if args.plot_loss:
@@ -287,6 +294,28 @@ def _cmd_train(args: argparse.Namespace) -> str:
         best = int(probs.argmax())
         lines.append(f'after "{blog.PROMPT}" it predicts: {model.vocab[best]} ({probs[best]:.1%})')
     return "\n".join(lines)
+
+
+def _kept_lines(result) -> list[str]:
+    """Why training ended and which epoch's weights were kept, with its losses."""
+    kept = result.kept
+    lines = []
+    if result.stopped == "patience":
+        lines.append(
+            f"stopped early after epoch {result.history[-1].epoch}: no lower validation "
+            f"loss in {_plural(result.options.patience, 'epoch')}"
+        )
+    why = "the lowest validation loss" if result.early_stopping else "the last"
+    val = (
+        ""
+        if kept.val_loss is None
+        else f", validation {kept.val_loss:.4f} (perplexity {kept.val_perplexity:.2f})"
+    )
+    lines.append(
+        f"kept epoch {kept.epoch} ({why}): loss {kept.train_loss:.4f} "
+        f"(perplexity {kept.train_perplexity:.2f}){val}"
+    )
+    return lines
 
 
 def _knows(model: TinyLM, prompt: str) -> bool:
@@ -423,6 +452,23 @@ def _add_train_parser(commands) -> None:
     )
     train.add_argument(
         "--seed", type=_integer(maximum=None), default=d.seed, help="seeds everything (default 0)"
+    )
+    train.add_argument(
+        "--patience",
+        type=_integer(0),
+        default=None,
+        metavar="N",
+        help=f"early stopping: stop after N epochs without a lower validation loss and keep "
+        f"the epoch that had the lowest (default {d.patience}; 0: train every epoch, keep "
+        f"the last)",
+    )
+    train.add_argument(
+        "--weight-decay",
+        type=float,
+        default=d.weight_decay,
+        metavar="WD",
+        help=f"decoupled weight decay: each step first scales the weights by 1 - lr * WD, "
+        f"as AdamW (default {d.weight_decay}; 0: off)",
     )
     train.add_argument(
         "--plot-loss",

@@ -5,7 +5,8 @@
   from -1 to 1; for another 2-D model, its two dimensions; for d > 2 the first two
   principal components of the embedding table (centred; the axis labels say how much
   of the variance each one explains); for d = 1 the single dimension.
-- :func:`loss_curve`: training and validation loss per epoch.
+- :func:`loss_curve`: training and validation loss per epoch, with the epoch whose
+  weights training kept marked.
 
 Both draw on a matplotlib ``Figure`` with the Agg canvas (no pyplot state, no window)
 and write a PNG through :func:`tinyllm._files.atomic_writer`: the destination is
@@ -119,7 +120,7 @@ def embeddings(model, path, max_labels: int = 60, title: str | None = None) -> N
         fig.savefig(f, format="png", dpi=120)
 
 
-def loss_curve(history, path, title: str = "Training") -> None:
+def loss_curve(history, path, title: str = "Training", kept_epoch: int | None = None) -> None:
     """Plot training (and validation) loss per epoch from a list of :class:`EpochStats`.
 
     Parameters
@@ -128,22 +129,62 @@ def loss_curve(history, path, title: str = "Training") -> None:
     path : str, bytes or path-like
         The PNG to write (replaced atomically if it exists).
     title : str, default "Training"
+    kept_epoch : int, optional
+        The epoch whose weights were kept (:attr:`TrainResult.kept_epoch`): a dashed
+        vertical line, its losses circled, the legend giving its validation loss.
+
+    Raises
+    ------
+    ValueError
+        ``kept_epoch`` is not one of the epochs of ``history``.
     """
-    Figure, Canvas = require_matplotlib()
+    require_matplotlib()
+    kept = _kept_stats(history, kept_epoch)
     with atomic_writer(path) as f:
-        fig = Figure(figsize=(6, 4))
-        Canvas(fig)
-        ax = fig.add_subplot()
-        epochs = [h.epoch for h in history]
-        ax.plot(epochs, [h.train_loss for h in history], marker="o", markersize=3, label="training")
-        if any(h.val_loss is not None for h in history):
-            ax.plot(
-                epochs, [h.val_loss for h in history], marker="o", markersize=3, label="validation"
-            )
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("cross-entropy (nats per token)")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(f, format="png", dpi=120)
+        _loss_figure(history, title, kept).savefig(f, format="png", dpi=120)
+
+
+def _kept_stats(history, kept_epoch):
+    """The EpochStats of ``kept_epoch`` (None for None); ValueError if it has none."""
+    if kept_epoch is None:
+        return None
+    kept_epoch = checked_int("kept_epoch", kept_epoch, 1)
+    for stats in history:
+        if stats.epoch == kept_epoch:
+            return stats
+    raise ValueError(f"kept_epoch {kept_epoch} is not an epoch of the history")
+
+
+def _loss_figure(history, title: str, kept=None):
+    """The loss curve on a new Figure; ``kept``, an EpochStats of ``history``, is marked."""
+    Figure, Canvas = require_matplotlib()
+    fig = Figure(figsize=(6, 4))
+    Canvas(fig)
+    ax = fig.add_subplot()
+    epochs = [h.epoch for h in history]
+    ax.plot(epochs, [h.train_loss for h in history], marker="o", markersize=3, label="training")
+    has_val = any(h.val_loss is not None for h in history)
+    if has_val:
+        ax.plot(epochs, [h.val_loss for h in history], marker="o", markersize=3, label="validation")
+    if kept is not None:
+        label = f"kept: epoch {kept.epoch}"
+        if kept.val_loss is not None:
+            label += f" (validation {kept.val_loss:.3f})"
+        ax.axvline(kept.epoch, color="0.35", linestyle="--", linewidth=1, label=label)
+        losses = [kept.train_loss] + ([kept.val_loss] if kept.val_loss is not None else [])
+        ax.plot(
+            [kept.epoch] * len(losses),
+            losses,
+            linestyle="none",
+            marker="o",
+            markersize=9,
+            markerfacecolor="none",
+            markeredgecolor="0.2",
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy (nats per token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig

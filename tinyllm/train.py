@@ -11,6 +11,10 @@ lowers the mean cross-entropy ``-log p(next token)`` over the corpus:
   minibatches; per batch the compiled kernels (:class:`tinyllm._train.TrainState`) run
   forward, loss, backward and the optimizer update (SGD with momentum, or Adam)
   without the GIL; Python only orchestrates the epochs;
+- every update first shrinks the weights by ``1 - lr * weight_decay``: decoupled weight
+  decay (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization"), so Adam is
+  torch.optim.AdamW; SGD gets the same decoupled decay (their SGDW), not the L2 term
+  that torch.optim.SGD's ``weight_decay`` adds to the gradient;
 - the learning rate of step ``s`` (1-based) of ``S`` follows ``schedule``, after an
   optional linear warm-up over the first ``warmup`` steps (``lr * s / warmup``)::
 
@@ -19,7 +23,14 @@ lowers the mean cross-entropy ``-log p(next token)`` over the corpus:
       cosine     lr * (1 + cos(pi * p)) / 2   (from lr down towards 0)
 
 - after each epoch: the training loss (the mean of that epoch's batch losses), the
-  validation loss, and their perplexities ``exp(loss)``.
+  validation loss, and their perplexities ``exp(loss)``;
+- early stopping: with ``patience`` = N, training stops when the validation loss has
+  not gone below its lowest so far for N epochs in a row, and the model returned has
+  the weights of the epoch with the lowest validation loss (copied when that epoch
+  ended), even when every epoch ran. ``patience=None`` trains every epoch and keeps
+  the last. Without validation examples (``val_fraction=0``, a one-line corpus) there
+  is nothing to watch: every epoch runs and the last is kept. The result says which
+  epoch it kept (``kept_epoch``) and why training ended (``stopped``).
 
 If a step's loss, a gradient or an updated weight is not finite, or the loss is far
 above a uniform guess's (more than ``DIVERGED_FACTOR`` times the larger of ``log V``,
@@ -60,6 +71,7 @@ from tinyllm.vocab import Vocab
 __all__ = [
     "SCHEDULES",
     "OPTIMIZERS",
+    "STOP_REASONS",
     "DIVERGED_FACTOR",
     "TrainOptions",
     "EpochStats",
@@ -75,6 +87,9 @@ __all__ = [
 
 SCHEDULES = ("constant", "linear", "cosine")
 OPTIMIZERS = ("adam", "sgd")
+#: Why training ended (TrainResult.stopped): every epoch ran; the validation loss did
+#: not improve for ``patience`` epochs; a step diverged (TrainingDiverged's result).
+STOP_REASONS = ("epochs", "patience", "diverged")
 
 #: A batch loss above this many times max(log V, the starting loss, 1) means training
 #: diverged (log V is the loss of a uniform guess over the V tokens).
@@ -112,6 +127,21 @@ class TrainOptions:
     seed : int, default 0
         Seeds the initial weights, the validation split and the shuffling: the same
         seed gives the same model.
+    patience : int or None, default 5
+        Early stopping: stop after this many epochs (>= 1) in a row without a new
+        lowest validation loss, and keep the weights of the epoch that had it. None
+        switches it off: every epoch runs and the last one's weights are kept.
+    weight_decay : float, default 0.3
+        Decoupled weight decay ``wd``, finite and >= 0: every update first does
+        ``p *= 1 - lr * wd`` (as torch.optim.AdamW; the same for SGD). 0 switches it off.
+
+    Notes
+    -----
+    The defaults of ``patience`` and ``weight_decay`` were chosen by measurement on the
+    built-in corpus (seeds 0-4, 30 epochs): without decay the validation loss is lowest
+    at epoch 2 or 3 and then climbs; with ``weight_decay=0.3`` it goes lower (2.20
+    instead of 2.55 for seed 0) and later (epochs 9-11), and ``patience=5`` kept the
+    run's lowest validation loss for all five seeds.
     """
 
     epochs: int = 30
@@ -123,6 +153,8 @@ class TrainOptions:
     warmup: int = 0
     val_fraction: float = 0.1
     seed: int = 0
+    patience: int | None = 5
+    weight_decay: float = 0.3
 
     def __post_init__(self):
         for name, low in (("epochs", 1), ("batch_size", 1), ("warmup", 0), ("seed", 0)):
@@ -145,6 +177,21 @@ class TrainOptions:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.patience is not None:
+            if isinstance(self.patience, bool) or not isinstance(self.patience, (int, np.integer)):
+                raise TypeError(
+                    f"patience must be an integer or None (no early stopping), "
+                    f"got {self.patience!r}"
+                )
+            if self.patience < 1:
+                raise ValueError(
+                    f"patience must be >= 1, or None for no early stopping, got {self.patience}"
+                )
+        wd = self.weight_decay
+        if isinstance(wd, bool) or not isinstance(wd, (int, float, np.integer, np.floating)):
+            raise TypeError(f"the weight decay must be a number, got {wd!r}")
+        if not (math.isfinite(wd) and wd >= 0):
+            raise ValueError(f"the weight decay must be finite and >= 0, got {wd!r}")
 
 
 @dataclass(frozen=True)
@@ -167,7 +214,15 @@ class EpochStats:
 
 @dataclass
 class TrainResult:
-    """A trained model and how it got there."""
+    """A trained model and how it got there.
+
+    ``kept_epoch`` is the epoch (1-based) whose weights ``model`` has: with early
+    stopping the one with the lowest validation loss, else the last. None when the
+    weights are from the middle of an epoch (a diverged run keeps those from before
+    the step that diverged). ``stopped`` says why training ended (:data:`STOP_REASONS`):
+    ``"epochs"`` (every epoch ran), ``"patience"`` (the validation loss did not improve
+    for ``options.patience`` epochs) or ``"diverged"``.
+    """
 
     model: TinyLM
     history: list[EpochStats]
@@ -176,6 +231,19 @@ class TrainResult:
     val_examples: int
     steps: int
     corpus: str = ""  # a name for the corpus (for the saved file)
+    kept_epoch: int | None = None
+    stopped: str = "epochs"
+
+    @property
+    def early_stopping(self) -> bool:
+        """Whether early stopping watched the validation loss (a patience, and
+        validation examples to compute it on)."""
+        return _watches(self.options, self.val_examples)
+
+    @property
+    def kept(self) -> EpochStats | None:
+        """The kept epoch's statistics (None if the weights are not an epoch's)."""
+        return None if self.kept_epoch is None else self.history[self.kept_epoch - 1]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready facts (saved with the model by ``tinyllm train``)."""
@@ -185,6 +253,8 @@ class TrainResult:
             "train_examples": self.train_examples,
             "val_examples": self.val_examples,
             "steps": self.steps,
+            "kept_epoch": self.kept_epoch,
+            "stopped": self.stopped,
             "history": [h.to_dict() for h in self.history],
         }
 
@@ -269,14 +339,15 @@ def training_memory(
         ``itemsize * (copies * W + B * (V + 2*c*d + 2*h)) + 8 * N * (2*c + 3)``, where
         W = V*d + c*d*h + h*V is one set of weights and ``copies`` counts the model
         trained from, the weights being trained, their gradients, the optimizer's
-        moments (Adam 2, SGD 1) and the trained model; the batch buffers are the
+        moments (Adam 2, SGD 1), the best epoch's weights (early stopping) and the
+        trained model; the batch buffers are the
         (B, V) logits, (B, c*d) inputs and their gradient, (B, h) hidden values and
         theirs; the examples are windows of c positions, targets, and the shuffling.
     """
     V, d, c, h = config.vocab_size, config.dim, config.context, config.hidden
     itemsize = np.dtype(config.dtype).itemsize
     weights = V * d + c * d * h + h * V
-    copies = 4 + (2 if optimizer == "adam" else 1)
+    copies = 5 + (2 if optimizer == "adam" else 1)
     batch = batch_size * (V + 2 * c * d + 2 * h)
     return itemsize * (copies * weights + batch) + 8 * examples * (2 * c + 3)
 
@@ -332,6 +403,9 @@ def fit(
     Returns
     -------
     TrainResult
+        The model has the weights of ``kept_epoch``: with early stopping
+        (``options.patience``) and validation examples, the epoch with the lowest
+        validation loss; otherwise the last.
 
     Raises
     ------
@@ -374,6 +448,7 @@ def fit(
         optimizer=options.optimizer,
         batch_size=options.batch_size,
         momentum=options.momentum,
+        weight_decay=options.weight_decay,
     )
     n = len(train_w)
     B = options.batch_size
@@ -382,10 +457,23 @@ def fit(
     history: list[EpochStats] = []
     bar = progress_bar(total, progress)
 
-    def result() -> TrainResult:
-        trained = TinyLM(cfg, model.vocab, state.E, state.W1, state.W2)
-        return TrainResult(trained, list(history), options, n, len(val_w), state.steps, corpus)
+    def result(weights, kept_epoch: int | None, stopped: str) -> TrainResult:
+        trained = TinyLM(cfg, model.vocab, *weights)
+        return TrainResult(
+            trained,
+            list(history),
+            options,
+            n,
+            len(val_w),
+            state.steps,
+            corpus,
+            kept_epoch=kept_epoch,
+            stopped=stopped,
+        )
 
+    patience = options.patience if _watches(options, len(val_w)) else None
+    best = _Best()
+    stopped = "epochs"
     step = 0
     lr = learning_rate(options, 1, total)
     # Divergence: a batch loss far above a uniform guess's (log V) or the starting
@@ -409,7 +497,7 @@ def fit(
                         f"(try a smaller learning rate than {options.lr:g})",
                         step,
                         epoch,
-                        result(),
+                        result((state.E, state.W1, state.W2), None, "diverged"),
                     ) from None
                 if max_loss is None:
                     max_loss = DIVERGED_FACTOR * max(math.log(cfg.vocab_size), losses[i], 1.0)
@@ -434,10 +522,37 @@ def fit(
                 bar.set_postfix(loss=f"{train_loss:.3f}")
             if on_epoch is not None:
                 on_epoch(stats)
+            if patience is not None:
+                best.see(stats, state)
+                if epoch < options.epochs and epoch - best.epoch >= patience:
+                    stopped = "patience"
+                    break
     finally:
         if bar is not None:
             bar.close()
-    return result()
+    if patience is not None and best.weights is not None:
+        return result(best.weights, best.epoch, stopped)
+    return result((state.E, state.W1, state.W2), len(history), stopped)
+
+
+def _watches(options: TrainOptions, val_examples: int) -> bool:
+    """Early stopping watches the validation loss, when there is one to watch."""
+    return options.patience is not None and val_examples > 0
+
+
+class _Best:
+    """The epoch with the lowest validation loss so far, and a copy of its weights."""
+
+    def __init__(self):
+        self.epoch = 0  # none yet: a NaN or infinite loss is never the best
+        self.loss = math.inf
+        self.weights: tuple[np.ndarray, ...] | None = None
+
+    def see(self, stats: EpochStats, state) -> None:
+        """Remember ``stats``'s epoch if its validation loss is the lowest so far."""
+        if stats.val_loss is not None and stats.val_loss < self.loss:
+            self.epoch, self.loss = stats.epoch, stats.val_loss
+            self.weights = (state.E.copy(), state.W1.copy(), state.W2.copy())
 
 
 def _perplexity(loss: float) -> float:

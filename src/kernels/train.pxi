@@ -11,6 +11,7 @@
 # SGD with momentum (PyTorch's form):  v = mu v + g;   p -= lr v
 # Adam (Kingma & Ba 2015):  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
 #                           p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+# Both after decoupled weight decay, p *= keep = 1 - lr wd (see the optimizers below).
 #
 # Each kernel is one pass over its data. The optimizers record the largest magnitude
 # of what they write (an integer max of the bit patterns: it vectorises, and a NaN is
@@ -219,6 +220,10 @@ cdef void clear_rows(floating* dE, Py_ssize_t d, const intp_t* windows,
 # SGD with momentum (PyTorch's form):  v = mu v + g;   p -= lr v
 # Adam (Kingma & Ba 2015):  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
 #                           p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+# Each first shrinks the weight by ``keep = 1 - lr wd``: decoupled weight decay
+# (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization"), applied as
+# torch.optim.AdamW does, p *= 1 - lr wd before the step, which reads only g (keep = 1:
+# no decay, and the same numbers as without it).
 # With ``apply`` the new values are stored; without, only computed (the exact check).
 # Either way ``maxes`` receives the largest magnitudes of what was (or would be)
 # written: [new p, new velocity or m, new v], NaN or inf if any of them is not finite.
@@ -226,14 +231,14 @@ cdef void clear_rows(floating* dE, Py_ssize_t d, const intp_t* windows,
 # ===========================================================================
 
 cdef void sgd(floating* p, const floating* g, floating* vel, Py_ssize_t n,
-              floating lr, floating mu, bint apply, double* maxes) noexcept nogil:
+              floating lr, floating mu, floating keep, bint apply, double* maxes) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating v, q
     cdef uint32_t pm32 = 0, vm32 = 0, u32
     cdef uint64_t pm64 = 0, vm64 = 0, u64
     for i in range(n):
         v = mu * vel[i] + g[i]
-        q = p[i] - lr * v
+        q = p[i] * keep - lr * v
         if apply:
             vel[i] = v
             p[i] = q
@@ -258,7 +263,7 @@ cdef void sgd(floating* p, const floating* g, floating* vel, Py_ssize_t n,
 
 cdef void adam(floating* p, const floating* g, floating* m1, floating* m2, Py_ssize_t n,
                floating lr, floating b1, floating b2, floating eps, floating c1, floating c2,
-               bint apply, double* maxes) noexcept nogil:
+               floating keep, bint apply, double* maxes) noexcept nogil:
     """``c1 = 1 / (1 - b1^t)`` and ``c2 = 1 / (1 - b2^t)`` are the bias corrections.
 
     In blocks of ADAM_BLOCK numbers: the new moments into two small buffers (and m1, m2),
@@ -302,7 +307,7 @@ cdef void adam(floating* p, const floating* g, floating* m1, floating* m2, Py_ss
                 bp[i] = b
         vsqrt(sbuf, nb)
         for i in range(nb):
-            q = pp[i] - lr * (abuf[i] * c1) / (sbuf[i] + eps)
+            q = pp[i] * keep - lr * (abuf[i] * c1) / (sbuf[i] + eps)
             if apply:
                 pp[i] = q
             if floating is float:
