@@ -594,7 +594,21 @@ def format_draws(tally: Tally) -> str:
 def _sampling_options(args: argparse.Namespace, model: TinyLM) -> dict:
     # top_k beyond the vocabulary keeps every token, as top_k = V does.
     top_k = None if args.top_k is None else min(args.top_k, model.config.vocab_size)
-    return dict(temperature=args.temperature, top_k=top_k, top_p=args.top_p, min_p=args.min_p)
+    return dict(
+        temperature=args.temperature,
+        top_k=top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        typical_p=args.typical_p,
+        top_n_sigma=args.top_n_sigma,
+        min_tokens_to_keep=args.min_tokens_to_keep,
+        logit_bias=dict(args.logit_bias) if args.logit_bias else None,
+        repetition_penalty=args.repetition_penalty,
+        presence_penalty=args.presence_penalty,
+        frequency_penalty=args.frequency_penalty,
+        penalty_last_n=None if args.penalty_last_n < 0 else args.penalty_last_n,
+        stop=args.stop,
+    )
 
 
 def _check_json_memory(count: int, bytes_each: int, option: str) -> None:
@@ -607,32 +621,28 @@ def _check_json_memory(count: int, bytes_each: int, option: str) -> None:
 
 
 def _position_chunks(
-    model: TinyLM, context: list[int], n: int, options: dict, generator: np.random.Generator
+    model: TinyLM, prompt: str, n: int, options: dict, generator: np.random.Generator
 ) -> Iterator[list[int]]:
-    """The positions of ``n`` new tokens after ``context``, chunk by chunk.
+    """The positions of up to ``n`` new tokens after ``prompt``, chunk by chunk.
 
-    The same tokens as one ``model.generate_positions(context, n, rng=generator)``: the
-    generator carries on from chunk to chunk and each chunk reads the last c positions
-    of the one before. Chunks are sized to take about CHUNK_SECONDS (at most
-    GENERATE_CHUNK tokens), so output flows and Ctrl-C is seen soon whatever the
-    model's size. The first call, even for n = 0, checks the options.
+    The same tokens as one ``model.generate_positions(prompt, n, rng=generator)``: one
+    generation, its context and penalty history carried from chunk to chunk. Chunks
+    are sized to take about CHUNK_SECONDS (at most GENERATE_CHUNK tokens), so output
+    flows and Ctrl-C is seen soon whatever the model's size. The options are checked
+    before the first chunk; a stop word ends the chunks early.
     """
-    c = model.config.context
-    size, done = min(n, GENERATE_CHUNK, 16), 0
-    while True:
+    continuation = model.continuation(prompt, n, rng=generator, **options)
+    size = min(n, GENERATE_CHUNK, 16)
+    yield []  # the options were good: the caller may start writing
+    while not continuation.done:
         start = time.perf_counter()
-        positions = model.generate_positions(context, size, rng=generator, **options)
+        positions = continuation.take(size)
         elapsed = time.perf_counter() - start
         yield positions
-        done += size
-        if done >= n:
-            return
-        context = (context + positions)[-c:]
         if elapsed < CHUNK_SECONDS / 2:
             size = min(2 * size, GENERATE_CHUNK)
         elif elapsed > 2 * CHUNK_SECONDS:
             size = max(size // 2, 1)
-        size = min(size, n - done)
 
 
 def _text_pieces(model: TinyLM, prompt: str, chunks: Iterable[list[int]]) -> Iterator[str]:
@@ -655,12 +665,11 @@ def _text_pieces(model: TinyLM, prompt: str, chunks: Iterable[list[int]]) -> Ite
 def _cmd_generate(args: argparse.Namespace) -> str | Iterator[str]:
     model = _load_model(args)
     n = args.max_new_tokens
-    context = model.context_positions(args.prompt)
     if args.json:
         longest = max(len(json.dumps(t)) for t in model.vocab.tokens)
         _check_json_memory(n, JSON_BYTES_PER_TOKEN + 3 * longest, "-n")
     generator = as_generator(args.seed, args.command)
-    chunks = _position_chunks(model, context, n, _sampling_options(args, model), generator)
+    chunks = _position_chunks(model, args.prompt, n, _sampling_options(args, model), generator)
     first = next(chunks)  # bad options fail here, before any output
     chunks = itertools.chain([first], chunks)
     if not args.json:
@@ -714,6 +723,17 @@ def _add_model_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _word_bias(text: str) -> tuple[str, float]:
+    """``WORD=BIAS`` of --logit-bias, e.g. ``azul=-2`` or ``azul=-inf``."""
+    word, sep, bias = text.rpartition("=")
+    if not sep or not word:
+        raise argparse.ArgumentTypeError(f"expected WORD=BIAS, got {text!r}")
+    try:
+        return word, float(bias)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"BIAS must be a number, got {bias!r}") from None
+
+
 def _add_sampling_arguments(parser: argparse.ArgumentParser, filters: bool) -> None:
     parser.add_argument("prompt", help='the prompt, e.g. "el cielo es"')
     _add_model_argument(parser)
@@ -744,6 +764,62 @@ def _add_sampling_arguments(parser: argparse.ArgumentParser, filters: bool) -> N
             type=float,
             default=None,
             help="keep tokens with probability >= min_p x the largest",
+        )
+        parser.add_argument(
+            "--typical-p",
+            type=float,
+            default=None,
+            help="locally typical sampling: keep the tokens closest to the entropy, mass >= p",
+        )
+        parser.add_argument(
+            "--top-n-sigma",
+            type=float,
+            default=None,
+            help="keep logits within n standard deviations of the largest",
+        )
+        parser.add_argument(
+            "--min-tokens-to-keep",
+            type=_integer(),
+            default=1,
+            help="every filter keeps at least this many tokens (default 1)",
+        )
+        parser.add_argument(
+            "--repetition-penalty",
+            type=float,
+            default=1.0,
+            help="divide (multiply if negative) the logits of recent tokens (default 1: off)",
+        )
+        parser.add_argument(
+            "--presence-penalty",
+            type=float,
+            default=0.0,
+            help="subtract this from the logit of each recent token (default 0)",
+        )
+        parser.add_argument(
+            "--frequency-penalty",
+            type=float,
+            default=0.0,
+            help="subtract this times each recent token's count (default 0)",
+        )
+        parser.add_argument(
+            "--penalty-last-n",
+            type=_integer(-1),
+            default=64,
+            help="how many recent tokens the penalties read, prompt included "
+            "(default 64; -1: all, 0: none)",
+        )
+        parser.add_argument(
+            "--logit-bias",
+            type=_word_bias,
+            action="append",
+            metavar="WORD=BIAS",
+            help="add BIAS to WORD's logit (-inf bans it); may be repeated",
+        )
+        parser.add_argument(
+            "--stop",
+            action="append",
+            metavar="WORD",
+            help="stop before this word (or words) is generated; may be repeated",
         )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -792,9 +868,9 @@ def build_parser() -> argparse.ArgumentParser:
         "generate",
         help="continue a prompt, token by token",
         description="Sample a continuation of PROMPT from the blog's model: each new token "
-        "is drawn from softmax(logits / T) after the top-k, top-p and min-p "
-        "filters, and the model then reads the last 3 tokens. The text is "
-        "written as it is drawn.",
+        "is drawn from softmax(logits / T) after the logit bias, the penalties and "
+        "the top-n-sigma, top-k, top-p, min-p and typical-p filters, and the model then "
+        "reads the last 3 tokens. The text is written as it is drawn.",
     )
     _add_sampling_arguments(generate, filters=True)
     generate.add_argument(

@@ -62,15 +62,29 @@ class Trace:
 
 
 class SamplingOptions(NamedTuple):
-    """How each next token is drawn: the filters of :func:`tinyllm.sample_logits`, in
-    the order they apply. A generation method gathers its arguments into one of these
-    and hands it to the compiled loop, which checks it once, before the first token.
-    (A NamedTuple: immutable, and cheap to make on every call.)"""
+    """How each next token is drawn: the decoding chain of :func:`tinyllm.sample_logits`,
+    in the order it applies (bias and penalties, temperature, then the filters). A
+    generation method gathers its arguments into one of these and hands it to the
+    compiled loop, which checks it once, before the first token. (A NamedTuple:
+    immutable, and cheap to make on every call.)"""
 
     temperature: float = 1.0  # 0 is greedy
     top_k: int | None = None  # None: off
     top_p: float | None = None
     min_p: float | None = None
+    typical_p: float | None = None
+    top_n_sigma: float | None = None
+    min_tokens_to_keep: int = 1
+    logit_bias: dict | None = None  # {word or position: bias}
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    penalty_last_n: int | None = 64  # None: the whole history
+
+
+#: What the generation methods' ``**sampling`` keywords may be (SamplingOptions' fields
+#: after the ones they take by position).
+_MORE_SAMPLING = SamplingOptions._fields[4:]
 
 
 @dataclass(frozen=True)
@@ -285,19 +299,24 @@ class TinyLM:
         top_p: float | None = None,
         min_p: float | None = None,
         rng=None,
+        *,
+        stop: str | list[str] | None = None,
+        **sampling,
     ) -> Iterator[str]:
         """Generate token by token: yields each new token as soon as it is drawn.
 
         Autoregressive: each drawn token is appended to the text and the model reads
         the last ``c`` tokens for the next one. The arguments are checked before the
         first token; stopping the iteration half-way leaves the model as it was (the
-        model holds no generation state). Parameters as in :meth:`generate`.
+        model holds no generation state). Parameters as in :meth:`generate`; with
+        ``stop``, a token that may begin a stop sequence is held back until it is
+        known not to.
         """
         # The arguments are checked now, not at the first next().
-        generation, n = self._generation(
-            prompt, max_new_tokens, SamplingOptions(temperature, top_k, top_p, min_p), rng
+        continuation = self.continuation(
+            prompt, max_new_tokens, temperature, top_k, top_p, min_p, rng, stop=stop, **sampling
         )
-        return _one_at_a_time(generation, n, self.vocab.tokens)
+        return _one_at_a_time(continuation, self.vocab.tokens)
 
     def stream_positions(
         self,
@@ -308,24 +327,40 @@ class TinyLM:
         top_p: float | None = None,
         min_p: float | None = None,
         rng=None,
+        *,
+        stop: str | list[str] | None = None,
+        **sampling,
     ) -> Iterator[int]:
         """As :meth:`stream`, yielding vocabulary positions instead of tokens."""
-        generation, n = self._generation(
-            prompt, max_new_tokens, SamplingOptions(temperature, top_k, top_p, min_p), rng
+        continuation = self.continuation(
+            prompt, max_new_tokens, temperature, top_k, top_p, min_p, rng, stop=stop, **sampling
         )
-        return _one_at_a_time(generation, n)
+        return _one_at_a_time(continuation)
 
-    def _generation(
-        self, prompt, max_new_tokens, options: SamplingOptions, rng, held: bool = False
-    ) -> tuple[Generation, int]:
-        """Check every argument now, once, and set up the compiled generation loop.
+    def continuation(
+        self,
+        prompt: str | list[int],
+        max_new_tokens: int = 20,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        rng=None,
+        *,
+        stop: str | list[str] | None = None,
+        held: bool = False,
+        **sampling,
+    ) -> Continuation:
+        """A generation in progress, for callers that take its tokens in chunks of their
+        own size (the command line does). Every argument is checked now, once;
+        parameters as in :meth:`generate`.
 
         ``held``: the caller keeps all the tokens in memory (generate, not stream):
-        a number of tokens that would not fit is refused here, before any work.
-        Generation checks the options and ``rng``, and computes the first token's
-        logits: logits that overflow are an error before the first token too.
+        a number of tokens that would not fit is refused here, before any work. The
+        first token's logits are computed now: logits that overflow are an error
+        before the first token too.
         """
-        context = self.encode_prompt(prompt)[-self.config.context :]
+        positions = self.encode_prompt(prompt)
         n = checked_int("max_new_tokens", max_new_tokens, 0)
         if held:
             check_memory(
@@ -333,22 +368,60 @@ class TinyLM:
                 f"max_new_tokens={n}",
                 "stream() goes one token at a time and holds none",
             )
+        unknown = sorted(set(sampling) - set(_MORE_SAMPLING))
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
+        options = SamplingOptions(temperature, top_k, top_p, min_p, **sampling)
+        stops = self._stop_sequences(stop)
         try:
             generation = Generation(
                 self.embedding.table,
                 self.W1,
                 self.W2,
-                context,
+                positions[-self.config.context :],
                 options.temperature,
                 options.top_k,
                 options.top_p,
                 options.min_p,
                 rng,
                 self.config.activation == "tanh",
+                typical_p=options.typical_p,
+                top_n_sigma=options.top_n_sigma,
+                min_tokens_to_keep=options.min_tokens_to_keep,
+                logit_bias=self._logit_bias(options.logit_bias),
+                repetition_penalty=options.repetition_penalty,
+                presence_penalty=options.presence_penalty,
+                frequency_penalty=options.frequency_penalty,
+                penalty_last_n=options.penalty_last_n,
+                history=positions,
             )
         except (TypeError, ValueError) as exc:
             raise _option_error(exc) from None
-        return generation, n
+        return Continuation(generation, n, stops)
+
+    def _logit_bias(self, logit_bias) -> dict | None:
+        """``logit_bias`` with words turned into positions (positions stay)."""
+        if not isinstance(logit_bias, dict):
+            return logit_bias  # None, or not a dict: the compiled check says why
+        return {
+            (self.vocab.position(key) if isinstance(key, str) else key): bias
+            for key, bias in logit_bias.items()
+        }
+
+    def _stop_sequences(self, stop) -> list[tuple[int, ...]]:
+        """``stop`` (a word or text, or a list of them) as sequences of positions."""
+        if stop is None:
+            return []
+        items = [stop] if isinstance(stop, str) else stop
+        if not isinstance(items, (list, tuple)) or not all(isinstance(s, str) for s in items):
+            raise TypeError(f"stop must be a string or a list of strings, got {stop!r}")
+        sequences = []
+        for text in items:
+            positions = self.vocab.encode(text)
+            if not positions:
+                raise ValueError(f"stop: {text!r} holds no word")
+            sequences.append(tuple(positions))
+        return sequences
 
     def generate(
         self,
@@ -359,6 +432,9 @@ class TinyLM:
         top_p: float | None = None,
         min_p: float | None = None,
         rng=None,
+        *,
+        stop: str | list[str] | None = None,
+        **sampling,
     ) -> str:
         """Continue ``prompt`` with up to ``max_new_tokens`` sampled tokens.
 
@@ -374,6 +450,15 @@ class TinyLM:
             The filters of :func:`tinyllm.sample_logits`, applied in that order.
         rng : None, int or numpy.random.Generator
             The same seed gives the same text, in every run and process.
+        stop : str or list of str, optional
+            Stop words (or texts of several words): generation ends when the new
+            tokens end with one of them, which is not included (as OpenAI's ``stop``).
+        **sampling
+            The rest of the decoding chain of :func:`tinyllm.sample_logits`:
+            ``typical_p``, ``top_n_sigma``, ``min_tokens_to_keep``, ``logit_bias``
+            (``{word or position: bias}``), ``repetition_penalty``,
+            ``presence_penalty``, ``frequency_penalty`` and ``penalty_last_n``. The
+            penalties read the prompt and every generated token (the history).
 
         Returns
         -------
@@ -383,18 +468,16 @@ class TinyLM:
 
         Examples
         --------
-        >>> TinyLM.from_blog().generate("el cielo es", max_new_tokens=3, temperature=0)
+        >>> model = TinyLM.from_blog()
+        >>> model.generate("el cielo es", max_new_tokens=3, temperature=0)
         'azul azul azul'
+        >>> model.generate("el cielo es", max_new_tokens=3, temperature=0, repetition_penalty=3.0)
+        'azul frío azul'
         """
-        generation, n = self._generation(
-            prompt,
-            max_new_tokens,
-            SamplingOptions(temperature, top_k, top_p, min_p),
-            rng,
-            held=True,
+        positions = self.generate_positions(
+            prompt, max_new_tokens, temperature, top_k, top_p, min_p, rng, stop=stop, **sampling
         )
-        # The tokens straight from the loop's positions (valid by construction).
-        return self.vocab.join(generation.take_tokens(n, self.vocab.tokens))
+        return self.vocab.join([self.vocab.tokens[p] for p in positions])
 
     def generate_positions(
         self,
@@ -405,20 +488,28 @@ class TinyLM:
         top_p: float | None = None,
         min_p: float | None = None,
         rng=None,
+        *,
+        stop: str | list[str] | None = None,
+        **sampling,
     ) -> list[int]:
         """As :meth:`generate`, returning the vocabulary positions of the new tokens.
 
-        All the tokens come from one call of the compiled loop (one nogil call, no
-        array allocated per token).
+        Without ``stop``, all the tokens come from one call of the compiled loop (one
+        nogil call, no array allocated per token).
         """
-        generation, n = self._generation(
+        continuation = self.continuation(
             prompt,
             max_new_tokens,
-            SamplingOptions(temperature, top_k, top_p, min_p),
+            temperature,
+            top_k,
+            top_p,
+            min_p,
             rng,
+            stop=stop,
             held=True,
+            **sampling,
         )
-        return generation.take(n).tolist()
+        return continuation.take(max_new_tokens)
 
     def draw_next(
         self, prompt: str | list[int], draws: int = 20, temperature: float = 1.0, rng=None
@@ -438,15 +529,68 @@ class TinyLM:
         return Draws(text, [self.vocab[int(p)] for p in drawn], probs, self.vocab.tokens)
 
 
-def _one_at_a_time(generation: Generation, n: int, tokens: tuple | None = None) -> Iterator:
+class Continuation:
+    """A generation in progress (from :meth:`TinyLM.continuation`): the compiled loop,
+    how many tokens are left, and the stop sequences.
+
+    :meth:`take` draws up to k more tokens in one call of the loop and returns those
+    that are final: the ones before a stop sequence, and not those that may still
+    begin one (held back until the next take, or given by the last).
+    """
+
+    def __init__(self, generation: Generation, n: int, stops: list[tuple[int, ...]]):
+        self.generation = generation
+        self.left = n
+        self.stops = stops
+        self.pending: list[int] = []  # drawn, not given yet: may begin a stop sequence
+        self.hold = max((len(s) for s in stops), default=1) - 1
+        self.done = n == 0
+
+    def take(self, k: int) -> list[int]:
+        """Draw up to ``k`` more tokens; the positions that are final (possibly fewer
+        than ``k``, or none, when a stop sequence may be starting)."""
+        if self.done:
+            return []
+        k = min(k, self.left)
+        drawn = self.generation.take(k).tolist()
+        self.left -= k
+        if not self.stops:
+            self.done = self.left == 0
+            return drawn
+        # Scan the held tokens and the new ones: a match may straddle the two.
+        pending = self.pending + drawn
+        end = _first_stop(pending, self.stops)
+        if end is not None:
+            self.done, self.pending = True, []
+            return pending[:end]
+        if self.left == 0:
+            self.done, self.pending = True, []
+            return pending
+        cut = max(len(pending) - self.hold, 0)
+        self.pending = pending[cut:]
+        return pending[:cut]
+
+
+def _first_stop(positions: list[int], stops: list[tuple[int, ...]]) -> int | None:
+    """Where the first occurrence of a stop sequence begins in ``positions``, if any."""
+    first = None
+    for seq in stops:
+        n = len(seq)
+        for start in range(len(positions) - n + 1):
+            if first is not None and start >= first:
+                break
+            if tuple(positions[start : start + n]) == seq:
+                first = start
+                break
+    return first
+
+
+def _one_at_a_time(continuation: Continuation, tokens: tuple | None = None) -> Iterator:
     """Lazily, one token per step: a stream stopped early draws nothing more. Yields
     positions, or their items of ``tokens`` (the vocabulary's strings)."""
-    if tokens is None:
-        for _ in range(n):
-            yield int(generation.take(1)[0])
-    else:
-        for _ in range(n):
-            yield generation.take_tokens(1, tokens)[0]
+    while not continuation.done:
+        for position in continuation.take(1):
+            yield position if tokens is None else tokens[position]
 
 
 #: Memory per token that generate() and generate_positions() hold until they return
@@ -455,7 +599,7 @@ def _one_at_a_time(generation: Generation, n: int, tokens: tuple | None = None) 
 _BYTES_PER_HELD_TOKEN = 48
 
 #: The options that Generation checks, in the order it checks them.
-_OPTIONS = ("temperature", "top_k", "top_p", "min_p")
+_OPTIONS = SamplingOptions._fields
 
 
 def _option_error(exc: Exception) -> Exception:
