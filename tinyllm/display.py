@@ -120,6 +120,7 @@ LABELS: dict[str, str | tuple[str, str]] = {
     "weights": "weights",
     "weights_value": "{dtype}, {params} parameters, {size}",
     "first_tokens": "first tokens",
+    "bytes": ("{n} byte", "{n} bytes"),
     # the page
     "the_model": "The model",
     "footer": "Made by tinyllm {version}: the same numbers as tinyllm explain --json.",
@@ -655,14 +656,14 @@ def draws_html(draws: Draws) -> str:
     title = label("draws_title", n=n, prompt=draws.prompt)
     return (
         f'<div class="tinyllm tinyllm-draws">{_style()}<div class="tl-title">{_e(title)}</div>'
-        f"<table>{head}{''.join(rows)}</table></div>"
+        f'<table data-stage="draws">{head}{"".join(rows)}</table></div>'
     )
 
 
 def _bytes(n: int) -> str:
     """512 bytes, 1.5 KiB, 31.3 MiB."""
     if n < 1024:
-        return f"{n} bytes"
+        return label("bytes", n=n)
     size = float(n)
     for unit in ("KiB", "MiB", "GiB"):
         size /= 1024
