@@ -44,18 +44,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyllm import blog
+from tinyllm import blog, display
 from tinyllm._arrays import check_memory
 from tinyllm._compiled import __all__ as _COMPILED_FUNCTIONS
 from tinyllm._compiled import as_generator
 from tinyllm._console import ReaderGone, emit, guarded_streams, point_at_devnull, say, to_json
 from tinyllm._version import __version__
-from tinyllm.model import Draws, TinyLM, Trace
-
-BAR_WIDTH = 40
-TOP_TOKENS = (
-    12  # explain and sample list every token of a vocabulary up to this size, else the top ones
-)
+from tinyllm.display import BAR_WIDTH
+from tinyllm.display import bar as _bar
+from tinyllm.display import number as _num
+from tinyllm.display import top_positions as _top
+from tinyllm.display import vector as _vec
+from tinyllm.model import Draws, TinyLM
 
 GENERATE_CHUNK = 4096  # generate: most tokens per call of the compiled loop
 CHUNK_SECONDS = 0.05  # generate: chunks are sized to take about this long (output flows,
@@ -72,86 +72,9 @@ JSON_BYTES_PER_DRAW = 60
 # ---------------------------------------------------------------------------
 # Formatting
 # ---------------------------------------------------------------------------
-def _num(v: float) -> str:
-    """Short form for display: 1.0000000000000002 -> '1.0', 0.30000000000000004 -> '0.3'."""
-    text = f"{v:.10g}"
-    return text if any(ch in text for ch in ".en") else text + ".0"
-
-
-def _vec(values, limit: int = 12) -> str:
-    """``[a, b, ...]``; a long vector shows its first entries and its length."""
-    values = list(values)
-    if len(values) <= limit:
-        return "[" + ", ".join(_num(v) for v in values) + "]"
-    shown = ", ".join(f"{v:.4g}" for v in values[:8])
-    return f"[{shown}, … ({len(values)} numbers)]"
-
-
-def _bar(p: float, width: int = BAR_WIDTH) -> str:
-    return "█" * round(p * width)
-
-
 def _plural(n: int, noun: str) -> str:
     """'1 step', '2 steps', '0 draws'."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _top(probs: np.ndarray) -> list[int]:
-    """The positions to list: all of a small vocabulary in its own order, else the
-    TOP_TOKENS most likely (ties: the lower position first)."""
-    if len(probs) <= TOP_TOKENS:
-        return list(range(len(probs)))
-    return sorted(range(len(probs)), key=lambda i: (-probs[i], i))[:TOP_TOKENS]
-
-
-def format_trace(
-    trace: Trace, title: str, activation: str | None = None, unknown: Sequence[bool] = ()
-) -> str:
-    """The pipeline stage by stage, as the blog shows it.
-
-    ``unknown[i]`` marks a word of the prompt that the vocabulary does not know: the
-    model reads it as ``<unk>``, and the words say so (``mar (<unk>)``).
-    """
-    unknown = [bool(u) for u in unknown] + [False] * (len(trace.words) - len(unknown))
-    read = list(zip(trace.words, (trace.tokens[p] for p in trace.positions), unknown))
-    words = [f"{w} ({token})" if u else w for w, token, u in read]
-    width = max(len(w) for w in words)
-    lines = [title, ""]
-    lines.append(f"1. words        {'  '.join(words)}")
-    lines += [
-        f"     {w!r} is not in the vocabulary: the model reads it as {token}"
-        for w, token, u in read
-        if u
-    ]
-    lines.append(f"2. ids          {'  '.join(str(i) for i in trace.ids)}")
-    lines.append(
-        f"3. embeddings   ({len(trace.words)}x{trace.embeddings.shape[1]}, one row per word)"
-    )
-    for word, row in zip(words, trace.embeddings):
-        lines.append(f"     {word:<{width}}  {_vec(row)}")
-    lines.append(
-        f"4. x            {_vec(trace.x)}   "
-        f"(flattened row by row, {_plural(trace.x.size, 'number')})"
-    )
-    f1 = _vec(trace.f1) if trace.f1.size > 1 else _num(trace.f1[0])
-    lines.append(f"5. f1 = tanh(x · W1)  {f1}" if activation == "tanh" else f"5. f1 = x · W1  {f1}")
-    lines.append(f"6. logits       {_vec(trace.logits)}   (f2 = f1 · W2, one per token)")
-    if trace.temperature == 0:
-        lines.append("7. softmax(logits / T) at T=0, the greedy limit (all on the largest logit):")
-    else:
-        temp = "" if trace.temperature == 1.0 else f" / T={_num(trace.temperature)}"
-        lines.append(f"7. softmax(logits{temp}):")
-    order = _top(trace.probs)
-    if len(order) < len(trace.tokens):  # a trained vocabulary: the most likely ones
-        lines[-1] += f"   (the {len(order)} most likely of {len(trace.tokens)} tokens)"
-    tw = max(len(trace.tokens[i]) for i in order)
-    for i in order:
-        p = trace.probs[i]
-        lines.append(f"     {trace.tokens[i]:<{tw}}  {p:.10f}  {_bar(float(p))}")
-    best = int(trace.probs.argmax())
-    lines.append("")
-    lines.append(f"most likely next word: {trace.tokens[best]} ({trace.probs[best]:.1%})")
-    return "\n".join(lines)
 
 
 def format_part1(r: blog.Part1Result) -> str:
@@ -520,6 +443,7 @@ def _cmd_explain(args: argparse.Namespace) -> str:
         for option, given in (
             ("--model", args.model is not None),
             ("--temperature", args.temperature is not None),
+            ("--html", args.html is not None),
         ):
             if given:
                 raise ValueError(
@@ -531,26 +455,32 @@ def _cmd_explain(args: argparse.Namespace) -> str:
     if args.part == 2:
         part2 = blog.part2(args.prompt)
         return to_json(part2.to_dict()) if args.json else format_part2(part2)
+    if args.html is not None:
+        from tinyllm._files import check_outputs, write_text
+
+        check_outputs({"--html": args.html}, inputs={"--model": args.model})
     model = _load_model(args)
     temperature = 1.0 if args.temperature is None else args.temperature
     trace = model.trace(args.prompt, temperature=temperature)
-    # The words the vocabulary does not know: the model reads them as <unk>.
-    unknown = [w not in model.vocab for w in trace.words]
     if args.json:
         return to_json(
             {
                 "part": 3,
                 **trace.to_dict(),
                 "read_as": [trace.tokens[p] for p in trace.positions],
-                "unknown": [w for w, u in zip(trace.words, unknown) if u],
+                # The words the vocabulary does not know: the model reads them as <unk>.
+                "unknown": [w for w, u in zip(trace.words, trace.unknown) if u],
             }
         )
     title = (
-        f'Part 3 — vectors and embeddings: "{args.prompt}"'
+        display.label("part3_title", prompt=args.prompt)
         if args.model is None
-        else f'{args.model} ({model!r}): "{args.prompt}"'
+        else display.label("model_title", name=args.model, model=repr(model), prompt=args.prompt)
     )
-    return format_trace(trace, title, model.config.activation, unknown)
+    if args.html is not None:
+        write_text(args.html, display.page_html(trace, title, model))
+        return f"wrote {args.html}"
+    return display.trace_text(trace, title)
 
 
 @dataclass(frozen=True)
@@ -860,7 +790,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="divide the logits by T before softmax; 0 is the greedy limit "
         "(part 3 only; default 1)",
     )
-    explain.add_argument("--json", action="store_true", help="print the same as JSON")
+    outputs = explain.add_mutually_exclusive_group()
+    outputs.add_argument("--json", action="store_true", help="print the same as JSON")
+    outputs.add_argument(
+        "--html",
+        metavar="FILE",
+        default=None,
+        help="write the same as one self-contained HTML page, for a classroom (part 3)",
+    )
     _add_model_argument(explain)
     explain.set_defaults(run=_cmd_explain)
 

@@ -44,6 +44,20 @@ class Trace:
     probs: np.ndarray  # (V,) softmax(logits / temperature)
     tokens: list[str]  # the vocabulary, in logit order
     temperature: float
+    activation: str | None = None  # the model's hidden layer: None (x @ W1) or "tanh"
+    unknown: tuple[bool, ...] = ()  # per word: not in the vocabulary (read as <unk>)
+
+    def __repr__(self) -> str:
+        """The pipeline stage by stage, in 80 columns (see :func:`tinyllm.display.trace_text`)."""
+        from tinyllm import display
+
+        return display.trace_text(self, width=display.TERMINAL_WIDTH)
+
+    def _repr_html_(self) -> str:
+        """The pipeline as the blog post's diagram, for notebooks."""
+        from tinyllm import display
+
+        return display.trace_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (arrays become lists of Python floats)."""
@@ -107,6 +121,18 @@ class Draws:
         """Observed frequency of each vocabulary token (all 0.0 when there are no draws)."""
         n = max(len(self.tokens), 1)
         return {token: count / n for token, count in self.counts.items()}
+
+    def __repr__(self) -> str:
+        """Each token's observed frequency beside the model's probability, in 80 columns."""
+        from tinyllm import display
+
+        return display.draws_text(self, width=display.TERMINAL_WIDTH)
+
+    def _repr_html_(self) -> str:
+        """The same chart with bars, for notebooks."""
+        from tinyllm import display
+
+        return display.draws_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,6 +215,12 @@ class TinyLM:
             f"TinyLM(vocab_size={c.vocab_size}, dim={c.dim}, context={c.context}, "
             f"hidden={c.hidden}, dtype={c.dtype}{act})"
         )
+
+    def _repr_html_(self) -> str:
+        """The configuration, vocabulary size and weight format, for notebooks."""
+        from tinyllm import display
+
+        return display.model_html(self)
 
     # -- saving and loading -------------------------------------------------------
     def save(self, path) -> None:
@@ -287,6 +319,8 @@ class TinyLM:
             probs=probs,
             tokens=list(self.vocab.tokens),
             temperature=float(temperature),
+            activation=self.config.activation,
+            unknown=tuple(isinstance(prompt, str) and w not in self.vocab for w in words),
         )
 
     # -- sampling and generation --------------------------------------------------
