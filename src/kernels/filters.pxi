@@ -32,6 +32,7 @@ cdef enum:
     REMOVED = -1          # the weight that marks a removed token (kept ones have >= 0)
     DIGIT_BITS = 11       # radix selection: 2^11 buckets per pass (32 KiB of counters)
     N_BUCKETS = 2048
+    SPARE = 16            # extra buckets for the tokens a pass skips (spread: no store chain)
     FEW = 48              # a boundary bucket of at most this many tokens is sorted
     LANES8 = 8            # top-n-sigma's sums: 8 lanes, a fixed order (see lane_sums)
 
@@ -177,6 +178,7 @@ cdef inline uint64_t sortable(double v) noexcept nogil:
 cdef struct Row:
     # What the filters know about one row: the scale of s and e, and typical-p's terms.
     double m              # max y
+    double ymin           # min finite y: with m, the range of the ranking's keys
     double t              # temperature
     double scale          # 2^K
     double logz           # typical-p: log(W / 2^K)
@@ -193,18 +195,48 @@ cdef inline double key_value(const floating* y, Py_ssize_t i, const Row* row) no
     return fabs((row.logz - s) - row.h)
 
 
-cdef Py_ssize_t fill_weights(const floating* y, Py_ssize_t n, Row* row,
-                             int64_t* w) noexcept nogil:
-    """w[i] = round(filter_exp(s_i) * 2^K) for a finite y[i], REMOVED for -inf;
-    returns how many are finite."""
-    cdef Py_ssize_t i, kept = 0
-    cdef double v, weight
-    for i in range(n):
+cdef Py_ssize_t mark_finite(const floating* y, Py_ssize_t n, int64_t* w,
+                            Row* row) noexcept nogil:
+    """w[i] = 0 (kept, weight to come) for a finite y[i], REMOVED for -inf; the smallest
+    finite y in row.ymin; returns how many are kept. The filters on logits (top-n-sigma,
+    top-k) need no weights. Explicit lanes for the min, so the loop vectorises."""
+    cdef double low[LANES8]
+    cdef Py_ssize_t b, i, j, kept = 0, body = n - n % LANES8
+    cdef double v
+    for j in range(LANES8):
+        low[j] = INFINITY
+    for b in range(body // LANES8):
+        i = b * LANES8
+        for j in range(LANES8):
+            v = y[i + j]
+            w[i + j] = 0 if v != -INFINITY else REMOVED
+            kept += v != -INFINITY
+            low[j] = v if ((v < low[j]) & (v != -INFINITY)) else low[j]
+    for i in range(body, n):
         v = y[i]
-        weight = filter_exp((v - row.m) / row.t) * row.scale
-        w[i] = to_fixed(weight) if v != -INFINITY else REMOVED
+        w[i] = 0 if v != -INFINITY else REMOVED
         kept += v != -INFINITY
+        low[0] = v if ((v < low[0]) & (v != -INFINITY)) else low[0]
+    for j in range(1, LANES8):
+        low[0] = low[j] if low[j] < low[0] else low[0]
+    row.ymin = low[0]
     return kept
+
+
+cdef void fill_weights(const floating* y, Py_ssize_t n, Py_ssize_t kept, const Row* row,
+                       int64_t* w) noexcept nogil:
+    """w[i] = round(filter_exp(s_i) * 2^K) for the kept tokens. A vectorised pass over
+    the row, or, when few are kept (after top-k), one exp per kept token."""
+    cdef Py_ssize_t i
+    cdef double weight
+    if kept < n // 16:
+        for i in range(n):
+            if w[i] >= 0:
+                w[i] = to_fixed(filter_exp((y[i] - row.m) / row.t) * row.scale)
+        return
+    for i in range(n):
+        weight = filter_exp((y[i] - row.m) / row.t) * row.scale
+        w[i] = to_fixed(weight) if w[i] >= 0 else REMOVED
 
 
 cdef int64_t kept_weight(const int64_t* w, Py_ssize_t n) noexcept nogil:
@@ -264,18 +296,19 @@ cdef void value_range(const floating* y, const int64_t* w, Py_ssize_t n, const R
     cdef Py_ssize_t b, i, j, body = n - n % LANES8
     cdef double v
     cdef bint take
+    cdef Row r = row[0]
     for j in range(LANES8):
         lo[j] = INFINITY
         hi[j] = -INFINITY
     for b in range(body // LANES8):
         i = b * LANES8
         for j in range(LANES8):
-            v = key_value(y, i + j, row)
-            take = w[i + j] >= 0 and (digit_of < 0 or linear_digit(v, start, scale) == digit_of)
-            lo[j] = v if take and v < lo[j] else lo[j]
-            hi[j] = v if take and v > hi[j] else hi[j]
+            v = key_value(y, i + j, &r)
+            take = (w[i + j] >= 0) & ((digit_of < 0) | (linear_digit(v, start, scale) == digit_of))
+            lo[j] = v if (take & (v < lo[j])) else lo[j]
+            hi[j] = v if (take & (v > hi[j])) else hi[j]
     for i in range(body, n):
-        v = key_value(y, i, row)
+        v = key_value(y, i, &r)
         if w[i] >= 0 and (digit_of < 0 or linear_digit(v, start, scale) == digit_of):
             lo[0] = v if v < lo[0] else lo[0]
             hi[0] = v if v > hi[0] else hi[0]
@@ -306,32 +339,39 @@ cdef Py_ssize_t select_prefix(const floating* y, const int64_t* w, Py_ssize_t n,
     the same on that bucket's keys, 11 bits at a time. A bucket of one key value is
     a run of ties, walked in index order; one of at most FEW tokens is sorted.
     """
-    cdef Py_ssize_t counts[N_BUCKETS]
-    cdef int64_t weights[N_BUCKETS]
+    cdef Py_ssize_t counts[N_BUCKETS + SPARE]    # + SPARE: where removed tokens go
+    cdef int64_t weights[N_BUCKETS + SPARE]
     cdef uint64_t lo, hi, span, width, k
     cdef int64_t above = 0
     cdef Py_ssize_t i, b, count, n_buckets
     cdef double vmin, vmax, scale
     cdef int shift
-    value_range(y, w, n, row, -1, 0.0, 0.0, &vmin, &vmax)
+    cdef Row r = row[0]            # a local copy: the compiler may keep it in registers
+    if r.order == BY_RANK:         # keys -y: from -max y to -min y
+        vmin, vmax = -r.m, -r.ymin
+    else:
+        value_range(y, w, n, &r, -1, 0.0, 0.0, &vmin, &vmax)
     count = n
     if vmin < vmax and isfinite(vmax - vmin):
         scale = N_BUCKETS / (vmax - vmin)
-        memset(counts, 0, N_BUCKETS * sizeof(Py_ssize_t))
-        memset(weights, 0, N_BUCKETS * sizeof(int64_t))
-        for i in range(n):
-            if w[i] >= 0:
-                b = linear_digit(key_value(y, i, row), vmin, scale)
-                counts[b] += 1
-                weights[b] += w[i]
+        memset(counts, 0, (N_BUCKETS + SPARE) * sizeof(Py_ssize_t))
+        memset(weights, 0, (N_BUCKETS + SPARE) * sizeof(int64_t))
+        for i in range(n):        # removed tokens go to the spare buckets: no branch
+            b = linear_digit(key_value(y, i, &r), vmin, scale) if w[i] >= 0 else spare(i)
+            counts[b] += 1
+            weights[b] += w[i]
         b = choose_bucket(counts, weights, N_BUCKETS, by_weight, bound, &above)
+        if counts[b] <= FEW:
+            return walk_rest(y, w, n, &r, 0, 0, b, vmin, scale, by_weight, bound, above,
+                             last_key)
+        value_range(y, w, n, &r, b, vmin, scale, &vmin, &vmax)
         count = counts[b]
-        value_range(y, w, n, row, b, vmin, scale, &vmin, &vmax)
     lo = sortable(vmin)
     hi = sortable(vmax)
     while True:
         if lo == hi or count <= FEW:
-            return walk_rest(y, w, n, row, lo, hi, by_weight, bound, above, last_key)
+            return walk_rest(y, w, n, &r, lo, hi, -1, 0.0, 0.0, by_weight, bound, above,
+                             last_key)
         span = hi - lo
         shift = 0
         while (span >> shift) >= N_BUCKETS:
@@ -339,18 +379,25 @@ cdef Py_ssize_t select_prefix(const floating* y, const int64_t* w, Py_ssize_t n,
         n_buckets = <Py_ssize_t>(span >> shift) + 1
         memset(counts, 0, n_buckets * sizeof(Py_ssize_t))
         memset(weights, 0, n_buckets * sizeof(int64_t))
+        memset(counts + N_BUCKETS, 0, SPARE * sizeof(Py_ssize_t))
+        memset(weights + N_BUCKETS, 0, SPARE * sizeof(int64_t))
         for i in range(n):
-            if w[i] >= 0:
-                k = sortable(key_value(y, i, row))
-                if lo <= k <= hi:
-                    b = <Py_ssize_t>((k - lo) >> shift)
-                    counts[b] += 1
-                    weights[b] += w[i]
+            k = sortable(key_value(y, i, &r))
+            b = (<Py_ssize_t>((k - lo) >> shift)
+                 if (w[i] >= 0) & (k >= lo) & (k <= hi) else spare(i))
+            counts[b] += 1
+            weights[b] += w[i]
         b = choose_bucket(counts, weights, n_buckets, by_weight, bound, &above)
         count = counts[b]
         lo = lo + (<uint64_t>b << shift)
         width = (<uint64_t>1 << shift) - 1
         hi = lo + width if hi - lo > width else hi       # (no overflow past the old hi)
+
+
+cdef inline Py_ssize_t spare(Py_ssize_t i) noexcept nogil:
+    """The spare bucket of a skipped token: 16 of them in turn, so that consecutive
+    increments do not wait on each other."""
+    return N_BUCKETS + (i & (SPARE - 1))
 
 
 cdef inline Py_ssize_t choose_bucket(const Py_ssize_t* counts, const int64_t* weights,
@@ -369,28 +416,36 @@ cdef inline Py_ssize_t choose_bucket(const Py_ssize_t* counts, const int64_t* we
 
 
 cdef Py_ssize_t walk_rest(const floating* y, const int64_t* w, Py_ssize_t n, const Row* row,
-                          uint64_t lo, uint64_t hi, bint by_weight, double bound,
-                          int64_t above, uint64_t* last_key) noexcept nogil:
-    """The end of select_prefix: the kept tokens with keys in [lo, hi] (one key value:
-    ties, in index order; else at most FEW of them, sorted), walked until the measure
-    reaches the bound."""
+                          uint64_t lo, uint64_t hi, int digit, double start, double scale,
+                          bint by_weight, double bound, int64_t above,
+                          uint64_t* last_key) noexcept nogil:
+    """The end of select_prefix: the kept tokens of linear bucket ``digit`` (if >= 0)
+    or with keys in [lo, hi] -- one key value: ties, in index order; else at most FEW
+    tokens, sorted -- walked until the measure reaches the bound."""
     cdef uint64_t few_keys[FEW]
     cdef Py_ssize_t few_idx[FEW]
     cdef Py_ssize_t i, j, found = 0
     cdef uint64_t k
+    cdef double v
+    cdef bint ties = digit < 0 and lo == hi
+    cdef Row r = row[0]
+    cdef bint member
     for i in range(n):
-        if w[i] >= 0:
-            k = sortable(key_value(y, i, row))
-            if lo <= k <= hi:
-                if lo == hi:
-                    above += w[i] if by_weight else 1
-                    if reached(above, bound):
-                        last_key[0] = k
-                        return i
-                else:
-                    few_keys[found] = k
-                    few_idx[found] = i
-                    found += 1
+        v = key_value(y, i, &r)
+        k = sortable(v)
+        member = (w[i] >= 0) & ((linear_digit(v, start, scale) == digit) if digit >= 0
+                                else ((k >= lo) & (k <= hi)))
+        if not member:             # (one branch, rarely taken: predictable)
+            continue
+        if ties:
+            above += w[i] if by_weight else 1
+            if reached(above, bound):
+                last_key[0] = k
+                return i
+        elif found < FEW:
+            few_keys[found] = k
+            few_idx[found] = i
+            found += 1
     sort_few(few_keys, few_idx, found)
     for j in range(found):
         above += w[few_idx[j]] if by_weight else 1
@@ -406,9 +461,10 @@ cdef void remove_after(const floating* y, int64_t* w, Py_ssize_t n, const Row* r
     """Remove every kept token after (last_key, last) in the selection's order."""
     cdef Py_ssize_t i
     cdef uint64_t k
+    cdef Row r = row[0]
     for i in range(n):
-        k = sortable(key_value(y, i, row))
-        w[i] = REMOVED if (k > last_key or (k == last_key and i > last)) else w[i]
+        k = sortable(key_value(y, i, &r))
+        w[i] = REMOVED if ((k > last_key) | ((k == last_key) & (i > last))) else w[i]
 
 
 cdef void keep_prefix(const floating* y, int64_t* w, Py_ssize_t n, Row* row, int order,
@@ -452,39 +508,45 @@ cdef inline double combine_lanes(const double* lanes) noexcept nogil:
 cdef double n_sigma_threshold(const floating* y, const int64_t* w, Py_ssize_t n,
                               const Row* row, double n_sigma) noexcept nogil:
     """-(n * sigma) of s over the kept tokens: the mean and the squared deviations
-    are added in 8 lanes by index (i mod 8), a fixed order the reference repeats."""
+    are added in 8 lanes by index (i mod 8), a fixed order the reference repeats
+    (and the compiler vectorises: a removed token adds 0)."""
     cdef double lanes[LANES8]
-    cdef double s, d, mean
-    cdef Py_ssize_t i, j, count = 0
+    cdef double d, mean
+    cdef Py_ssize_t b, i, j, count = count_kept(w, n), body = n - n % LANES8
     for j in range(LANES8):
         lanes[j] = 0.0
-    for i in range(n):
-        if w[i] >= 0:
-            lanes[i % LANES8] += (y[i] - row.m) / row.t
-            count += 1
+    for b in range(body // LANES8):
+        i = b * LANES8
+        for j in range(LANES8):
+            lanes[j] += (y[i + j] - row.m) / row.t if w[i + j] >= 0 else 0.0
+    for i in range(body, n):
+        lanes[i - body] += (y[i] - row.m) / row.t if w[i] >= 0 else 0.0
     mean = combine_lanes(lanes) / <double>count
     for j in range(LANES8):
         lanes[j] = 0.0
-    for i in range(n):
-        if w[i] >= 0:
-            d = (y[i] - row.m) / row.t - mean
-            lanes[i % LANES8] = fma(d, d, lanes[i % LANES8])
+    for b in range(body // LANES8):
+        i = b * LANES8
+        for j in range(LANES8):
+            d = (y[i + j] - row.m) / row.t - mean if w[i + j] >= 0 else 0.0
+            lanes[j] = fma(d, d, lanes[j])
+    for i in range(body, n):
+        d = (y[i] - row.m) / row.t - mean if w[i] >= 0 else 0.0
+        lanes[i - body] = fma(d, d, lanes[i - body])
     return -(n_sigma * sqrt(combine_lanes(lanes) / <double>count))
 
 
 cdef Py_ssize_t keep_above(const floating* y, int64_t* w, Py_ssize_t n, const Row* row,
                            bint on_weight, double threshold) noexcept nogil:
-    """Remove the kept tokens with s_i (or e_i, ``on_weight``) below the threshold;
-    returns how many stay."""
+    """Remove the kept tokens with s_i (or the weight w_i, ``on_weight``) below the
+    threshold; returns how many stay."""
     cdef Py_ssize_t i, kept = 0
-    cdef double s
+    cdef double v
+    cdef bint stays
     for i in range(n):
-        if w[i] >= 0:
-            s = (y[i] - row.m) / row.t
-            if (filter_exp(s) if on_weight else s) >= threshold:
-                kept += 1
-            else:
-                w[i] = REMOVED
+        v = <double>w[i] if on_weight else (y[i] - row.m) / row.t
+        stays = (w[i] >= 0) & (v >= threshold)      # no branch: vectorises
+        w[i] = w[i] if stays else REMOVED
+        kept += stays
     return kept
 
 
@@ -503,17 +565,13 @@ cdef void keep_threshold(const floating* y, int64_t* w, int64_t* saved, Py_ssize
 cdef void typical_terms(const floating* y, const int64_t* w, Py_ssize_t n,
                         Row* row) noexcept nogil:
     """typical-p's log Z and entropy H, from exact integer sums:
-    W = sum w, A = sum round(-(e_i s_i) 2^K), log Z = log(W 2^-K), H = log Z + A / W."""
+    W = sum w, A = sum round(-w_i s_i), log Z = log(W 2^-K), H = log Z + A / W."""
     cdef Py_ssize_t i
     cdef int64_t total = 0, a = 0
-    cdef double s, e
     for i in range(n):
-        if w[i] >= 0:
+        if w[i] > 0:
             total += w[i]
-            s = (y[i] - row.m) / row.t
-            e = filter_exp(s)
-            if e > 0.0:
-                a += to_fixed(-(e * s) * row.scale)
+            a += to_fixed(-(<double>w[i] * ((y[i] - row.m) / row.t)))
     row.logz = log(<double>total / row.scale)
     row.h = row.logz + <double>a / <double>total
 
@@ -546,17 +604,18 @@ cdef Py_ssize_t filter_row(const floating* y, Py_ssize_t n, const SamplerOptions
     row.t = opt.temperature
     row.scale = <double>(<int64_t>1 << weight_bits(n))
     row.order = BY_RANK
-    kept = fill_weights(y, n, &row, w)
+    kept = mark_finite(y, n, w, &row)
     if opt.top_n_sigma >= 0.0 and kept > 1:
         keep_threshold(y, w, saved, n, &row, False,
                        n_sigma_threshold(y, w, n, &row, opt.top_n_sigma), opt.min_keep)
     if opt.top_k > 0:
         keep_prefix(y, w, n, &row, BY_RANK, 2.0,
                     opt.top_k if opt.top_k > opt.min_keep else opt.min_keep)
+    fill_weights(y, n, count_kept(w, n), &row, w)
     if opt.top_p < 1.0:
         keep_prefix(y, w, n, &row, BY_RANK, opt.top_p, opt.min_keep)
-    if opt.min_p > 0.0:
-        keep_threshold(y, w, saved, n, &row, True, opt.min_p, opt.min_keep)
+    if opt.min_p > 0.0:           # P_i >= min_p P_max, with P_max's weight 2^K
+        keep_threshold(y, w, saved, n, &row, True, opt.min_p * row.scale, opt.min_keep)
     if opt.typical_p < 1.0 and count_kept(w, n) > 1:
         typical_terms(y, w, n, &row)
         keep_prefix(y, w, n, &row, BY_TYPICALITY, opt.typical_p, opt.min_keep)

@@ -39,6 +39,10 @@ from _defs cimport (
     n_draw_blocks,
 )
 
+cdef enum:
+    GREEDY_BLOCK = 2048   # greedy_once: a max per block of this many, then one block again
+
+
 # ===========================================================================
 # input checks (a pass over everything before any draw, so a bad row
 # never leaves the Generator half-advanced)
@@ -502,40 +506,27 @@ cdef int filter_logits_rows(const floating* x, Py_ssize_t rows, Py_ssize_t n,
 
 cdef Py_ssize_t greedy_once(const floating* x, Py_ssize_t n) noexcept nogil:
     """The first argmax of x in one read-only pass, or -1 if x holds a NaN or +inf or
-    nothing above -inf (the entry point's general path then names it). Per-lane maxima
-    and their first indices, so the loop vectorises."""
-    cdef floating mx[LANES]
-    cdef Py_ssize_t at[LANES]
-    cdef floating bad[LANES]
-    cdef Py_ssize_t b, i, j, best, body = n - n % LANES
-    cdef floating top
-    for j in range(LANES):
-        mx[j] = -INFINITY
-        at[j] = 0
-        bad[j] = 0
-    for b in range(body // LANES):
-        i = b * LANES
-        for j in range(LANES):
-            at[j] = i + j if x[i + j] > mx[j] else at[j]
-            mx[j] = x[i + j] if x[i + j] > mx[j] else mx[j]
-            bad[j] = x[i + j] if x[i + j] != x[i + j] else bad[j]
-    top = -INFINITY
-    best = -1
-    for j in range(LANES):
-        if mx[j] > top or (mx[j] == top and at[j] < best):
-            top = mx[j]
-            best = at[j]
-        if bad[j] != bad[j]:
+    nothing above -inf (the entry point's general path then names it).
+
+    The max of each block of GREEDY_BLOCK numbers comes from lane_max (vectorised,
+    keeps NaN); the first block with the largest max is read again for the index.
+    """
+    cdef Py_ssize_t start = 0, i, best_block = 0
+    cdef double top = -INFINITY, block_max
+    while start < n:
+        block_max = lane_max(x + start, min(<Py_ssize_t>GREEDY_BLOCK, n - start))
+        if isnan(block_max) or block_max == INFINITY:
             return -1
-    for i in range(body, n):
-        if x[i] != x[i]:
-            return -1
-        if x[i] > top:
-            top = x[i]
-            best = i
-    if top == INFINITY or top == -INFINITY:
+        if block_max > top:
+            top = block_max
+            best_block = start
+        start += GREEDY_BLOCK
+    if top == -INFINITY:
         return -1
-    return best
+    for i in range(best_block, min(best_block + <Py_ssize_t>GREEDY_BLOCK, n)):
+        if x[i] == top:
+            return i
+    return -1
 
 
 # ===========================================================================
