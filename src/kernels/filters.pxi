@@ -32,6 +32,8 @@ cdef enum:
     REMOVED = -1          # the weight that marks a removed token (kept ones have >= 0)
     DIGIT_BITS = 11       # radix selection: 2^11 buckets per pass (32 KiB of counters)
     N_BUCKETS = 2048
+    MAX_LEVELS = 3        # linear levels before the selection goes on by bits
+    CAP = 2048            # tokens in play gathered into a list (on the stack) to finish
     SPARE = 16            # extra buckets for the tokens a pass skips (spread: no store chain)
     FEW = 48              # a boundary bucket of at most this many tokens is sorted
     LANES8 = 8            # top-n-sigma's sums: 8 lanes, a fixed order (see lane_sums)
@@ -286,17 +288,45 @@ cdef void sort_few(uint64_t* keys, Py_ssize_t* idx, Py_ssize_t count) noexcept n
         idx[j + 1] = ti
 
 
+cdef struct Levels:
+    # The linear buckets chosen so far: a token is in play if, at every level L, its key
+    # value falls in bucket digit[L] of the slicing (start[L], scale[L]).
+    double start[MAX_LEVELS]
+    double scale[MAX_LEVELS]
+    int digit[MAX_LEVELS]
+    int count
+
+
+cdef inline int linear_digit(double v, double start, double scale) noexcept nogil:
+    """The bucket of v among N_BUCKETS equal slices of [start, start + N_BUCKETS / scale]
+    (clamped at both ends): a monotone function of v, so each bucket is an interval of
+    the order."""
+    cdef double d = (v - start) * scale
+    d = d if d > 0.0 else 0.0                        # max and min instructions, no branch
+    d = d if d < N_BUCKETS - 1 else N_BUCKETS - 1
+    return <int>d
+
+
+cdef inline bint in_levels(double v, const Levels* lv) noexcept nogil:
+    """The key value v lies in every chosen bucket."""
+    cdef int L
+    cdef bint inside = True
+    for L in range(lv.count):
+        inside = inside & (linear_digit(v, lv.start[L], lv.scale[L]) == lv.digit[L])
+    return inside
+
+
 cdef void value_range(const floating* y, const int64_t* w, Py_ssize_t n, const Row* row,
-                      int digit_of, double start, double scale,
-                      double* vmin, double* vmax) noexcept nogil:
-    """The smallest and largest key value of the kept tokens (of those in linear bucket
-    ``digit_of``, if >= 0). Explicit lanes, so the loop vectorises."""
+                      const Levels* lv, double* vmin, double* vmax) noexcept nogil:
+    """The smallest and largest key value of the kept tokens in the chosen buckets.
+    Explicit lanes, so the loop vectorises."""
     cdef double lo[LANES8]
     cdef double hi[LANES8]
     cdef Py_ssize_t b, i, j, body = n - n % LANES8
     cdef double v
     cdef bint take
     cdef Row r = row[0]
+    cdef Levels levels = lv[0]
     for j in range(LANES8):
         lo[j] = INFINITY
         hi[j] = -INFINITY
@@ -304,26 +334,19 @@ cdef void value_range(const floating* y, const int64_t* w, Py_ssize_t n, const R
         i = b * LANES8
         for j in range(LANES8):
             v = key_value(y, i + j, &r)
-            take = (w[i + j] >= 0) & ((digit_of < 0) | (linear_digit(v, start, scale) == digit_of))
+            take = (w[i + j] >= 0) & in_levels(v, &levels)
             lo[j] = v if (take & (v < lo[j])) else lo[j]
             hi[j] = v if (take & (v > hi[j])) else hi[j]
     for i in range(body, n):
         v = key_value(y, i, &r)
-        if w[i] >= 0 and (digit_of < 0 or linear_digit(v, start, scale) == digit_of):
-            lo[0] = v if v < lo[0] else lo[0]
-            hi[0] = v if v > hi[0] else hi[0]
+        take = (w[i] >= 0) & in_levels(v, &levels)
+        lo[0] = v if (take & (v < lo[0])) else lo[0]
+        hi[0] = v if (take & (v > hi[0])) else hi[0]
     for j in range(1, LANES8):
         lo[0] = lo[j] if lo[j] < lo[0] else lo[0]
         hi[0] = hi[j] if hi[j] > hi[0] else hi[0]
     vmin[0] = lo[0]
     vmax[0] = hi[0]
-
-
-cdef inline int linear_digit(double v, double start, double scale) noexcept nogil:
-    """The bucket of v among N_BUCKETS equal slices of [start, start + N_BUCKETS / scale]:
-    a monotone function of v, so each bucket is an interval of the order."""
-    cdef double d = (v - start) * scale
-    return N_BUCKETS - 1 if d >= N_BUCKETS - 1 else (<int>d if d > 0.0 else 0)
 
 
 cdef Py_ssize_t select_prefix(const floating* y, const int64_t* w, Py_ssize_t n,
@@ -333,45 +356,59 @@ cdef Py_ssize_t select_prefix(const floating* y, const int64_t* w, Py_ssize_t n,
     whose count (``by_weight`` False) or weight reaches ``bound``; its key in
     ``last_key``. The kept tokens' total must reach the bound.
 
-    A first pass histograms the key values linearly between their min and max (counts
-    and weights per bucket) and keeps the bucket where the running measure first
-    reaches the bound, the buckets before it going to ``above``; the next passes do
-    the same on that bucket's keys, 11 bits at a time. A bucket of one key value is
-    a run of ties, walked in index order; one of at most FEW tokens is sorted.
+    Each pass histograms the key values of the tokens in play into N_BUCKETS equal
+    slices of their range (counts and weights per bucket), and keeps the bucket where
+    the running measure first reaches the bound, the buckets before it going to
+    ``above``. A few such levels bring a flat or peaked row down to at most FEW
+    tokens, which are sorted. A bucket of one key value is a run of ties, walked in
+    index order. Keys that the linear slices split badly (values spread over many
+    orders of magnitude) go on by their bits, 11 at a time.
     """
-    cdef Py_ssize_t counts[N_BUCKETS + SPARE]    # + SPARE: where removed tokens go
+    cdef Py_ssize_t counts[N_BUCKETS + SPARE]    # + SPARE: where skipped tokens go
     cdef int64_t weights[N_BUCKETS + SPARE]
     cdef uint64_t lo, hi, span, width, k
     cdef int64_t above = 0
-    cdef Py_ssize_t i, b, count, n_buckets
-    cdef double vmin, vmax, scale
+    cdef Py_ssize_t i, b, count = count_kept(w, n), before_level, n_buckets
+    cdef double vmin, vmax, v, scale
     cdef int shift
-    cdef Row r = row[0]            # a local copy: the compiler may keep it in registers
+    cdef Row r = row[0]            # local copies: the compiler may keep them in registers
+    cdef Levels lv
+    lv.count = 0
     if r.order == BY_RANK:         # keys -y: from -max y to -min y
         vmin, vmax = -r.m, -r.ymin
     else:
-        value_range(y, w, n, &r, -1, 0.0, 0.0, &vmin, &vmax)
-    count = n
-    if vmin < vmax and isfinite(vmax - vmin):
+        value_range(y, w, n, &r, &lv, &vmin, &vmax)
+    while lv.count < MAX_LEVELS and vmin < vmax and isfinite(vmax - vmin):
         scale = N_BUCKETS / (vmax - vmin)
         memset(counts, 0, (N_BUCKETS + SPARE) * sizeof(Py_ssize_t))
         memset(weights, 0, (N_BUCKETS + SPARE) * sizeof(int64_t))
-        for i in range(n):        # removed tokens go to the spare buckets: no branch
-            b = linear_digit(key_value(y, i, &r), vmin, scale) if w[i] >= 0 else spare(i)
+        for i in range(n):        # tokens out of play go to the spare buckets: no branch
+            v = key_value(y, i, &r)
+            b = (linear_digit(v, vmin, scale) if (w[i] >= 0) & in_levels(v, &lv)
+                 else spare(i))
             counts[b] += 1
             weights[b] += w[i]
         b = choose_bucket(counts, weights, N_BUCKETS, by_weight, bound, &above)
-        if counts[b] <= FEW:
-            return walk_rest(y, w, n, &r, 0, 0, b, vmin, scale, by_weight, bound, above,
-                             last_key)
-        value_range(y, w, n, &r, b, vmin, scale, &vmin, &vmax)
+        lv.start[lv.count] = vmin
+        lv.scale[lv.count] = scale
+        lv.digit[lv.count] = <int>b
+        lv.count += 1
+        before_level = count
         count = counts[b]
+        if count <= CAP:          # few enough: the rest on a list of them
+            return select_in_list(y, w, n, &r, &lv, count, by_weight, bound, above, last_key)
+        if count * 8 > before_level:
+            break                 # a poor split: go on with the exact range, by bits
+        vmin, vmax = vmin + b / scale, vmin + (b + 1) / scale
+    if lv.count:
+        value_range(y, w, n, &r, &lv, &vmin, &vmax)
+    # The tokens in play are those with keys in [lo, hi] (a bucket is an interval).
     lo = sortable(vmin)
     hi = sortable(vmax)
+    lv.count = 0
     while True:
         if lo == hi or count <= FEW:
-            return walk_rest(y, w, n, &r, lo, hi, -1, 0.0, 0.0, by_weight, bound, above,
-                             last_key)
+            return walk_rest(y, w, n, &r, &lv, lo, hi, by_weight, bound, above, last_key)
         span = hi - lo
         shift = 0
         while (span >> shift) >= N_BUCKETS:
@@ -415,25 +452,95 @@ cdef inline Py_ssize_t choose_bucket(const Py_ssize_t* counts, const int64_t* we
     return n_buckets - 1                           # not reached: cannot happen
 
 
+cdef Py_ssize_t select_in_list(const floating* y, const int64_t* w, Py_ssize_t n,
+                               const Row* row, const Levels* lv, Py_ssize_t count,
+                               bint by_weight, double bound, int64_t above,
+                               uint64_t* last_key) noexcept nogil:
+    """select_prefix's end game, once at most CAP tokens are in play (those in the
+    chosen buckets ``lv``): one pass gathers them, in index order; then the same linear
+    levels on the list alone (each on its exact range, so each splits it), down to
+    FEW tokens, sorted, or one key value, walked in index order."""
+    cdef Py_ssize_t idx[CAP]
+    cdef uint64_t keys[CAP]
+    cdef Py_ssize_t counts[N_BUCKETS]
+    cdef int64_t weights[N_BUCKETS]
+    cdef Py_ssize_t i, j, b, kept
+    cdef double v, vmin, vmax, scale
+    cdef Row r = row[0]
+    cdef Levels levels = lv[0]
+    count = 0
+    for i in range(n):
+        v = key_value(y, i, &r)
+        if (w[i] >= 0) & in_levels(v, &levels):     # rarely true: predictable
+            if count < CAP:
+                idx[count] = i
+                keys[count] = sortable(v)
+                count += 1
+    while count > FEW:
+        vmin = INFINITY
+        vmax = -INFINITY
+        for j in range(count):
+            v = key_value(y, idx[j], &r)
+            vmin = v if v < vmin else vmin
+            vmax = v if v > vmax else vmax
+        if not (vmin < vmax and isfinite(vmax - vmin)):
+            break                 # one key value (ties), or a range too wide to slice
+        scale = N_BUCKETS / (vmax - vmin)
+        memset(counts, 0, N_BUCKETS * sizeof(Py_ssize_t))
+        memset(weights, 0, N_BUCKETS * sizeof(int64_t))
+        for j in range(count):
+            b = linear_digit(key_value(y, idx[j], &r), vmin, scale)
+            counts[b] += 1
+            weights[b] += w[idx[j]]
+        b = choose_bucket(counts, weights, N_BUCKETS, by_weight, bound, &above)
+        kept = 0
+        for j in range(count):    # keep bucket b's tokens, in index order
+            if linear_digit(key_value(y, idx[j], &r), vmin, scale) == b:
+                idx[kept] = idx[j]
+                keys[kept] = keys[j]
+                kept += 1
+        count = kept
+    if count > FEW:               # ties (or keys no slicing separates): by (key, index)
+        for j in range(count):
+            if keys[j] != keys[0]:
+                sort_few_many(keys, idx, count)
+                break
+    else:
+        sort_few(keys, idx, count)
+    for j in range(count):
+        above += w[idx[j]] if by_weight else 1
+        if reached(above, bound):
+            last_key[0] = keys[j]
+            return idx[j]
+    last_key[0] = keys[count - 1]
+    return -1                                      # not reached: cannot happen
+
+
+cdef void sort_few_many(uint64_t* keys, Py_ssize_t* idx, Py_ssize_t count) noexcept nogil:
+    """(key, index) order for up to CAP pairs whose keys no linear slicing separates
+    (a handful of values far apart): insertion sort, rare and bounded."""
+    sort_few(keys, idx, count)
+
+
 cdef Py_ssize_t walk_rest(const floating* y, const int64_t* w, Py_ssize_t n, const Row* row,
-                          uint64_t lo, uint64_t hi, int digit, double start, double scale,
-                          bint by_weight, double bound, int64_t above,
-                          uint64_t* last_key) noexcept nogil:
-    """The end of select_prefix: the kept tokens of linear bucket ``digit`` (if >= 0)
-    or with keys in [lo, hi] -- one key value: ties, in index order; else at most FEW
-    tokens, sorted -- walked until the measure reaches the bound."""
+                          const Levels* lv, uint64_t lo, uint64_t hi, bint by_weight,
+                          double bound, int64_t above, uint64_t* last_key) noexcept nogil:
+    """The end of select_prefix: the kept tokens in the chosen linear buckets (``lv``,
+    if any) or with keys in [lo, hi] -- one key value: ties, in index order; else at
+    most FEW tokens, sorted -- walked until the measure reaches the bound."""
     cdef uint64_t few_keys[FEW]
     cdef Py_ssize_t few_idx[FEW]
     cdef Py_ssize_t i, j, found = 0
     cdef uint64_t k
     cdef double v
-    cdef bint ties = digit < 0 and lo == hi
+    cdef bint member, by_levels = lv.count > 0
+    cdef bint ties = not by_levels and lo == hi
     cdef Row r = row[0]
-    cdef bint member
+    cdef Levels levels = lv[0]
     for i in range(n):
         v = key_value(y, i, &r)
         k = sortable(v)
-        member = (w[i] >= 0) & ((linear_digit(v, start, scale) == digit) if digit >= 0
+        member = (w[i] >= 0) & (in_levels(v, &levels) if by_levels
                                 else ((k >= lo) & (k <= hi)))
         if not member:             # (one branch, rarely taken: predictable)
             continue
