@@ -326,10 +326,13 @@ cdef inline object checked_window(object history, object penalty_last_n, Py_ssiz
         last_n = checked_count(penalty_last_n, "penalty_last_n", 0, func)
     if history is None:
         return np.empty(0, dtype=np.int64)
-    window = checked_positions(history, "history", V, func)
-    if window.ndim != 1:
+    if isinstance(history, (str, bytes)):
+        raise TypeError(f"{func}: history must be a sequence of positions, got {history!r}")
+    shape = np.shape(history)
+    if len(shape) != 1:
         raise ValueError(f"{func}: history must be a 1-D sequence of positions, "
-                         f"got shape {window.shape}")
+                         f"got shape {shape}")
+    window = checked_positions(history, "history", V, func)
     if last_n >= 0:
         window = window[window.shape[0] - min(last_n, window.shape[0]):]
     return np.ascontiguousarray(window, dtype=np.int64)

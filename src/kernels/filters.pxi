@@ -100,6 +100,8 @@ cdef int adjust_logits(floating* y, Py_ssize_t n, const Penalties* pen,
             count = j - i
             i = j
             v = y[t]
+            if v == -INFINITY:
+                continue          # a masked token stays masked (-inf - -inf would be NaN)
             if pen.repetition != 1.0:
                 v = <floating>(v * pen.repetition if v <= 0.0 else v / pen.repetition)
             y[t] = <floating>(v - fma(<double>count, pen.frequency, pen.presence))
