@@ -52,6 +52,18 @@ NO_COMPILED_CHAIN = (
 )
 
 
+def exact_weights(logits, temperature=1.0) -> list[int]:
+    """Issue 11's weights of a row, written out: w_i = round(e_i * 2**K) (exact integers;
+    0 for a -inf logit), e_i = filter_exp((x_i - max) / T), K = min(52, 63 - V.bit_length())."""
+    from tinyllm.reference.sampling import filter_exp
+
+    x = [float(v) for v in logits]
+    m = max(x)
+    bits = min(52, 63 - len(x).bit_length())
+    e = [filter_exp((v - m) / temperature) if v != -math.inf else 0.0 for v in x]
+    return [round(v * 2.0**bits) for v in e]
+
+
 # ---------------------------------------------------------------------------
 # Instruction sets: the kernels are built once per instruction set, and the tests
 # run them all (tinyllm.softmax and friends run the one tinyllm._cpu picked)

@@ -32,6 +32,7 @@ from conftest import (
     P_THRESHOLD,
     chi2_sf,
     chi_square_pvalue,
+    exact_weights,
     softmax64,
 )
 
@@ -351,15 +352,13 @@ def test_support_matches_reference_large_vocabulary(dtype):
 
 
 def ranked_cumulative(logits, temperature=1.0):
-    """The top-p walk as specified (issue 11): (rank order, cumulative masses), the masses
-    exact integers w_i = round(e_i * 2**K), e_i = filter_exp((x_i - max) / T)."""
+    """The top-p walk as specified (issue 11): (rank order, cumulative integer masses)."""
     x = [float(v) for v in logits]
-    m = max(x)
-    bits = min(52, 63 - len(x).bit_length())
+    w = exact_weights(x, temperature)
     order = sorted((i for i, v in enumerate(x) if v != -INF), key=lambda i: (-x[i], i))
     cum, mass = [], 0
     for i in order:
-        mass += round(ref.filter_exp((x[i] - m) / temperature) * 2.0**bits)
+        mass += w[i]
         cum.append(mass)
     return order, cum
 

@@ -382,12 +382,10 @@ def _apply_penalties(y: list[float], window: list[int], chain: _Chain) -> None:
     """
     r = chain.repetition_penalty
     for t, count in Counter(window).items():
-        if y[t] == -math.inf:
-            continue  # a ban stays a ban (and -inf - -inf would be NaN)
         if r != 1.0:
             y[t] = y[t] * r if y[t] <= 0.0 else y[t] / r
         if y[t] == -math.inf:
-            continue
+            continue  # a ban stays a ban (-inf minus a penalty of -inf would be NaN)
         y[t] = y[t] - (float(count) * chain.frequency_penalty + chain.presence_penalty)
 
 
