@@ -513,6 +513,27 @@ def test_top_p_reaching_the_mass_exactly(impl):
     assert impl.kept([0.0] * 8, typical_p=3 / 8) == [0, 1, 2]
 
 
+def test_top_n_sigma_sums_in_eight_lanes(impl):
+    # A boundary found by search: with the 8-lane sums (lane = index mod 8) sigma is
+    # 2.399802509235569 and token 0 (s = -6.23) sits exactly on -(n * sigma); a plain
+    # running sum gives sigma one ulp lower, and token 0 would be dropped.
+    x = [-3.16, -2.21, 3.07, 1.42, 3.06, -1.55, -3.7, -2.08, 2.94, -2.29, -1.54, -0.83]
+    n = 2.596046956374131
+    assert impl.kept(x, top_n_sigma=n) == [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11]
+    assert impl.kept(x, top_n_sigma=math.nextafter(n, 0.0)) == [1, 2, 3, 4, 5, 7, 8, 9, 10, 11]
+
+
+def test_top_p_weights_have_k_bits(impl):
+    # V = 2048: K = 63 - 12 = 51 bits. A boundary found by search: with 51-bit weights the
+    # two best tokens reach p * W; with 52-bit ones (rounded differently) they would not.
+    stream = random.Random(9)
+    x = [round(stream.uniform(-3.0, 0.0), 3) for _ in range(2048)]
+    x[0] = 0.0
+    p = 0.0030762829472947323
+    assert impl.kept(x, top_p=p) == [0, 961]
+    assert impl.kept(x, top_p=math.nextafter(p, 1.0)) == [0, 961, 1172]
+
+
 def test_min_tokens_to_keep_with_each_filter(impl):
     x = [4.0, 3.0, 2.0, 1.0, 0.0, -INF]
     filters = [
