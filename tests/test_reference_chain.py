@@ -406,9 +406,26 @@ def test_presence_and_frequency_penalties(impl):
     assert impl.filtered(x, presence_penalty=-1.0, history=[3]) == [1.0, 1.0, 1.0, 2.0]
 
 
+def test_the_penalty_is_one_fused_multiply_add(impl):
+    # c * frequency + presence rounded once: 3 * 0.2 - 0.3 is 0.30000000000000004; a
+    # product rounded first, then a sum, would give 0.3000000000000001.
+    assert ref.fma(3.0, 0.2, -0.3) == 0.30000000000000004 != 3.0 * 0.2 - 0.3
+    options = dict(frequency_penalty=0.2, presence_penalty=-0.3, history=[0, 0, 0])
+    assert impl.filtered([0.0, 0.0], **options) == [-0.30000000000000004, 0.0]
+
+
 @pytest.mark.parametrize(
     "last_n, penalised",
-    [(None, {0, 1, 2, 3}), (64, {0, 1, 2, 3}), (2, {2, 3}), (1, {3}), (0, set())],
+    [
+        (None, {0, 1, 2, 3}),
+        (64, {0, 1, 2, 3}),
+        (7, {0, 1, 2, 3}),  # longer than the history, shorter than twice its length
+        (5, {0, 1, 2, 3}),
+        (4, {0, 1, 2, 3}),
+        (3, {1, 2, 3}),
+        (1, {3}),
+        (0, set()),
+    ],
 )
 def test_penalty_last_n_is_the_window(impl, last_n, penalised):
     x = [0.0] * 5
@@ -645,11 +662,12 @@ def adjusted(x, logit_bias, history, last_n, repetition, presence, frequency):
     y = list(x)
     for t, bias in logit_bias.items():
         y[t] += bias
-    window = history if last_n is None else (history[len(history) - last_n :] if last_n else [])
+    window = history if last_n is None else history[max(0, len(history) - last_n) :]
+    window = window if last_n != 0 else []
     for t, count in Counter(window).items():
         if repetition != 1.0:
             y[t] = y[t] * repetition if y[t] <= 0 else y[t] / repetition
-        y[t] = y[t] - (count * frequency + presence)
+        y[t] = y[t] - ref.fma(float(count), frequency, presence)
     return y
 
 
@@ -700,7 +718,8 @@ def test_penalties_touch_only_the_window(impl, x, history, last_n, frequency, pr
     out = impl.filtered(
         x, history=history, penalty_last_n=last_n, frequency_penalty=frequency, **penalties
     )
-    window = history if last_n is None else history[len(history) - last_n :] if last_n else []
+    window = history if last_n is None else history[max(0, len(history) - last_n) :]
+    window = window if last_n != 0 else []
     changed = {i for i in range(8) if out[i] != x[i]}
     assert changed <= set(window)
     # The frequency penalty counts occurrences in the window.
@@ -745,8 +764,8 @@ BAD_ARGUMENTS = [
     (dict(logit_bias={1.0: 1.0}), TypeError, ["logit_bias", "1.0"]),
     (dict(logit_bias={"1": 1.0}), TypeError, ["logit_bias", "'1'"]),
     (dict(logit_bias={True: 1.0}), TypeError, ["logit_bias", "True"]),
-    (dict(logit_bias={0: NAN}), ValueError, ["logit_bias[0] must be", "nan"]),
-    (dict(logit_bias={0: INF}), ValueError, ["logit_bias[0] must be", "inf"]),
+    (dict(logit_bias={0: NAN}), ValueError, ["logit_bias[0] is nan", "finite, or -inf"]),
+    (dict(logit_bias={0: INF}), ValueError, ["logit_bias[0] is inf", "finite, or -inf"]),
     (dict(logit_bias={1: "2"}), TypeError, ["logit_bias[1] must be a real number", "'2'"]),
     (dict(logit_bias={1: True}), TypeError, ["logit_bias[1] must be a real number", "True"]),
     (dict(logit_bias={1: None}), TypeError, ["logit_bias[1] must be a real number"]),
@@ -776,7 +795,7 @@ BAD_ARGUMENTS = [
     (dict(history=["a"]), TypeError, ["history"]),
     (dict(history=[True, False]), TypeError, ["history"]),
     (dict(history="012"), TypeError, ["history"]),
-    (dict(history=3), TypeError, ["history"]),
+    (dict(history=1), ValueError, ["history must be a 1-D sequence", "shape ()"]),
     (dict(history=np.array([0.0, 1.0])), TypeError, ["history"]),
 ]
 
@@ -811,18 +830,20 @@ def test_bad_history_rows(impl, which):
 @pytest.mark.parametrize("which", ["sample_logits", "filter_logits"])
 def test_logits_must_stay_finite_after_bias_and_penalties(impl, which):
     call = getattr(impl, which)
-    with pytest.raises(ValueError, match=r"logits\[0\] is inf after logit_bias and the penalties"):
+    overflow = r"is \+?inf after logit_bias and the penalties"
+    with pytest.raises(ValueError, match=overflow):
         call([1e308, 0.0], logit_bias={0: 1e308})
-    with pytest.raises(ValueError, match=r"logits\[0\] is inf after logit_bias and the penalties"):
+    with pytest.raises(ValueError, match=overflow):
         call([1e308, 0.0], repetition_penalty=0.5, history=[0])
-    with pytest.raises(ValueError, match=r"logits\[1, 1\] is inf after logit_bias"):
+    with pytest.raises(ValueError, match=overflow):
         call([[0.0, 0.0], [0.0, 0.0]], presence_penalty=-1e308, frequency_penalty=-1e308,
              history=[[], [1]])  # fmt: skip
-    with pytest.raises(ValueError, match="every logit is -inf") as info:
+    banned = "every logit.* is -inf after logit_bias and the penalties"
+    with pytest.raises(ValueError, match=banned):
         call([0.0, 1.0], logit_bias={0: -INF, 1: -INF})
-    assert "logit_bias" in str(info.value)
-    with pytest.raises(ValueError, match=r"every logit is -inf.*\(row 1\)"):
+    with pytest.raises(ValueError, match=banned) as info:
         call([[0.0, 1.0], [0.0, -INF]], logit_bias={0: -INF}, history=[])
+    assert "(row 1)" in str(info.value)
 
 
 def test_numpy_numbers_are_accepted(impl):
@@ -1018,6 +1039,9 @@ def test_exact_fma_is_the_c_fma():
     a = 1.0 + 2.0**-30
     assert ref._exact_fma(a, a, -1.0) == c_fma(a, a, -1.0) == 2.0**-29 + 2.0**-60
     assert a * a - 1.0 != 2.0**-29 + 2.0**-60
+    # Beyond the largest double: an infinity, as in C (math.fma would raise).
+    for a, b, c in [(1e308, 10.0, 0.0), (-1e308, 1.0, -1e308), (1e308, -1e308, 1.0)]:
+        assert ref._exact_fma(a, b, c) == ref.fma(a, b, c) == c_fma(a, b, c)
 
 
 # ===========================================================================

@@ -10,7 +10,7 @@ logits ``x`` (V tokens)::
 
     y     = x + logit_bias                       # -inf bans a token
     y_t   = y_t * r if y_t <= 0 else y_t / r     # for each token t of the last
-    y_t  -= c_t * frequency + presence           # penalty_last_n of history (c_t times)
+    y_t  -= fma(c_t, frequency, presence)        # penalty_last_n of history (c_t times)
     T = 0: the argmax of y (ties to the lowest index); nothing else applies
     s_i   = (y_i - max(y)) / T                   # T: the temperature; s = 0 at the top
     e_i   = filter_exp(s_i)                      # exp(s_i); 1 at the top, 0 for -inf
@@ -145,16 +145,20 @@ def _checked_logit_bias(logit_bias, n_tokens: int, func: str) -> dict[int, float
         return {}
     if not isinstance(logit_bias, Mapping):
         raise TypeError(
-            f"{func}: logit_bias must be None or a mapping {{position: bias}}, "
-            f"got {type(logit_bias).__name__}"
+            f"{func}: logit_bias must be a dict {{position: bias}}, got {type(logit_bias).__name__}"
         )
     checked = {}
     for key, value in logit_bias.items():
-        position = _checked_position(key, "logit_bias", n_tokens, func)
+        position = _as_integer(key, "a logit_bias position", func)
+        if not 0 <= position < n_tokens:
+            raise ValueError(
+                f"{func}: logit_bias: position {position} is out of range for {n_tokens} tokens"
+            )
         bias = as_real(value, f"logit_bias[{position}]", func)
         if math.isnan(bias) or bias == math.inf:
             raise ValueError(
-                f"{func}: logit_bias[{position}] must be finite or -inf, got {value!r}"
+                f"{func}: logit_bias[{position}] is {bias}; "
+                f"a bias must be finite, or -inf to ban the token"
             )
         checked[position] = bias
     return checked
@@ -181,7 +185,7 @@ def _checked_penalty_last_n(penalty_last_n, func: str) -> int | None:
         return None
     n = _as_integer(penalty_last_n, "penalty_last_n", func)
     if n < 0:
-        raise ValueError(f"{func}: penalty_last_n must be >= 0 or None, got {n}")
+        raise ValueError(f"{func}: penalty_last_n must be >= 0, got {n}")
     return n
 
 
@@ -212,6 +216,8 @@ def _checked_history(history, n_rows: int, batched: bool, n_tokens: int, func: s
     (2-D logits) one sequence per row."""
     if history is None:
         return [[] for _ in range(n_rows)]
+    if _is_position(history):
+        raise ValueError(f"{func}: history must be a 1-D sequence of positions, got shape ()")
     if not _is_sequence(history):
         raise TypeError(
             f"{func}: history must be None or a sequence of positions, got {type(history).__name__}"
@@ -287,17 +293,11 @@ def _check_weights(rows: list[list[float]], batched: bool) -> None:
             raise ValueError(f"sample: the sum of the weights overflows{where}; scale them down")
 
 
-def _check_logits(rows: list[list[float]], batched: bool, func: str, after: str = "") -> None:
-    """No NaN or +inf, and a finite logit in every row (``after`` names the step that
-    made them so, when it was not the caller)."""
+def _check_logits(rows: list[list[float]], batched: bool, func: str) -> None:
     for r, row in enumerate(rows):
         for i, v in enumerate(row):
             if math.isnan(v) or v == math.inf:
                 where = f"{r}, {i}" if batched else f"{i}"
-                if after:
-                    raise ValueError(
-                        f"{func}: logits[{where}] is {v} {after}; use a smaller bias or penalty"
-                    )
                 raise ValueError(
                     f"{func}: logits[{where}] is {v}; "
                     f"logits must be finite, or -inf to mask a token"
@@ -305,9 +305,26 @@ def _check_logits(rows: list[list[float]], batched: bool, func: str, after: str 
     for r, row in enumerate(rows):
         if all(v == -math.inf for v in row):
             where = f" (row {r})" if batched else ""
-            after_step = f" {after}" if after else ""
             raise ValueError(
-                f"{func}: every logit is -inf{after_step}{where}; "
+                f"{func}: every logit is -inf{where}; at least one token must be allowed"
+            )
+
+
+def _check_adjusted(ys: list[list[float]], batched: bool, func: str) -> None:
+    """The rows after logit_bias and the penalties: still no NaN or +inf (an overflow),
+    and still a finite logit in every row (a bias of -inf may ban them all)."""
+    for r, y in enumerate(ys):
+        for i, v in enumerate(y):
+            if math.isnan(v) or v == math.inf:
+                where = f"{r}, {i}" if batched else f"{i}"
+                raise ValueError(
+                    f"{func}: logits[{where}] is {v} after logit_bias and the penalties; "
+                    f"use smaller biases or penalties"
+                )
+        if all(v == -math.inf for v in y):
+            where = f" (row {r})" if batched else ""
+            raise ValueError(
+                f"{func}: every logit{where} is -inf after logit_bias and the penalties; "
                 f"at least one token must be allowed"
             )
 
@@ -353,6 +370,40 @@ def _checked_chain(func, rows, batched, temperature, top_k, top_p, min_p, option
 
 
 # ---------------------------------------------------------------------------
+# One rounding: the fused multiply-add (the penalties and filter_exp)
+# ---------------------------------------------------------------------------
+
+
+def _exact_fma(a: float, b: float, c: float) -> float:
+    """a * b + c rounded once, for Pythons without ``math.fma`` (before 3.13): the exact
+    value as a ratio of integers, then one int / int true division, which CPython rounds
+    correctly. (An exact zero comes out +0.0 where IEEE may say -0.0: nothing here can
+    tell the difference.)"""
+    an, ad = a.as_integer_ratio()
+    bn, bd = b.as_integer_ratio()
+    cn, cd = c.as_integer_ratio()
+    numerator = an * bn * cd + cn * ad * bd
+    try:
+        return numerator / (ad * bd * cd)
+    except OverflowError:  # beyond the largest double: IEEE rounds to an infinity
+        return math.inf if numerator > 0 else -math.inf
+
+
+_math_fma = getattr(math, "fma", None)
+
+
+def fma(a: float, b: float, c: float) -> float:
+    """a * b + c rounded once, as C's ``fma`` (an overflow is an infinity, where
+    ``math.fma`` raises)."""
+    if _math_fma is not None:
+        try:
+            return _math_fma(a, b, c)
+        except OverflowError:
+            pass
+    return _exact_fma(a, b, c)
+
+
+# ---------------------------------------------------------------------------
 # Steps 1-2: logit_bias and the penalties
 # ---------------------------------------------------------------------------
 
@@ -368,7 +419,7 @@ def _penalty_window(history: list[int], last_n: int | None) -> list[int]:
     """The last ``last_n`` tokens of the history (all of it for None, none for 0)."""
     if last_n is None:
         return history
-    return history[len(history) - last_n :] if last_n > 0 else []
+    return history[max(0, len(history) - last_n) :] if last_n > 0 else []
 
 
 def _apply_penalties(y: list[float], window: list[int], chain: _Chain) -> None:
@@ -378,7 +429,8 @@ def _apply_penalties(y: list[float], window: list[int], chain: _Chain) -> None:
     ``RepetitionPenaltyLogitsProcessor`` and llama.cpp's ``llama_sampler_penalties_apply``
     apply it: y_t * r if y_t <= 0, else y_t / r (transformers tests y_t < 0: the same
     at 0). Then OpenAI's presence and frequency penalties, as llama.cpp writes them:
-    y_t -= c_t * frequency + presence (one subtraction). A -inf logit stays -inf.
+    y_t -= c_t * frequency + presence (the penalty a fused multiply-add, so one rounding;
+    then one subtraction). A -inf logit stays -inf.
     """
     r = chain.repetition_penalty
     for t, count in Counter(window).items():
@@ -386,7 +438,7 @@ def _apply_penalties(y: list[float], window: list[int], chain: _Chain) -> None:
             y[t] = y[t] * r if y[t] <= 0.0 else y[t] / r
         if y[t] == -math.inf:
             continue  # a ban stays a ban (-inf minus a penalty of -inf would be NaN)
-        y[t] = y[t] - (float(count) * chain.frequency_penalty + chain.presence_penalty)
+        y[t] = y[t] - fma(float(count), chain.frequency_penalty, chain.presence_penalty)
 
 
 def _adjusted_logits(x: list[float], history: list[int], chain: _Chain) -> list[float]:
@@ -401,19 +453,6 @@ def _adjusted_logits(x: list[float], history: list[int], chain: _Chain) -> list[
 # Step 3: the exponential, the weights and the ranking
 # ---------------------------------------------------------------------------
 
-
-def _exact_fma(a: float, b: float, c: float) -> float:
-    """a * b + c rounded once, for Pythons without ``math.fma`` (before 3.13): the exact
-    value as a ratio of integers, then one int / int true division, which CPython rounds
-    correctly. (An exact zero comes out +0.0 where IEEE may say -0.0: filter_exp cannot
-    tell the difference.)"""
-    an, ad = a.as_integer_ratio()
-    bn, bd = b.as_integer_ratio()
-    cn, cd = c.as_integer_ratio()
-    return (an * bn * cd + cn * ad * bd) / (ad * bd * cd)
-
-
-fma = getattr(math, "fma", _exact_fma)
 
 _ROUND_SHIFT = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer
 _LOG2_E = 1.4426950408889634
@@ -711,7 +750,7 @@ def _adjusted_rows(func, rows, batched, chain, histories) -> list[list[float]]:
     """Steps 1-2 on every row, each row checked before and after (before any draw)."""
     _check_logits(rows, batched, func)
     ys = [_adjusted_logits(row, history, chain) for row, history in zip(rows, histories)]
-    _check_logits(ys, batched, func, after="after logit_bias and the penalties")
+    _check_adjusted(ys, batched, func)
     return ys
 
 
