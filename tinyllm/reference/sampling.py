@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping
@@ -117,10 +118,13 @@ def _checked_top_n_sigma(top_n_sigma, func: str) -> float | None:
     return n
 
 
-def _checked_min_tokens_to_keep(min_tokens_to_keep, func: str) -> int:
-    n = _as_integer(min_tokens_to_keep, "min_tokens_to_keep", func)
-    if n < 1:
-        raise ValueError(f"{func}: min_tokens_to_keep must be >= 1, got {n}")
+def _checked_count(value, name: str, minimum: int, func: str) -> int:
+    """An integer >= ``minimum`` that fits in a Py_ssize_t (as the compiled ones need)."""
+    n = _as_integer(value, name, func)
+    if n < minimum:
+        raise ValueError(f"{func}: {name} must be >= {minimum}, got {n}")
+    if n > sys.maxsize:
+        raise ValueError(f"{func}: {name} must be at most {sys.maxsize}, got {n}")
     return n
 
 
@@ -183,10 +187,7 @@ def _checked_finite(value, name: str, func: str) -> float:
 def _checked_penalty_last_n(penalty_last_n, func: str) -> int | None:
     if penalty_last_n is None:
         return None
-    n = _as_integer(penalty_last_n, "penalty_last_n", func)
-    if n < 0:
-        raise ValueError(f"{func}: penalty_last_n must be >= 0, got {n}")
-    return n
+    return _checked_count(penalty_last_n, "penalty_last_n", 0, func)
 
 
 def _is_sequence(value) -> bool:
@@ -358,7 +359,7 @@ def _checked_chain(func, rows, batched, temperature, top_k, top_p, min_p, option
         min_p=_checked_min_p(min_p, func),
         typical_p=_checked_fraction(options["typical_p"], "typical_p", func),
         top_n_sigma=_checked_top_n_sigma(options["top_n_sigma"], func),
-        min_keep=_checked_min_tokens_to_keep(options["min_tokens_to_keep"], func),
+        min_keep=_checked_count(options["min_tokens_to_keep"], "min_tokens_to_keep", 1, func),
         logit_bias=_checked_logit_bias(options["logit_bias"], n_tokens, func),
         repetition_penalty=_checked_repetition_penalty(options["repetition_penalty"], func),
         presence_penalty=_checked_finite(options["presence_penalty"], "presence_penalty", func),
