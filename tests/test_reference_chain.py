@@ -500,23 +500,28 @@ def test_top_n_sigma_boundary(impl):
     assert impl.kept([0.0, -2.0, -1.0], top_n_sigma=0.0, min_tokens_to_keep=2) == [0, 2]
 
 
-def test_min_p_is_e_at_least_min_p(impl):
-    # e_i = filter_exp(s_i) is the probability relative to the top token's: min_p = e_i
-    # keeps token i, the next double up removes it.
+def test_min_p_is_a_weight_at_least_min_p_times_the_top_ones(impl):
+    # w_i / 2**K is the probability relative to the top token's (whose weight is 2**K):
+    # min_p = w_i / 2**K keeps token i, the next double up removes it.
     x = [0.0, -0.7, -1.3, 0.0]
+    bits = 52  # V = 4: K = min(52, 63 - 3)
     for i in (1, 2):
-        e = ref.filter_exp(x[i])
-        assert i in impl.kept(x, min_p=e)
-        assert i not in impl.kept(x, min_p=math.nextafter(e, 1.0))
+        q = round(ref.filter_exp(x[i]) * 2.0**bits) / 2.0**bits
+        assert i in impl.kept(x, min_p=q)
+        assert i not in impl.kept(x, min_p=math.nextafter(q, 1.0))
     assert impl.kept(x, min_p=1.0) == [0, 3]
 
 
 def test_min_p_uses_filter_exp_bit_for_bit(impl):
     # filter_exp(-0.93) is one ulp above the correctly rounded exp(-0.93) (which libm's
-    # exp gives): min_p equal to it keeps the token only with the spec's exponential.
+    # exp gives), and its 52-bit weight one above libm's: min_p at that weight keeps the
+    # token only with the spec's exponential.
     assert ref.filter_exp(-0.93) == 0.39455371037160114
-    assert impl.kept([0.0, -0.93], min_p=0.39455371037160114) == [0, 1]
-    assert impl.kept([0.0, -0.93], min_p=math.nextafter(0.39455371037160114, 1.0)) == [0]
+    weight = round(ref.filter_exp(-0.93) * 2.0**52)
+    assert weight == round(math.exp(-0.93) * 2.0**52) + 1
+    q = weight / 2.0**52
+    assert impl.kept([0.0, -0.93], min_p=q) == [0, 1]
+    assert impl.kept([0.0, -0.93], min_p=math.nextafter(q, 1.0)) == [0]
 
 
 def test_top_p_reaching_the_mass_exactly(impl):
@@ -1084,6 +1089,19 @@ all_options = st.fixed_dictionaries(
     options=all_options,
 )
 def test_compiled_equals_the_reference(x, dtype, options):
+    penalized = options["logit_bias"] or (
+        options["history"]
+        and options["penalty_last_n"] != 0
+        and (
+            options["repetition_penalty"] != 1.0
+            or options["presence_penalty"] != 0.0
+            or options["frequency_penalty"] != 0.0
+        )
+    )
+    if penalized:
+        # The compiled code rounds a biased or penalised float32 logit to float32 (the
+        # row's own dtype; test_filters.py checks it), the reference keeps Python floats.
+        dtype = np.float64
     logits = np.array(x, dtype=dtype)
     try:
         expected = ref.filter_logits(logits.tolist(), **options)

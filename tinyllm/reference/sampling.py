@@ -19,7 +19,7 @@ logits ``x`` (V tokens)::
     top-n-sigma  keep s_i >= -n * std(s)
     top-k        keep the first k of the ranking
     top-p        keep the shortest prefix of the ranking whose w sum to >= p * W
-    min-p        keep e_i >= min_p               # P_i >= min_p * P_max
+    min-p        keep w_i >= min_p * 2**K        # P_i >= min_p * P_max (w_max = 2**K)
     typical-p    keep the tokens whose -log P_i is nearest the entropy, until >= p * W
     draw         token = the first kept i (index order) with cum_w_i > u * W
 
@@ -603,10 +603,12 @@ def _keep_top_p(kept: list[int], row: _Row, p: float, min_keep: int) -> list[int
 
 def _keep_min_p(kept: list[int], row: _Row, q: float, min_keep: int) -> list[int]:
     """Min-p (Nguyen et al. 2024; transformers' ``MinPLogitsWarper``, llama.cpp's
-    ``llama_sampler_min_p_apply``): keep P_i >= q * P_max, i.e. e_i >= q, since e is
-    the probability relative to the top token's.
+    ``llama_sampler_min_p_apply``): keep P_i >= q * P_max on the weights the draw uses,
+    i.e. w_i >= q * 2**K, since the top token's weight is 2**K (an exact comparison
+    of an int and a float).
     """
-    return _at_least([i for i in kept if row.e[i] >= q], kept, min_keep)
+    limit = q * 2.0**row.bits
+    return _at_least([i for i in kept if row.w[i] >= limit], kept, min_keep)
 
 
 def _keep_typical(kept: list[int], row: _Row, tau: float, min_keep: int) -> list[int]:
@@ -615,14 +617,15 @@ def _keep_typical(kept: list[int], row: _Row, tau: float, min_keep: int) -> list
     information -log P_i is from the entropy H, nearest first, and keep the shortest
     prefix of that order whose probability reaches tau.
 
-    With P_i = e_i / Z, Z = W * 2**-K: -log P_i = log Z - s_i and
-    H = log Z - sum(e_i s_i) / Z, the sum taken in exact integers (A). Ties in the
+    With P_i = w_i / W and Z = W * 2**-K: -log P_i = log Z - s_i and
+    H = log Z - sum(w_i s_i) / W, the sum taken in exact integers (A, each term
+    rounded once). Ties in the
     distance go to the lower index (transformers keeps every tied token; llama.cpp
     stops at a mass strictly above tau).
     """
-    s, e, w, bits = row.s, row.e, row.w, row.bits
+    s, w, bits = row.s, row.w, row.bits
     total = sum(w[i] for i in kept)
-    spread = sum(round(-(e[i] * s[i]) * 2.0**bits) for i in kept if e[i] != 0.0)  # A
+    spread = sum(round(-(float(w[i]) * s[i])) for i in kept if w[i] > 0)  # A
     log_z = math.log(float(total) * 2.0**-bits)
     entropy = log_z + float(spread) / float(total)
     distance = {i: abs((log_z - s[i]) - entropy) for i in kept}
