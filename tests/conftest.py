@@ -1,8 +1,10 @@
 """Shared test helpers: the blog's numbers, the dtype -> tolerance table, the
-instruction sets to run the kernels on, memory layouts and hypothesis strategies."""
+instruction sets to run the kernels on, memory layouts, hypothesis strategies and the
+chi-square test of draws."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -31,6 +33,35 @@ BLOG_LOGITS = [2.5, 0.7, 2.0, 0.2, 0.5]
 BLOG_PROBS = [0.4981509447, 0.0823437973, 0.3021438211, 0.0499440377, 0.0674173992]
 BLOG_PART2_LOGITS = [4500, 1260, 3600, 360, 900]
 BLOG_PART2_PROBS = [0.423729, 0.118644, 0.338983, 0.033898, 0.084746]
+
+
+def _compiled_takes_the_chain() -> bool:
+    try:
+        tinyllm.filter_logits([0.0], typical_p=None)
+    except TypeError:
+        return False
+    return True
+
+
+#: Whether the compiled ``sample_logits``/``filter_logits`` take issue 11's decoding chain
+#: (typical_p, top_n_sigma, min_tokens_to_keep, logit_bias, the penalties, history).
+COMPILED_TAKES_THE_CHAIN = _compiled_takes_the_chain()
+NO_COMPILED_CHAIN = (
+    "the compiled sample_logits/filter_logits do not take issue 11's keywords yet "
+    "(typical_p, top_n_sigma, ...): only tinyllm.reference follows the new chain"
+)
+
+
+def exact_weights(logits, temperature=1.0) -> list[int]:
+    """Issue 11's weights of a row, written out: w_i = round(e_i * 2**K) (exact integers;
+    0 for a -inf logit), e_i = filter_exp((x_i - max) / T), K = min(52, 63 - V.bit_length())."""
+    from tinyllm.reference.sampling import filter_exp
+
+    x = [float(v) for v in logits]
+    m = max(x)
+    bits = min(52, 63 - len(x).bit_length())
+    e = [filter_exp((v - m) / temperature) if v != -math.inf else 0.0 for v in x]
+    return [round(v * 2.0**bits) for v in e]
 
 
 # ---------------------------------------------------------------------------
@@ -189,3 +220,81 @@ def assert_raises(exc, fragments, fn, *args, **kwargs) -> None:
 @pytest.fixture(params=DTYPES, ids=["float32", "float64"])
 def dtype(request):
     return request.param
+
+
+# ---------------------------------------------------------------------------
+# The chi-square test of draws against probabilities, without scipy
+# ---------------------------------------------------------------------------
+
+
+def _gamma_q(a, x):
+    """Regularised upper incomplete gamma Q(a, x) (Numerical Recipes' gammq)."""
+    if x <= 0.0:
+        return 1.0
+    log_prefactor = -x + a * math.log(x) - math.lgamma(a)
+    if x < a + 1.0:  # series for P(a, x)
+        term = total = 1.0 / a
+        n = a
+        for _ in range(10_000):
+            n += 1.0
+            term *= x / n
+            total += term
+            if abs(term) < abs(total) * 1e-15:
+                break
+        return 1.0 - total * math.exp(log_prefactor)
+    # Lentz's continued fraction for Q(a, x).
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c = 1.0 / tiny
+    d = 1.0 / b
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h * math.exp(log_prefactor)
+
+
+def chi2_sf(stat, df):
+    """P(X >= stat) for X ~ chi-square with df degrees of freedom."""
+    return _gamma_q(df / 2.0, stat / 2.0)
+
+
+def chi_square_pvalue(tokens, probs):
+    """Pearson's test of draws against probabilities (bins with expected < 5 pooled).
+
+    Tokens of probability 0 must never be drawn: that is asserted, not tested.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    probs = probs / probs.sum()
+    counts = np.bincount(np.asarray(tokens).ravel(), minlength=probs.size)
+    assert counts.size == probs.size, "a token outside the vocabulary was drawn"
+    assert counts[probs == 0].sum() == 0, "a token of probability 0 was drawn"
+    n = counts.sum()
+    expected = probs * n
+    big = expected >= 5
+    obs = list(counts[big]) + [counts[~big & (probs > 0)].sum()]
+    exp = list(expected[big]) + [expected[~big & (probs > 0)].sum()]
+    if exp[-1] == 0:
+        obs, exp = obs[:-1], exp[:-1]
+    stat = sum((o - e) ** 2 / e for o, e in zip(obs, exp))
+    return chi2_sf(stat, len(exp) - 1)
+
+
+# A conservative fixed threshold: with fixed seeds the outcome never changes, and a
+# wrong distribution over >= 1e5 draws gives p-values far below it.
+P_THRESHOLD = 1e-4
+
+
+def softmax64(x):
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(x - x.max())
+    return e / e.sum()
