@@ -35,23 +35,6 @@ BLOG_PART2_LOGITS = [4500, 1260, 3600, 360, 900]
 BLOG_PART2_PROBS = [0.423729, 0.118644, 0.338983, 0.033898, 0.084746]
 
 
-def _compiled_takes_the_chain() -> bool:
-    try:
-        tinyllm.filter_logits([0.0], typical_p=None)
-    except TypeError:
-        return False
-    return True
-
-
-#: Whether the compiled ``sample_logits``/``filter_logits`` take issue 11's decoding chain
-#: (typical_p, top_n_sigma, min_tokens_to_keep, logit_bias, the penalties, history).
-COMPILED_TAKES_THE_CHAIN = _compiled_takes_the_chain()
-NO_COMPILED_CHAIN = (
-    "the compiled sample_logits/filter_logits do not take issue 11's keywords yet "
-    "(typical_p, top_n_sigma, ...): only tinyllm.reference follows the new chain"
-)
-
-
 def exact_weights(logits, temperature=1.0) -> list[int]:
     """Issue 11's weights of a row, written out: w_i = round(e_i * 2**K) (exact integers;
     0 for a -inf logit), e_i = filter_exp((x_i - max) / T), K = min(52, 63 - V.bit_length())."""

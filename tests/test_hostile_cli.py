@@ -327,7 +327,7 @@ def test_interrupt_in_process_is_status_130(capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(TinyLM, "generate_positions", interrupted)
+    monkeypatch.setattr(TinyLM, "continuation", interrupted)  # what `generate` calls
     assert run(capsys, "generate", "el cielo es") == (130, "", "tinyllm generate: interrupted\n")
 
 

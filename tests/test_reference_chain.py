@@ -11,8 +11,7 @@ compiled tinyllm.sample_logits / filter_logits.
 - argument errors for every new keyword;
 - draws: the rule of step 5 exactly, and chi-square tests against softmax(filter_logits).
 
-Every test takes ``impl`` ("reference" or "compiled"); the compiled one is skipped while
-its entry points do not take the new keywords (conftest.COMPILED_TAKES_THE_CHAIN).
+Every test takes ``impl``: "reference" or "compiled", the same expectations for both.
 """
 
 from __future__ import annotations
@@ -32,8 +31,6 @@ import tinyllm
 from tinyllm.reference import sampling as ref
 
 from conftest import (
-    COMPILED_TAKES_THE_CHAIN,
-    NO_COMPILED_CHAIN,
     P_THRESHOLD,
     chi_square_pvalue,
     exact_weights,
@@ -96,8 +93,6 @@ class Impl:
 
 @pytest.fixture(params=["reference", "compiled"])
 def impl(request) -> Impl:
-    if request.param == "compiled" and not COMPILED_TAKES_THE_CHAIN:
-        pytest.skip(NO_COMPILED_CHAIN)
     return Impl(request.param)
 
 
@@ -1076,7 +1071,6 @@ all_options = st.fixed_dictionaries(
 )
 
 
-@pytest.mark.skipif(not COMPILED_TAKES_THE_CHAIN, reason=NO_COMPILED_CHAIN)
 @pytest.mark.usefixtures("each_isa")
 @deterministic
 @given(

@@ -27,9 +27,7 @@ from tinyllm.reference import sampling as ref
 from conftest import (
     BLOG_LOGITS,
     BLOG_PROBS,
-    COMPILED_TAKES_THE_CHAIN,
     DTYPES,
-    NO_COMPILED_CHAIN,
     P_THRESHOLD,
     chi2_sf,
     chi_square_pvalue,
@@ -294,10 +292,6 @@ def assert_same_support(logits, **filters):
     logits = np.asarray(logits)
     got = filter_logits(logits, **filters)
     expected = ref.filter_logits(logits.tolist(), **filters)
-    if support(got).tolist() != support(expected).tolist() and not COMPILED_TAKES_THE_CHAIN:
-        # Until the compiled kernels follow issue 11, they keep the old min-p threshold
-        # (normalised probabilities, their own exp) and top-p's running float sum.
-        pytest.xfail(f"{NO_COMPILED_CHAIN}; filters {filters} differ on {logits!r}")
     assert support(got).tolist() == support(expected).tolist(), (logits, filters)
     # Kept tokens carry logits / T (in the input's dtype).
     keep = support(got)
@@ -379,11 +373,8 @@ def smallest_top_p_reaching(mass, total):
 
 
 def top_p_support(logits, top_p):
-    """The support top-p keeps: the compiled one checked against the reference when the
-    compiled kernels follow issue 11's exact masses, the reference's otherwise."""
-    if COMPILED_TAKES_THE_CHAIN:
-        return assert_same_support(logits, top_p=top_p)
-    return support(ref.filter_logits(np.asarray(logits).tolist(), top_p=top_p))
+    """The support top-p keeps, the compiled one checked against the reference."""
+    return assert_same_support(logits, top_p=top_p)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

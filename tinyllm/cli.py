@@ -563,12 +563,13 @@ def _position_chunks(
     """
     continuation = model.continuation(prompt, n, rng=generator, **options)
     size = min(n, GENERATE_CHUNK, 16)
-    yield []  # the options were good: the caller may start writing
-    while not continuation.done:
+    while True:  # at least one chunk (empty for n = 0): the first next() checks
         start = time.perf_counter()
         positions = continuation.take(size)
         elapsed = time.perf_counter() - start
         yield positions
+        if continuation.done:
+            return
         if elapsed < CHUNK_SECONDS / 2:
             size = min(2 * size, GENERATE_CHUNK)
         elif elapsed > 2 * CHUNK_SECONDS:
