@@ -463,6 +463,34 @@ def test_plot_embeddings(tmp_path, capsys, model_file):
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_plot_figures_for_notebooks():
+    """embeddings_figure and loss_figure return the Figure the PNG writers save: the
+    blog's five points on its axes, and one line per loss (validation only when there is one)."""
+    pytest.importorskip("matplotlib")
+    from tinyllm.plot import embeddings_figure, loss_figure
+
+    (ax,) = embeddings_figure(TinyLM.from_blog()).axes
+    np.testing.assert_array_equal(ax.collections[0].get_offsets(), blog.EMBEDDINGS)
+    assert [t.get_text() for t in ax.texts] == list(blog.TOKENS)
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_xlim()) == ("Sustantivo", "Adjetivo", (-1, 1))
+    (ax,) = embeddings_figure(TinyLM.from_blog(), max_labels=2, title="E").axes
+    assert [t.get_text() for t in ax.texts] == ["azul", "cielo"]
+    assert ax.get_title() == "E (2 of 5 tokens)"
+    with pytest.raises(ValueError, match="max_labels"):
+        embeddings_figure(TinyLM.from_blog(), max_labels=-1)
+
+    text = "el cielo es azul.\nel mar es azul.\nel hielo es frío.\nla nieve es blanca.\n"
+    history = train(text, dim=2, hidden=2, options=TrainOptions(epochs=3, val_fraction=0.5)).history
+    (ax,) = loss_figure(history, title="T").axes
+    assert ax.get_title() == "T"
+    assert [line.get_label() for line in ax.get_lines()] == ["training", "validation"]
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), [h.train_loss for h in history])
+    no_val = train(text, dim=2, hidden=2, options=TrainOptions(epochs=2, val_fraction=0))
+    assert [line.get_label() for line in loss_figure(no_val.history).axes[0].get_lines()] == [
+        "training"
+    ]
+
+
 # -- the command line on a trained model: <unk>, many tokens, plurals -----------
 def test_cli_explain_says_when_a_word_is_read_as_unk(capsys, model_file):
     status, out, err = run(capsys, "explain", "--model", model_file, "el marrr es")

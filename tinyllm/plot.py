@@ -11,6 +11,8 @@ Both draw on a matplotlib ``Figure`` with the Agg canvas (no pyplot state, no wi
 and write a PNG through :func:`tinyllm._files.atomic_writer`: the destination is
 checked before drawing (a directory, FIFO or device is refused) and replaced in one
 rename, so a failed or interrupted plot leaves any previous file as it was.
+:func:`embeddings_figure` and :func:`loss_figure` return that ``Figure`` instead, for
+a notebook to show (``notebooks/``) or a caller to draw on further.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ __all__ = [
     "PLOT_MISSING",
     "require_matplotlib",
     "embeddings",
+    "embeddings_figure",
     "embedding_coordinates",
     "loss_curve",
+    "loss_figure",
 ]
 
 PLOT_MISSING = (
@@ -74,6 +78,42 @@ def embedding_coordinates(model) -> tuple[np.ndarray, str, str]:
     )
 
 
+def embeddings_figure(model, max_labels: int = 60, title: str | None = None):
+    """``model``'s embeddings as labelled points: a matplotlib ``Figure`` (not saved).
+
+    In a notebook, the figure shows where it is the cell's last expression. Parameters
+    as in :func:`embeddings`, which draws this figure and saves it.
+
+    Raises
+    ------
+    ValueError
+        ``max_labels`` is negative.
+    ImportError
+        matplotlib is not installed (the message says how to install it).
+    """
+    max_labels = checked_int("max_labels", max_labels, 0)
+    Figure, Canvas = require_matplotlib()
+    points, xlabel, ylabel = embedding_coordinates(model)
+    n = min(len(points), max_labels)
+    fig = Figure(figsize=(7, 6) if n > 10 else (5, 5))
+    Canvas(fig)
+    ax = fig.add_subplot()
+    ax.scatter(points[:n, 0], points[:n, 1], s=18, color="tab:blue")
+    for token, (x, y) in zip(model.vocab.tokens[:n], points[:n]):
+        ax.annotate(token, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if _is_blog_model(model):
+        ax.set_xlim(-1, 1)
+        ax.set_ylim(-1, 1)
+    ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
+    ax.axvline(0, color="0.8", linewidth=0.8, zorder=0)
+    shown = "" if n == len(points) else f" ({n} of {len(points)} tokens)"
+    ax.set_title((title or "Embeddings") + shown)
+    fig.tight_layout()
+    return fig
+
+
 def embeddings(model, path, max_labels: int = 60, title: str | None = None) -> None:
     """Draw ``model``'s embeddings as labelled points and save a PNG at ``path``.
 
@@ -96,27 +136,31 @@ def embeddings(model, path, max_labels: int = 60, title: str | None = None) -> N
         ``path`` cannot be written (see :func:`tinyllm._files.atomic_writer`).
     """
     max_labels = checked_int("max_labels", max_labels, 0)
-    Figure, Canvas = require_matplotlib()
+    require_matplotlib()
     with atomic_writer(path) as f:
-        points, xlabel, ylabel = embedding_coordinates(model)
-        n = min(len(points), max_labels)
-        fig = Figure(figsize=(7, 6) if n > 10 else (5, 5))
-        Canvas(fig)
-        ax = fig.add_subplot()
-        ax.scatter(points[:n, 0], points[:n, 1], s=18, color="tab:blue")
-        for token, (x, y) in zip(model.vocab.tokens[:n], points[:n]):
-            ax.annotate(token, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=9)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        if _is_blog_model(model):
-            ax.set_xlim(-1, 1)
-            ax.set_ylim(-1, 1)
-        ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
-        ax.axvline(0, color="0.8", linewidth=0.8, zorder=0)
-        shown = "" if n == len(points) else f" ({n} of {len(points)} tokens)"
-        ax.set_title((title or "Embeddings") + shown)
-        fig.tight_layout()
-        fig.savefig(f, format="png", dpi=120)
+        embeddings_figure(model, max_labels, title).savefig(f, format="png", dpi=120)
+
+
+def loss_figure(history, title: str = "Training"):
+    """Training (and validation) loss per epoch: a matplotlib ``Figure`` (not saved).
+
+    Parameters as in :func:`loss_curve`, which draws this figure and saves it.
+    """
+    Figure, Canvas = require_matplotlib()
+    fig = Figure(figsize=(6, 4))
+    Canvas(fig)
+    ax = fig.add_subplot()
+    epochs = [h.epoch for h in history]
+    ax.plot(epochs, [h.train_loss for h in history], marker="o", markersize=3, label="training")
+    if any(h.val_loss is not None for h in history):
+        ax.plot(epochs, [h.val_loss for h in history], marker="o", markersize=3, label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy (nats per token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
 
 
 def loss_curve(history, path, title: str = "Training") -> None:
@@ -129,21 +173,6 @@ def loss_curve(history, path, title: str = "Training") -> None:
         The PNG to write (replaced atomically if it exists).
     title : str, default "Training"
     """
-    Figure, Canvas = require_matplotlib()
+    require_matplotlib()
     with atomic_writer(path) as f:
-        fig = Figure(figsize=(6, 4))
-        Canvas(fig)
-        ax = fig.add_subplot()
-        epochs = [h.epoch for h in history]
-        ax.plot(epochs, [h.train_loss for h in history], marker="o", markersize=3, label="training")
-        if any(h.val_loss is not None for h in history):
-            ax.plot(
-                epochs, [h.val_loss for h in history], marker="o", markersize=3, label="validation"
-            )
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("cross-entropy (nats per token)")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(f, format="png", dpi=120)
+        loss_figure(history, title).savefig(f, format="png", dpi=120)
