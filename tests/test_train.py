@@ -478,6 +478,13 @@ def test_plot_figures_for_notebooks():
     assert ax.get_title() == "E (2 of 5 tokens)"
     with pytest.raises(ValueError, match="max_labels"):
         embeddings_figure(TinyLM.from_blog(), max_labels=-1)
+    # A trained copy of the blog's model whose "azul" left the post's square: still drawn.
+    moved = TinyLM.from_blog()
+    table = np.array(blog.EMBEDDINGS)
+    table[0] = [-1.8, 0.9]
+    moved = TinyLM(moved.config, moved.vocab, table, moved.W1, moved.W2)
+    (ax,) = embeddings_figure(moved).axes
+    assert ax.get_xlim() == ax.get_ylim() and ax.get_xlim()[0] < -1.8
 
     text = "el cielo es azul.\nel mar es azul.\nel hielo es frío.\nla nieve es blanca.\n"
     history = train(text, dim=2, hidden=2, options=TrainOptions(epochs=3, val_fraction=0.5)).history

@@ -2,9 +2,10 @@
 
 - :func:`embeddings`: every token's embedding as a labelled point, like the figure of
   part 3 of the blog. For the blog's model the axes are "Sustantivo" and "Adjetivo"
-  from -1 to 1; for another 2-D model, its two dimensions; for d > 2 the first two
-  principal components of the embedding table (centred; the axis labels say how much
-  of the variance each one explains); for d = 1 the single dimension.
+  from -1 to 1 (wider if training moved a point outside); for another 2-D model, its
+  two dimensions; for d > 2 the first two principal components of the embedding
+  table (centred; the axis labels say how much of the variance each one explains);
+  for d = 1 the single dimension.
 - :func:`loss_curve`: training and validation loss per epoch.
 
 Both draw on a matplotlib ``Figure`` with the Agg canvas (no pyplot state, no window)
@@ -104,8 +105,11 @@ def embeddings_figure(model, max_labels: int = 60, title: str | None = None):
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if _is_blog_model(model):
-        ax.set_xlim(-1, 1)
-        ax.set_ylim(-1, 1)
+        # The post's square from -1 to 1, made larger (and kept square) when a trained
+        # copy of the blog's model has moved a point outside it.
+        limit = max(1.0, 1.1 * float(np.abs(points).max()))
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
     ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
     ax.axvline(0, color="0.8", linewidth=0.8, zorder=0)
     shown = "" if n == len(points) else f" ({n} of {len(points)} tokens)"
