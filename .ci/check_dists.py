@@ -3,13 +3,13 @@
     python .ci/check_dists.py DIST_DIR
 
 The sdist must carry everything needed to build and test (the Cython sources,
-the kernels' .pxi, the stubs, the tests, README and LICENSE) and nothing generated
-(.c, compiled modules). The wheel must carry one compiled module and one .pyi stub
-per src/*.pyx but src/_kernels.pyx, whose builds (one per instruction set:
-``tinyllm/_kernels_baseline.*``, and on x86-64 but Windows ``_kernels_avx2.*`` and
-``_kernels_avx512.*``, as setup.py makes them) have no stub; py.typed; and no
-sources or tests. The modules expected are read from this checkout's src/, so a new
-module is checked without editing this.
+the kernels' .pxi, the stubs, the tests and the notebooks they run, README and
+LICENSE) and nothing generated (.c, compiled modules). The wheel must carry one
+compiled module and one .pyi stub per src/*.pyx but src/_kernels.pyx, whose builds
+(one per instruction set: ``tinyllm/_kernels_baseline.*``, and on x86-64 but Windows
+``_kernels_avx2.*`` and ``_kernels_avx512.*``, as setup.py makes them) have no stub;
+py.typed; and no sources or tests. The modules expected are read from this
+checkout's src/, so a new module is checked without editing this.
 
 Both files are named after the distribution (``tinyllm-cython``, normalised to
 ``tinyllm_cython-<version>``), which is not the import name ``tinyllm``; the wheel's
@@ -30,6 +30,7 @@ MODULES = sorted(p.stem for p in (ROOT / "src").glob("*.pyx") if p.stem != "_ker
 PXDS = sorted(p.name for p in (ROOT / "src").glob("*.pxd"))
 PXIS = sorted(str(p.relative_to(ROOT / "src")) for p in (ROOT / "src").rglob("*.pxi"))
 TESTS = sorted(p.name for p in (ROOT / "tests").glob("*.py"))
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
 GENERATED = (".c", ".cpp", ".html", ".so", ".pyd", ".dylib", ".o", ".pyc")
 
 
@@ -68,6 +69,7 @@ def check_sdist(path):
         | {f"src/{p}" for p in PXDS + PXIS}
         | {f"tinyllm/{m}.pyi" for m in MODULES}
         | {f"tests/{t}" for t in TESTS}
+        | {f"notebooks/{n}" for n in NOTEBOOKS}
     )
     problems = [f"missing {n}" for n in sorted(expected - names)]
     problems += [f"generated file {n}" for n in sorted(names) if n.endswith(GENERATED)]
@@ -80,7 +82,7 @@ def check_sdist(path):
     fail(problems, path.name)
     print(
         f"{path.name}: ok ({len(names)} entries; {len(MODULES) + 1} .pyx, {len(PXDS)} .pxd, "
-        f"{len(PXIS)} .pxi, {len(TESTS)} test files, no generated C)"
+        f"{len(PXIS)} .pxi, {len(TESTS)} test files, {len(NOTEBOOKS)} notebooks, no generated C)"
     )
 
 

@@ -662,10 +662,10 @@ def test_loss_curve_marks_the_kept_epoch(tmp_path, trained):
     pytest.importorskip(
         "matplotlib", reason="matplotlib is not installed (pip install 'tinyllm-cython[plot]')"
     )
-    from tinyllm.plot import _loss_figure, loss_curve
+    from tinyllm.plot import loss_curve, loss_figure
 
     kept = trained.kept
-    fig = _loss_figure(trained.history, "t", kept)
+    fig = loss_figure(trained.history, "t", kept.epoch)
     (ax,) = fig.axes
     labels = [line.get_label() for line in ax.get_lines()]
     mark = f"kept: epoch {kept.epoch} (validation {kept.val_loss:.3f})"
@@ -673,7 +673,7 @@ def test_loss_curve_marks_the_kept_epoch(tmp_path, trained):
     vline = ax.get_lines()[labels.index(mark)]
     assert list(vline.get_xdata()) == [kept.epoch, kept.epoch]
     assert mark in [t.get_text() for t in ax.get_legend().get_texts()]
-    plain = _loss_figure(trained.history, "t")
+    plain = loss_figure(trained.history, "t")
     assert [line.get_label() for line in plain.axes[0].get_lines()] == ["training", "validation"]
     path = tmp_path / "loss.png"
     loss_curve(trained.history, path, kept_epoch=kept.epoch)
@@ -683,6 +683,41 @@ def test_loss_curve_marks_the_kept_epoch(tmp_path, trained):
         with pytest.raises(ValueError, match="kept_epoch"):
             loss_curve(trained.history, path, kept_epoch=bad)
     assert path.read_bytes() == b"the previous curve"
+
+
+def test_plot_figures_for_notebooks():
+    """embeddings_figure and loss_figure return the Figure the PNG writers save: the
+    blog's five points on its axes, and one line per loss (validation only when there is one)."""
+    pytest.importorskip("matplotlib")
+    from tinyllm.plot import embeddings_figure, loss_figure
+
+    (ax,) = embeddings_figure(TinyLM.from_blog()).axes
+    np.testing.assert_array_equal(ax.collections[0].get_offsets(), blog.EMBEDDINGS)
+    assert [t.get_text() for t in ax.texts] == list(blog.TOKENS)
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_xlim()) == ("Sustantivo", "Adjetivo", (-1, 1))
+    (ax,) = embeddings_figure(TinyLM.from_blog(), max_labels=2, title="E").axes
+    assert [t.get_text() for t in ax.texts] == ["azul", "cielo"]
+    assert ax.get_title() == "E (2 of 5 tokens)"
+    with pytest.raises(ValueError, match="max_labels"):
+        embeddings_figure(TinyLM.from_blog(), max_labels=-1)
+    # A trained copy of the blog's model whose "azul" left the post's square: still drawn.
+    moved = TinyLM.from_blog()
+    table = np.array(blog.EMBEDDINGS)
+    table[0] = [-1.8, 0.9]
+    moved = TinyLM(moved.config, moved.vocab, table, moved.W1, moved.W2)
+    (ax,) = embeddings_figure(moved).axes
+    assert ax.get_xlim() == ax.get_ylim() and ax.get_xlim()[0] < -1.8
+
+    text = "el cielo es azul.\nel mar es azul.\nel hielo es frío.\nla nieve es blanca.\n"
+    history = train(text, dim=2, hidden=2, options=TrainOptions(epochs=3, val_fraction=0.5)).history
+    (ax,) = loss_figure(history, title="T").axes
+    assert ax.get_title() == "T"
+    assert [line.get_label() for line in ax.get_lines()] == ["training", "validation"]
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), [h.train_loss for h in history])
+    no_val = train(text, dim=2, hidden=2, options=TrainOptions(epochs=2, val_fraction=0))
+    assert [line.get_label() for line in loss_figure(no_val.history).axes[0].get_lines()] == [
+        "training"
+    ]
 
 
 # -- the command line on a trained model: <unk>, many tokens, plurals -----------

@@ -2,9 +2,10 @@
 
 - :func:`embeddings`: every token's embedding as a labelled point, like the figure of
   part 3 of the blog. For the blog's model the axes are "Sustantivo" and "Adjetivo"
-  from -1 to 1; for another 2-D model, its two dimensions; for d > 2 the first two
-  principal components of the embedding table (centred; the axis labels say how much
-  of the variance each one explains); for d = 1 the single dimension.
+  from -1 to 1 (wider if training moved a point outside); for another 2-D model, its
+  two dimensions; for d > 2 the first two principal components of the embedding
+  table (centred; the axis labels say how much of the variance each one explains);
+  for d = 1 the single dimension.
 - :func:`loss_curve`: training and validation loss per epoch, with the epoch whose
   weights training kept marked.
 
@@ -12,6 +13,8 @@ Both draw on a matplotlib ``Figure`` with the Agg canvas (no pyplot state, no wi
 and write a PNG through :func:`tinyllm._files.atomic_writer`: the destination is
 checked before drawing (a directory, FIFO or device is refused) and replaced in one
 rename, so a failed or interrupted plot leaves any previous file as it was.
+:func:`embeddings_figure` and :func:`loss_figure` return that ``Figure`` instead, for
+a notebook to show (``notebooks/``) or a caller to draw on further.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ __all__ = [
     "PLOT_MISSING",
     "require_matplotlib",
     "embeddings",
+    "embeddings_figure",
     "embedding_coordinates",
     "loss_curve",
+    "loss_figure",
 ]
 
 PLOT_MISSING = (
@@ -75,6 +80,45 @@ def embedding_coordinates(model) -> tuple[np.ndarray, str, str]:
     )
 
 
+def embeddings_figure(model, max_labels: int = 60, title: str | None = None):
+    """``model``'s embeddings as labelled points: a matplotlib ``Figure`` (not saved).
+
+    In a notebook, the figure shows where it is the cell's last expression. Parameters
+    as in :func:`embeddings`, which draws this figure and saves it.
+
+    Raises
+    ------
+    ValueError
+        ``max_labels`` is negative.
+    ImportError
+        matplotlib is not installed (the message says how to install it).
+    """
+    max_labels = checked_int("max_labels", max_labels, 0)
+    Figure, Canvas = require_matplotlib()
+    points, xlabel, ylabel = embedding_coordinates(model)
+    n = min(len(points), max_labels)
+    fig = Figure(figsize=(7, 6) if n > 10 else (5, 5))
+    Canvas(fig)
+    ax = fig.add_subplot()
+    ax.scatter(points[:n, 0], points[:n, 1], s=18, color="tab:blue")
+    for token, (x, y) in zip(model.vocab.tokens[:n], points[:n]):
+        ax.annotate(token, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if _is_blog_model(model):
+        # The post's square from -1 to 1, made larger (and kept square) when a trained
+        # copy of the blog's model has moved a point outside it.
+        limit = max(1.0, 1.1 * float(np.abs(points).max()))
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+    ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
+    ax.axvline(0, color="0.8", linewidth=0.8, zorder=0)
+    shown = "" if n == len(points) else f" ({n} of {len(points)} tokens)"
+    ax.set_title((title or "Embeddings") + shown)
+    fig.tight_layout()
+    return fig
+
+
 def embeddings(model, path, max_labels: int = 60, title: str | None = None) -> None:
     """Draw ``model``'s embeddings as labelled points and save a PNG at ``path``.
 
@@ -97,27 +141,9 @@ def embeddings(model, path, max_labels: int = 60, title: str | None = None) -> N
         ``path`` cannot be written (see :func:`tinyllm._files.atomic_writer`).
     """
     max_labels = checked_int("max_labels", max_labels, 0)
-    Figure, Canvas = require_matplotlib()
+    require_matplotlib()
     with atomic_writer(path) as f:
-        points, xlabel, ylabel = embedding_coordinates(model)
-        n = min(len(points), max_labels)
-        fig = Figure(figsize=(7, 6) if n > 10 else (5, 5))
-        Canvas(fig)
-        ax = fig.add_subplot()
-        ax.scatter(points[:n, 0], points[:n, 1], s=18, color="tab:blue")
-        for token, (x, y) in zip(model.vocab.tokens[:n], points[:n]):
-            ax.annotate(token, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=9)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        if _is_blog_model(model):
-            ax.set_xlim(-1, 1)
-            ax.set_ylim(-1, 1)
-        ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
-        ax.axvline(0, color="0.8", linewidth=0.8, zorder=0)
-        shown = "" if n == len(points) else f" ({n} of {len(points)} tokens)"
-        ax.set_title((title or "Embeddings") + shown)
-        fig.tight_layout()
-        fig.savefig(f, format="png", dpi=120)
+        embeddings_figure(model, max_labels, title).savefig(f, format="png", dpi=120)
 
 
 def loss_curve(history, path, title: str = "Training", kept_epoch: int | None = None) -> None:
@@ -139,9 +165,9 @@ def loss_curve(history, path, title: str = "Training", kept_epoch: int | None = 
         ``kept_epoch`` is not one of the epochs of ``history``.
     """
     require_matplotlib()
-    kept = _kept_stats(history, kept_epoch)
+    _kept_stats(history, kept_epoch)    # a bad kept_epoch fails before the file is touched
     with atomic_writer(path) as f:
-        _loss_figure(history, title, kept).savefig(f, format="png", dpi=120)
+        loss_figure(history, title, kept_epoch).savefig(f, format="png", dpi=120)
 
 
 def _kept_stats(history, kept_epoch):
@@ -155,8 +181,12 @@ def _kept_stats(history, kept_epoch):
     raise ValueError(f"kept_epoch {kept_epoch} is not an epoch of the history")
 
 
-def _loss_figure(history, title: str, kept=None):
-    """The loss curve on a new Figure; ``kept``, an EpochStats of ``history``, is marked."""
+def loss_figure(history, title: str = "Training", kept_epoch: int | None = None):
+    """Training (and validation) loss per epoch: a matplotlib ``Figure`` (not saved).
+
+    Parameters as in :func:`loss_curve`, which draws this figure and saves it.
+    """
+    kept = _kept_stats(history, kept_epoch)
     Figure, Canvas = require_matplotlib()
     fig = Figure(figsize=(6, 4))
     Canvas(fig)
