@@ -191,6 +191,13 @@ def test_the_checks_catch_a_broken_catalogue(tmp_path, monkeypatch):
     assert any(p.startswith("untranslated: ") for p in found), found
     assert any(p.startswith("not in the catalogue: ") for p in found), found
 
+    def a_percent(entries):  # argparse would fail to %-format this help text
+        m = next(m for m in entries if m.msgid == "no per-epoch lines")
+        m.msgstr = ["sin líneas por época (100%)"]
+
+    found = broken_catalogue(tmp_path, monkeypatch, a_percent)
+    assert any(p.startswith("a % the original does not have") for p in found), found
+
 
 def test_extraction_refuses_an_f_string(tmp_path):
     package = tmp_path / "pkg"

@@ -13,7 +13,8 @@ module of the package (:func:`extract`). ``update`` keeps the translations of me
 that are still used, drops the others and adds new ones untranslated; translate them
 in the ``.po`` (any editor, or Poedit), then ``compile``. The tests check that every
 message is translated, that each translation has the same ``{fields}`` as its
-original, and that the committed ``.mo`` is what ``compile`` makes of the ``.po``.
+original (and no ``%`` the original lacks: argparse %-formats help texts), and that
+the committed ``.mo`` is what ``compile`` makes of the ``.po``.
 
 The ``.mo`` is written as Python's ``Tools/i18n/msgfmt.py`` writes it (GNU's format,
 version 0, no hash table): keys sorted, untranslated and fuzzy entries left out.
@@ -366,6 +367,8 @@ def problems(lang: str = "es", package: Path = PACKAGE) -> list[str]:
         for text in originals[:-1] + [s for s in m.msgstr if s]:
             if fields(text) != want:
                 found.append(f"fields {fields(text)} instead of {want}: {text!r}")
+            if text.count("%") != m.msgid.count("%"):  # argparse %-formats its help texts
+                found.append(f"a % the original does not have: {text!r}")
     mo = mo_path(lang)
     if not mo.exists() or mo.read_bytes() != compile_mo(read_po(po)):
         found.append(

@@ -27,6 +27,13 @@ The streams are whatever the user brings:
 
 ``generate`` writes its tokens as they are drawn, chunk by chunk, in memory that does
 not grow with ``-n``.
+
+Every message is in the user's language (:mod:`tinyllm._i18n`): ``--lang en|es``,
+before or after the command, else the locale's; help and usage errors too, since
+``--lang`` is read before the rest of the line (written in full: an abbreviation such
+as ``--lan es`` is only seen by argparse, after the help is built). Errors raised with
+English text by argparse and the library are translated here from the templates of
+KNOWN_MESSAGES; one that matches none is shown as it is.
 """
 
 from __future__ import annotations
