@@ -4,7 +4,8 @@
 
 The sdist must carry everything needed to build and test (the Cython sources,
 the kernels' .pxi, the stubs, the tests and the notebooks they run, README and
-LICENSE) and nothing generated (.c, compiled modules). The wheel must carry one
+LICENSE) and nothing generated (.c, compiled modules). Both carry the message
+catalogues (``tinyllm/locale``, the .po and the compiled .mo). The wheel must carry one
 compiled module and one .pyi stub per src/*.pyx but src/_kernels.pyx, whose builds
 (one per instruction set: ``tinyllm/_kernels_baseline.*``, and on x86-64 but Windows
 ``_kernels_avx2.*`` and ``_kernels_avx512.*``, as setup.py makes them) have no stub;
@@ -31,6 +32,8 @@ PXDS = sorted(p.name for p in (ROOT / "src").glob("*.pxd"))
 PXIS = sorted(str(p.relative_to(ROOT / "src")) for p in (ROOT / "src").rglob("*.pxi"))
 TESTS = sorted(p.name for p in (ROOT / "tests").glob("*.py"))
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+# The message catalogues (tinyllm/locale/<lang>/LC_MESSAGES/tinyllm.po and .mo).
+CATALOGUES = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("tinyllm/locale/*/*/*.[mp]o"))
 GENERATED = (".c", ".cpp", ".html", ".so", ".pyd", ".dylib", ".o", ".pyc")
 
 
@@ -70,6 +73,7 @@ def check_sdist(path):
         | {f"tinyllm/{m}.pyi" for m in MODULES}
         | {f"tests/{t}" for t in TESTS}
         | {f"notebooks/{n}" for n in NOTEBOOKS}
+        | set(CATALOGUES)
     )
     problems = [f"missing {n}" for n in sorted(expected - names)]
     problems += [f"generated file {n}" for n in sorted(names) if n.endswith(GENERATED)]
@@ -115,6 +119,7 @@ def check_wheel(path):
     problems += [f"unexpected kernel build {n}" for n in stray]
     if "tinyllm/py.typed" not in names:
         problems.append("missing tinyllm/py.typed")
+    problems += [f"missing catalogue {n}" for n in CATALOGUES if n not in names]
     problems += [
         f"source file {n}"
         for n in sorted(names)

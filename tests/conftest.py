@@ -21,6 +21,21 @@ DTYPES = [np.float32, np.float64]
 #: Relative tolerance of a compiled kernel against tinyllm.reference, per dtype.
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 
+
+# ---------------------------------------------------------------------------
+# The tests read English, whatever the machine's locale (LANG=es_ES.UTF-8 would make
+# the displays and the command line Spanish): test_i18n.py asks for Spanish itself.
+# ---------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def english(monkeypatch) -> Iterator[None]:
+    from tinyllm import _i18n
+
+    monkeypatch.setenv("LANGUAGE", "en")  # read first, by tinyllm and by the children
+    _i18n.set_language(None)
+    yield
+    _i18n.set_language(None)
+
+
 # ---------------------------------------------------------------------------
 # The blog's numbers (part 3 unless said; ../shared/reference of the project)
 # ---------------------------------------------------------------------------

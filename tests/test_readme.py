@@ -31,3 +31,13 @@ def test_explain_block_is_the_real_output(capsys):
     text = README.read_text(encoding="utf-8")
     block = re.search(r"```text\n(Part 3 — vectors and embeddings.*?)```", text, re.S).group(1)
     assert cli_output(capsys, "explain", "el cielo es") == block
+
+
+def test_spanish_explain_block_is_the_real_output(capsys):
+    """The Spanish section shows what `--lang es` prints, and says how to ask for it."""
+    text = README.read_text(encoding="utf-8")
+    spanish = text[text.index("## En español") :]
+    assert 'tinyllm --lang es explain "el cielo es"' in spanish and "LANG=es_ES.UTF-8" in spanish
+    block = re.search(r"```text\n(Parte 3 — vectores y embeddings.*?)```", spanish, re.S).group(1)
+    assert cli_output(capsys, "--lang", "es", "explain", "el cielo es") == block
+    assert "--html pagina.html" in spanish  # the page for the classroom

@@ -27,15 +27,24 @@ The streams are whatever the user brings:
 
 ``generate`` writes its tokens as they are drawn, chunk by chunk, in memory that does
 not grow with ``-n``.
+
+Every message is in the user's language (:mod:`tinyllm._i18n`): ``--lang en|es``,
+before or after the command, else the locale's; help and usage errors too, since
+``--lang`` is read before the rest of the line (written in full: an abbreviation such
+as ``--lan es`` is only seen by argparse, after the help is built). Errors raised with
+English text by argparse and the library are translated here from the templates of
+KNOWN_MESSAGES; one that matches none is shown as it is.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
 import re
+import string
 import sys
 import time
 from collections import Counter
@@ -44,11 +53,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyllm import blog, display
+from tinyllm import _i18n, blog, display
 from tinyllm._arrays import check_memory
 from tinyllm._compiled import __all__ as _COMPILED_FUNCTIONS
 from tinyllm._compiled import as_generator
 from tinyllm._console import ReaderGone, emit, guarded_streams, point_at_devnull, say, to_json
+from tinyllm._i18n import N_, _, ngettext
 from tinyllm._version import __version__
 from tinyllm.display import BAR_WIDTH
 from tinyllm.display import bar as _bar
@@ -56,6 +66,7 @@ from tinyllm.display import number as _num
 from tinyllm.display import top_positions as _top
 from tinyllm.display import vector as _vec
 from tinyllm.model import Draws, TinyLM
+from tinyllm.vocab import UnknownTokenError
 
 GENERATE_CHUNK = 4096  # generate: most tokens per call of the compiled loop
 CHUNK_SECONDS = 0.05  # generate: chunks are sized to take about this long (output flows,
@@ -72,25 +83,35 @@ JSON_BYTES_PER_DRAW = 60
 # ---------------------------------------------------------------------------
 # Formatting
 # ---------------------------------------------------------------------------
-def _plural(n: int, noun: str) -> str:
-    """'1 step', '2 steps', '0 draws'."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def _stages(stages: Sequence[tuple[str, str]], gap: int) -> list[str]:
+    """``1. name   value`` per stage, the values in one column, ``gap`` spaces after the
+    longest name."""
+    heads = [f"{step}. {name}" for step, (name, _value) in enumerate(stages, 1)]
+    width = max(len(head) for head in heads) + gap
+    return [f"{head:<{width}}{value}" for head, (_name, value) in zip(heads, stages)]
 
 
 def format_part1(r: blog.Part1Result) -> str:
     w1, w2, w3 = r.weights
     x1, x2, x3 = r.ids
     lines = [
-        "Part 1 — relations and functions: y = x1*w1 - x2*w2 + x3*w3",
+        _("Part 1 — relations and functions: {formula}").format(
+            formula="y = x1*w1 - x2*w2 + x3*w3"
+        ),
         "",
-        f"1. words   {'  '.join(r.words)}",
-        f"2. ids     x = ({x1}, {x2}, {x3})",
-        f"3. w       ({_num(w1)}, {_num(w2)}, {_num(w3)})",
-        f"4. y       {x1}*{_num(w1)} - {x2}*{_num(w2)} + {x3}*{_num(w3)} = {_num(r.y)}",
+        *_stages(
+            [
+                (display.label("words"), "  ".join(r.words)),
+                (display.label("ids"), f"x = ({x1}, {x2}, {x3})"),
+                ("w", f"({_num(w1)}, {_num(w2)}, {_num(w3)})"),
+                ("y", f"{x1}*{_num(w1)} - {x2}*{_num(w2)} + {x3}*{_num(w3)} = {_num(r.y)}"),
+            ],
+            gap=3,
+        ),
         "",
-        f"y is the id of: {r.word}"
+        _("y is the id of: {word}").format(word=r.word)
         if r.word
-        else "y is not the id of any word (the post's first problem)",
+        else _("y is not the id of any word (the post's first problem)"),
     ]
     return "\n".join(lines)
 
@@ -98,13 +119,21 @@ def format_part1(r: blog.Part1Result) -> str:
 def format_part2(r: blog.Part2Result) -> str:
     tw = max(len(t) for t in r.tokens)
     lines = [
-        "Part 2 — creativity and probabilities: f1, f2, normalise by the sum",
+        _("Part 2 — creativity and probabilities: f1, f2, normalise by the sum"),
         "",
-        f"1. words     {'  '.join(r.words)}",
-        f"2. ids       {'  '.join(str(i) for i in r.ids)}",
-        f"3. f1        {_num(r.f1)}   (x1*1.0 + x2*0.5 + x3*1.5)",
-        f"4. logits    {_vec(r.logits)}   (f2 = f1 * w_f2)",
-        f"5. v/sum(v)  (sum {_num(float(r.logits.sum()))}):",
+        *_stages(
+            [
+                (display.label("words"), "  ".join(r.words)),
+                (display.label("ids"), "  ".join(str(i) for i in r.ids)),
+                ("f1", f"{_num(r.f1)}   (x1*1.0 + x2*0.5 + x3*1.5)"),
+                (display.label("logits"), f"{_vec(r.logits)}   (f2 = f1 * w_f2)"),
+                (
+                    "v/sum(v)",
+                    "(" + _("sum {total}").format(total=_num(float(r.logits.sum()))) + "):",
+                ),
+            ],
+            gap=2,
+        ),
     ]
     for token, p in zip(r.tokens, r.probs):
         lines.append(f"     {token:<{tw}}  {p:.6f}  {_bar(float(p))}")
@@ -115,15 +144,25 @@ def format_part2(r: blog.Part2Result) -> str:
 # Commands
 # ---------------------------------------------------------------------------
 def format_epoch(stats) -> str:
+    """train's log line for one epoch."""
     val = (
         ""
         if stats.val_loss is None
-        else f"  val loss {stats.val_loss:.4f} (perplexity {stats.val_perplexity:7.2f})"
+        else "  "
+        + _("val loss {loss:.4f} (perplexity {perplexity:7.2f})").format(
+            loss=stats.val_loss, perplexity=stats.val_perplexity
+        )
     )
-    return (
-        f"epoch {stats.epoch:>3}  loss {stats.train_loss:.4f} (perplexity "
-        f"{stats.train_perplexity:7.2f}){val}  lr {stats.lr:.3g}  "
-        f"{stats.tokens_per_second:,.0f} tokens/s"
+    return _(
+        "epoch {epoch:>3}  loss {loss:.4f} (perplexity {perplexity:7.2f}){val}  lr {lr:.3g}  "
+        "{speed:,.0f} tokens/s"
+    ).format(
+        epoch=stats.epoch,
+        loss=stats.train_loss,
+        perplexity=stats.train_perplexity,
+        val=val,
+        lr=stats.lr,
+        speed=stats.tokens_per_second,
     )
 
 
@@ -133,12 +172,18 @@ def _cmd_train(args: argparse.Namespace) -> str:
 
     # Everything that can be checked is checked before training: nothing is lost.
     if args.momentum is not None and args.optimizer != "sgd":
-        raise ValueError(f"--momentum applies to --optimizer sgd only, not {args.optimizer}")
+        raise ValueError(
+            _("--momentum applies to --optimizer sgd only, not {optimizer}").format(
+                optimizer=args.optimizer
+            )
+        )
     momentum = train.TrainOptions.momentum if args.momentum is None else args.momentum
     if args.patience and args.val_fraction == 0:
         raise ValueError(
-            "--patience needs validation examples, and --val-fraction 0 holds out none "
-            "(--patience 0 turns early stopping off)"
+            _(
+                "--patience needs validation examples, and --val-fraction 0 holds out none "
+                "(--patience 0 turns early stopping off)"
+            )
         )
     patience = train.TrainOptions.patience if args.patience is None else args.patience or None
     options = train.TrainOptions(
@@ -166,8 +211,10 @@ def _cmd_train(args: argparse.Namespace) -> str:
     )
     if args.corpus is None:
         text, name = corpus.builtin_text(), corpus.BUILTIN_NAME
+        shown = _("built-in {file}").format(file="corpus_es.txt")  # the saved name stays
     else:
         text, name = corpus.read_text(args.corpus), os.path.basename(args.corpus)
+        shown = name
     activation = None if args.activation == "none" else args.activation
     quiet = args.quiet
 
@@ -195,18 +242,25 @@ def _cmd_train(args: argparse.Namespace) -> str:
         loss_curve(
             result.history,
             args.plot_loss,
-            title=f"tinyllm train: {name}",
+            title=f"tinyllm train: {shown}",
             kept_epoch=result.kept_epoch,
         )
     model = result.model
+    examples = ngettext("{n} example", "{n} examples", result.train_examples)
+    steps = ngettext("{n} step", "{n} steps", result.steps)
     lines = [
-        f"trained {model!r} on {name}: {_plural(result.train_examples, 'example')} "
-        f"({result.val_examples} held out), {_plural(result.steps, 'step')}",
+        _("trained {model} on {corpus}: {examples} ({held_out} held out), {steps}").format(
+            model=repr(model),
+            corpus=shown,
+            examples=examples.format(n=result.train_examples),
+            held_out=result.val_examples,
+            steps=steps.format(n=result.steps),
+        ),
         *_kept_lines(result),
-        f"saved to {args.out}",
+        _("saved to {path}").format(path=args.out),
     ]
     if args.plot_loss:
-        lines.append(f"loss curve: {args.plot_loss}")
+        lines.append(_("loss curve: {path}").format(path=args.plot_loss))
     probe = (
         " ".join(model.vocab.tokens[p] for p in model.encode_prompt(blog.PROMPT))
         if _knows(model, blog.PROMPT)
@@ -215,7 +269,11 @@ def _cmd_train(args: argparse.Namespace) -> str:
     if probe is not None:
         probs = model.next_token_probs(blog.PROMPT)
         best = int(probs.argmax())
-        lines.append(f'after "{blog.PROMPT}" it predicts: {model.vocab[best]} ({probs[best]:.1%})')
+        lines.append(
+            _('after "{prompt}" it predicts: {token} ({p:.1%})').format(
+                prompt=blog.PROMPT, token=model.vocab[best], p=probs[best]
+            )
+        )
     return "\n".join(lines)
 
 
@@ -224,19 +282,30 @@ def _kept_lines(result) -> list[str]:
     kept = result.kept
     lines = []
     if result.stopped == "patience":
+        patience = result.options.patience
         lines.append(
-            f"stopped early after epoch {result.history[-1].epoch}: no lower validation "
-            f"loss in {_plural(result.options.patience, 'epoch')}"
+            ngettext(
+                "stopped early after epoch {epoch}: no lower validation loss in {n} epoch",
+                "stopped early after epoch {epoch}: no lower validation loss in {n} epochs",
+                patience,
+            ).format(epoch=result.history[-1].epoch, n=patience)
         )
-    why = "the lowest validation loss" if result.early_stopping else "the last"
+    why = _("the lowest validation loss") if result.early_stopping else _("the last")
     val = (
         ""
         if kept.val_loss is None
-        else f", validation {kept.val_loss:.4f} (perplexity {kept.val_perplexity:.2f})"
+        else _(", validation {loss:.4f} (perplexity {perplexity:.2f})").format(
+            loss=kept.val_loss, perplexity=kept.val_perplexity
+        )
     )
     lines.append(
-        f"kept epoch {kept.epoch} ({why}): loss {kept.train_loss:.4f} "
-        f"(perplexity {kept.train_perplexity:.2f}){val}"
+        _("kept epoch {epoch} ({why}): loss {loss:.4f} (perplexity {perplexity:.2f}){val}").format(
+            epoch=kept.epoch,
+            why=why,
+            loss=kept.train_loss,
+            perplexity=kept.train_perplexity,
+            val=val,
+        )
     )
     return lines
 
@@ -258,9 +327,11 @@ def _cmd_plot(args: argparse.Namespace) -> str:
         model,
         args.out,
         max_labels=args.max_labels,
-        title="Embeddings del blog" if args.model is None else f"Embeddings: {args.model}",
+        title=_("The blog's embeddings")
+        if args.model is None
+        else _("Embeddings: {model}").format(model=args.model),
     )
-    return f"wrote {args.out}"
+    return _("wrote {path}").format(path=args.out)
 
 
 #: The largest count an option takes: what a 64-bit integer holds (no array, loop or
@@ -281,13 +352,22 @@ def _integer(minimum: int | None = None, maximum: int | None = MAX_COUNT):
             value = int(text)
         except ValueError:
             digits = text.strip().lstrip("+-").isdigit()  # more digits than int() reads
-            raise argparse.ArgumentTypeError(
-                f"{'is too long a number' if digits else 'must be an integer'}, got {_shown(text)}"
-            ) from None
+            problem = (
+                _("is too long a number, got {value}")
+                if digits
+                else _("must be an integer, got {value}")
+            )
+            raise argparse.ArgumentTypeError(problem.format(value=_shown(text))) from None
         if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {_shown(text)}")
+            raise argparse.ArgumentTypeError(
+                _("must be at most {maximum}, got {value}").format(
+                    maximum=maximum, value=_shown(text)
+                )
+            )
         if minimum is not None and value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(
+                _("must be >= {minimum}, got {value}").format(minimum=minimum, value=value)
+            )
         return value
 
     return parse
@@ -298,136 +378,159 @@ def _shown(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
+def _default(value) -> str:
+    """ "default VALUE", for a help text."""
+    return _("default {value}").format(value=value)
+
+
 def _add_train_parser(commands) -> None:
     from tinyllm.train import OPTIMIZERS, SCHEDULES, TrainOptions
 
     d = TrainOptions()
     train = commands.add_parser(
         "train",
-        help="learn embeddings and weights from text",
-        description="Train a model on CORPUS.txt (the built-in Spanish corpus when no file is "
-        "given): a vocabulary from the text (lowercase, words and punctuation), "
-        "random weights from --seed, then minibatch gradient descent on the "
-        "next-token cross-entropy. Prints loss and perplexity per epoch (stderr) "
-        "and saves the model to --out.",
+        help=_("learn embeddings and weights from text"),
+        description=_(
+            "Train a model on CORPUS.txt (the built-in Spanish corpus when no file is "
+            "given): a vocabulary from the text (lowercase, words and punctuation), "
+            "random weights from --seed, then minibatch gradient descent on the "
+            "next-token cross-entropy. Prints loss and perplexity per epoch (stderr) "
+            "and saves the model to --out."
+        ),
     )
     train.add_argument(
         "corpus",
         nargs="?",
         default=None,
         metavar="CORPUS.txt",
-        help="UTF-8 text, one sentence per line, # comments (default: built-in)",
+        help=_("UTF-8 text, one sentence per line, # comments (default: built-in)"),
     )
     train.add_argument(
         "--out",
         default="model.npz",
-        metavar="FILE",
-        help="where to save the model (default model.npz)",
+        metavar=_("FILE"),
+        help=_("where to save the model (default model.npz)"),
     )
     train.add_argument(
-        "--dim", type=_integer(), default=16, help="d, numbers per embedding (default 16)"
+        "--dim", type=_integer(), default=16, help=_("d, numbers per embedding (default 16)")
     )
     train.add_argument(
-        "--context", type=_integer(), default=3, help="c, tokens the model reads (default 3)"
+        "--context", type=_integer(), default=3, help=_("c, tokens the model reads (default 3)")
     )
-    train.add_argument("--hidden", type=_integer(), default=32, help="h, hidden units (default 32)")
+    train.add_argument(
+        "--hidden", type=_integer(), default=32, help=_("h, hidden units (default 32)")
+    )
     train.add_argument(
         "--activation",
         choices=("none", "tanh"),
         default="none",
-        help="of the hidden layer (default none, as in the blog)",
+        help=_("of the hidden layer (default none, as in the blog)"),
     )
     train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     train.add_argument(
         "--min-count",
         type=_integer(),
         default=1,
-        help="words seen fewer times become <unk> (default 1)",
+        help=_("words seen fewer times become <unk> (default 1)"),
     )
-    train.add_argument("--epochs", type=_integer(), default=d.epochs, help=f"default {d.epochs}")
+    train.add_argument("--epochs", type=_integer(), default=d.epochs, help=_default(d.epochs))
     train.add_argument(
-        "--batch-size", type=_integer(), default=d.batch_size, help=f"default {d.batch_size}"
+        "--batch-size", type=_integer(), default=d.batch_size, help=_default(d.batch_size)
     )
     train.add_argument(
-        "--lr", type=float, default=d.lr, help=f"learning rate, > 0 (default {d.lr})"
+        "--lr",
+        type=float,
+        default=d.lr,
+        help=_("learning rate, > 0 (default {value})").format(value=d.lr),
     )
     train.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
     train.add_argument(
         "--momentum",
         type=float,
         default=None,
-        help=f"for --optimizer sgd, in [0, 1) (default {d.momentum})",
+        help=_("for --optimizer sgd, in [0, 1) (default {value})").format(value=d.momentum),
     )
     train.add_argument(
         "--schedule",
         choices=SCHEDULES,
         default=d.schedule,
-        help="learning-rate schedule (default constant)",
+        help=_("learning-rate schedule (default constant)"),
     )
     train.add_argument(
-        "--warmup", type=_integer(), default=d.warmup, help="warm-up steps (default 0)"
+        "--warmup", type=_integer(), default=d.warmup, help=_("warm-up steps (default 0)")
     )
     train.add_argument(
         "--val-fraction",
         type=float,
         default=d.val_fraction,
-        help="share of lines held out for validation (default 0.1)",
+        help=_("share of lines held out for validation (default 0.1)"),
     )
     train.add_argument(
-        "--seed", type=_integer(maximum=None), default=d.seed, help="seeds everything (default 0)"
+        "--seed",
+        type=_integer(maximum=None),
+        default=d.seed,
+        help=_("seeds everything (default 0)"),
     )
     train.add_argument(
         "--patience",
         type=_integer(0),
         default=None,
         metavar="N",
-        help=f"early stopping: stop after N epochs without a lower validation loss and keep "
-        f"the epoch that had the lowest (default {d.patience}; 0: train every epoch, keep "
-        f"the last)",
+        help=_(
+            "early stopping: stop after N epochs without a lower validation loss and keep "
+            "the epoch that had the lowest (default {value}; 0: train every epoch, keep "
+            "the last)"
+        ).format(value=d.patience),
     )
     train.add_argument(
         "--weight-decay",
         type=float,
         default=d.weight_decay,
         metavar="WD",
-        help=f"decoupled weight decay: each step first scales the weights by 1 - lr * WD, "
-        f"as AdamW (default {d.weight_decay}; 0: off)",
+        help=_(
+            "decoupled weight decay: each step first scales the weights by 1 - lr * WD, "
+            "as AdamW (default {value}; 0: off)"
+        ).format(value=d.weight_decay),
     )
     train.add_argument(
         "--plot-loss",
         metavar="PNG",
         default=None,
-        help="also draw the loss curve (needs matplotlib)",
+        help=_("also draw the loss curve (needs matplotlib)"),
     )
     train.add_argument(
         "--progress",
         choices=("auto", "on", "off"),
         default="auto",
-        help="progress bar: auto = on a terminal when tqdm is installed",
+        help=_("progress bar: auto = on a terminal when tqdm is installed"),
     )
-    train.add_argument("-q", "--quiet", action="store_true", help="no per-epoch lines")
+    train.add_argument("-q", "--quiet", action="store_true", help=_("no per-epoch lines"))
     train.set_defaults(run=_cmd_train)
 
 
 def _add_plot_parser(commands) -> None:
     plot = commands.add_parser(
-        "plot", help="draw figures (needs matplotlib)", description="Draw a figure as a PNG."
+        "plot",
+        help=_("draw figures (needs matplotlib)"),
+        description=_("Draw a figure as a PNG."),
     )
-    figures = plot.add_subparsers(dest="figure", required=True, metavar="FIGURE")
+    figures = plot.add_subparsers(dest="figure", required=True, metavar=_("FIGURE"))
     emb = figures.add_parser(
         "embeddings",
-        help="the embeddings as labelled points",
-        description="Every token's embedding as a labelled point, like the blog's figure: "
-        "axes Sustantivo and Adjetivo for the blog's model, the first two "
-        "principal components when d > 2.",
+        help=_("the embeddings as labelled points"),
+        description=_(
+            "Every token's embedding as a labelled point, like the blog's figure: "
+            "axes Noun and Adjective for the blog's model, the first two "
+            "principal components when d > 2."
+        ),
     )
     _add_model_argument(emb)
-    emb.add_argument("--out", required=True, metavar="PNG", help="the PNG to write")
+    emb.add_argument("--out", required=True, metavar="PNG", help=_("the PNG to write"))
     emb.add_argument(
         "--max-labels",
         type=_integer(0),
         default=60,
-        help="draw at most this many tokens, the most frequent first (default 60)",
+        help=_("draw at most this many tokens, the most frequent first (default 60)"),
     )
     emb.set_defaults(run=_cmd_plot)
 
@@ -447,7 +550,10 @@ def _cmd_explain(args: argparse.Namespace) -> str:
         ):
             if given:
                 raise ValueError(
-                    f"--part 1 and --part 2 replay the blog's own models; {option} needs --part 3"
+                    _(
+                        "--part 1 and --part 2 replay the blog's own models; "
+                        "{option} needs --part 3"
+                    ).format(option=option)
                 )
     if args.part == 1:
         part1 = blog.part1(args.prompt)
@@ -479,7 +585,7 @@ def _cmd_explain(args: argparse.Namespace) -> str:
     )
     if args.html is not None:
         write_text(args.html, display.page_html(trace, title, model))
-        return f"wrote {args.html}"
+        return _("wrote {path}").format(path=args.html)
     return display.trace_text(trace, title)
 
 
@@ -505,13 +611,17 @@ def format_draws(tally: Tally) -> str:
     if len(order) < len(tally.vocab):
         count = tally.draws - sum(r[1] for r in rows)
         rest = 1.0 - sum(float(tally.probs[i]) for i in order)
-        rows.append((f"… {len(tally.vocab) - len(order)} more", count, max(rest, 0.0)))
+        more = display.label("more_tokens", n=len(tally.vocab) - len(order))
+        rows.append((more, count, max(rest, 0.0)))
     tw = max(len(r[0]) for r in rows)
     half = BAR_WIDTH // 2
+    heads = [display.label(key) for key in ("token", "count", "observed", "model")]
     lines += [
         "",
-        f"{_plural(tally.draws, 'draw')} of the next token:",
-        f"  {'token':<{tw}}  {'count':>6}  {'observed':<{half + 7}}  model",
+        ngettext("{n} draw of the next token:", "{n} draws of the next token:", tally.draws).format(
+            n=tally.draws
+        ),
+        f"  {heads[0]:<{tw}}  {heads[1]:>6}  {heads[2]:<{half + 7}}  {heads[3]}",
     ]
     for token, count, p in rows:
         lines.append(
@@ -545,8 +655,10 @@ def _check_json_memory(count: int, bytes_each: int, option: str) -> None:
     """--json holds everything it prints: refuse a count whose output cannot fit."""
     check_memory(
         count * bytes_each,
-        f"--json with {option} {count}",
-        f"--json holds all of its output; without it the memory does not grow with {option}",
+        _("--json with {option} {count}").format(option=option, count=count),
+        _(
+            "--json holds all of its output; without it the memory does not grow with {option}"
+        ).format(option=option),
     )
 
 
@@ -648,9 +760,9 @@ def _cmd_sample(args: argparse.Namespace) -> str:
 def _add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
-        metavar="FILE",
+        metavar=_("FILE"),
         default=None,
-        help="a model saved by 'tinyllm train' (default: the blog's model)",
+        help=_("a model saved by 'tinyllm train' (default: the blog's model)"),
     )
 
 
@@ -658,157 +770,203 @@ def _word_bias(text: str) -> tuple[str, float]:
     """``WORD=BIAS`` of --logit-bias, e.g. ``azul=-2`` or ``azul=-inf``."""
     word, sep, bias = text.rpartition("=")
     if not sep or not word:
-        raise argparse.ArgumentTypeError(f"expected WORD=BIAS, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            _("expected {metavar}, got {value}").format(metavar=_("WORD=BIAS"), value=repr(text))
+        )
     try:
         return word, float(bias)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"BIAS must be a number, got {bias!r}") from None
+        raise argparse.ArgumentTypeError(
+            _("BIAS must be a number, got {value}").format(value=repr(bias))
+        ) from None
 
 
 def _add_sampling_arguments(parser: argparse.ArgumentParser, filters: bool) -> None:
-    parser.add_argument("prompt", help='the prompt, e.g. "el cielo es"')
+    parser.add_argument("prompt", help=_('the prompt, e.g. "el cielo es"'))
     _add_model_argument(parser)
     parser.add_argument(
         "--seed",
         type=_integer(maximum=None),
         default=None,
-        help="seed of the random draws (same seed, same output); default: fresh",
+        help=_("seed of the random draws (same seed, same output); default: fresh"),
     )
     parser.add_argument(
         "--temperature",
         type=float,
         default=1.0,
-        help="divide the logits by T first; 0 is greedy (default 1)",
+        help=_("divide the logits by T first; 0 is greedy (default 1)"),
     )
     if filters:
         parser.add_argument(
-            "--top-k", type=_integer(), default=None, help="keep the k most likely tokens"
+            "--top-k", type=_integer(), default=None, help=_("keep the k most likely tokens")
         )
         parser.add_argument(
             "--top-p",
             type=float,
             default=None,
-            help="keep the smallest set of most likely tokens with mass >= p",
+            help=_("keep the smallest set of most likely tokens with mass >= p"),
         )
         parser.add_argument(
             "--min-p",
             type=float,
             default=None,
-            help="keep tokens with probability >= min_p x the largest",
+            help=_("keep tokens with probability >= min_p x the largest"),
         )
         parser.add_argument(
             "--typical-p",
             type=float,
             default=None,
-            help="locally typical sampling: keep the tokens closest to the entropy, mass >= p",
+            help=_("locally typical sampling: keep the tokens closest to the entropy, mass >= p"),
         )
         parser.add_argument(
             "--top-n-sigma",
             type=float,
             default=None,
-            help="keep logits within n standard deviations of the largest",
+            help=_("keep logits within n standard deviations of the largest"),
         )
         parser.add_argument(
             "--min-tokens-to-keep",
             type=_integer(),
             default=1,
-            help="every filter keeps at least this many tokens (default 1)",
+            help=_("every filter keeps at least this many tokens (default 1)"),
         )
         parser.add_argument(
             "--repetition-penalty",
             type=float,
             default=1.0,
-            help="divide (multiply if negative) the logits of recent tokens (default 1: off)",
+            help=_("divide (multiply if negative) the logits of recent tokens (default 1: off)"),
         )
         parser.add_argument(
             "--presence-penalty",
             type=float,
             default=0.0,
-            help="subtract this from the logit of each recent token (default 0)",
+            help=_("subtract this from the logit of each recent token (default 0)"),
         )
         parser.add_argument(
             "--frequency-penalty",
             type=float,
             default=0.0,
-            help="subtract this times each recent token's count (default 0)",
+            help=_("subtract this times each recent token's count (default 0)"),
         )
         parser.add_argument(
             "--penalty-last-n",
             type=_integer(-1),
             default=64,
-            help="how many recent tokens the penalties read, prompt included "
-            "(default 64; -1: all, 0: none)",
+            help=_(
+                "how many recent tokens the penalties read, prompt included "
+                "(default 64; -1: all, 0: none)"
+            ),
         )
         parser.add_argument(
             "--logit-bias",
             type=_word_bias,
             action="append",
-            metavar="WORD=BIAS",
-            help="add BIAS to WORD's logit (-inf bans it); may be repeated",
+            metavar=_("WORD=BIAS"),
+            help=_("add BIAS to WORD's logit (-inf bans it); may be repeated"),
         )
         parser.add_argument(
             "--stop",
             action="append",
-            metavar="WORD",
-            help="stop before this word (or words) is generated; may be repeated",
+            metavar=_("WORD"),
+            help=_("stop before this word (or words) is generated; may be repeated"),
         )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--json", action="store_true", help=_("print JSON instead of text"))
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help, with "usage:" in the user's language."""
+
+    def add_usage(self, usage, actions, groups, prefix=None):
+        super().add_usage(usage, actions, groups, _("usage: ") if prefix is None else prefix)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors as one line: ``tinyllm <command>: error: <message>``."""
+    """argparse in the user's language, with its errors as one line: ``tinyllm
+    <command>: error: <message>``. Every parser and subparser takes ``-h`` and ``--lang``
+    (so ``--lang`` may come before or after the command)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self._positionals.title = _("positional arguments")
+        self._optionals.title = _("options")
+        self.add_argument(
+            "-h",
+            "--help",
+            action="help",
+            default=argparse.SUPPRESS,
+            help=_("show this help message and exit"),
+        )
+        self.add_argument(
+            "--lang",
+            choices=_i18n.LANGUAGES,
+            default=argparse.SUPPRESS,
+            help=_("language of the messages: en or es (default: the locale's, as LANG)"),
+        )
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
+        self.exit(2, f"{self.prog}: error: {_translated(_one_line(message))}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser, its help in the current language (:mod:`tinyllm._i18n`)."""
     parser = _Parser(
         prog="tinyllm",
-        description="The toy language model of 'Mi camino a entender (por fin) los LLMs'.",
+        description=_("The toy language model of 'Mi camino a entender (por fin) los LLMs'."),
     )
-    parser.add_argument("--version", action="version", version=f"tinyllm {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"tinyllm {__version__}",
+        help=_("show the version and exit"),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar=_("COMMAND"))
 
     explain = commands.add_parser(
         "explain",
-        help="show the pipeline stage by stage with its numbers",
-        description="Run the blog's model on PROMPT and print every stage: "
-        "words, ids, embeddings, x, f1, logits, softmax.",
+        help=_("show the pipeline stage by stage with its numbers"),
+        description=_(
+            "Run the blog's model on PROMPT and print every stage: "
+            "words, ids, embeddings, x, f1, logits, softmax."
+        ),
     )
-    explain.add_argument("prompt", help='the prompt, e.g. "el cielo es"')
+    explain.add_argument("prompt", help=_('the prompt, e.g. "el cielo es"'))
     explain.add_argument(
         "--part",
         type=int,
         choices=(1, 2, 3),
         default=3,
-        help="which part of the blog to replay (default: 3)",
+        help=_("which part of the blog to replay (default: 3)"),
     )
     explain.add_argument(
         "--temperature",
         type=float,
         default=None,
-        help="divide the logits by T before softmax; 0 is the greedy limit "
-        "(part 3 only; default 1)",
+        help=_(
+            "divide the logits by T before softmax; 0 is the greedy limit (part 3 only; default 1)"
+        ),
     )
     outputs = explain.add_mutually_exclusive_group()
-    outputs.add_argument("--json", action="store_true", help="print the same as JSON")
+    outputs.add_argument("--json", action="store_true", help=_("print the same as JSON"))
     outputs.add_argument(
         "--html",
-        metavar="FILE",
+        metavar=_("FILE"),
         default=None,
-        help="write the same as one self-contained HTML page, for a classroom (part 3)",
+        help=_("write the same as one self-contained HTML page, for a classroom (part 3)"),
     )
     _add_model_argument(explain)
     explain.set_defaults(run=_cmd_explain)
 
     generate = commands.add_parser(
         "generate",
-        help="continue a prompt, token by token",
-        description="Sample a continuation of PROMPT from the blog's model: each new token "
-        "is drawn from softmax(logits / T) after the logit bias, the penalties and "
-        "the top-n-sigma, top-k, top-p, min-p and typical-p filters, and the model then "
-        "reads the last 3 tokens. The text is written as it is drawn.",
+        help=_("continue a prompt, token by token"),
+        description=_(
+            "Sample a continuation of PROMPT from the blog's model: each new token "
+            "is drawn from softmax(logits / T) after the logit bias, the penalties and "
+            "the top-n-sigma, top-k, top-p, min-p and typical-p filters, and the model then "
+            "reads the last 3 tokens. The text is written as it is drawn."
+        ),
     )
     _add_sampling_arguments(generate, filters=True)
     generate.add_argument(
@@ -816,18 +974,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-new-tokens",
         type=_integer(),
         default=10,
-        help="how many tokens to generate (default 10)",
+        help=_("how many tokens to generate (default 10)"),
     )
     generate.set_defaults(run=_cmd_generate)
 
     sample = commands.add_parser(
         "sample",
-        help="draw the next token many times and count (the notebooks' experiment)",
-        description="Draw the next token after PROMPT --draws times, print each draw, then "
-        "each token's observed frequency beside the model's probability.",
+        help=_("draw the next token many times and count (the notebooks' experiment)"),
+        description=_(
+            "Draw the next token after PROMPT --draws times, print each draw, then "
+            "each token's observed frequency beside the model's probability."
+        ),
     )
     _add_sampling_arguments(sample, filters=False)
-    sample.add_argument("--draws", type=_integer(), default=20, help="how many draws (default 20)")
+    sample.add_argument(
+        "--draws", type=_integer(), default=20, help=_("how many draws (default 20)")
+    )
     sample.add_argument("--show-max", type=_integer(0), default=100, help=argparse.SUPPRESS)
     sample.set_defaults(run=_cmd_sample)
 
@@ -841,20 +1003,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     0: done, or the reader of stdout went away early (``| head``); 2: an error, one
     line on stderr (usage errors exit with 2 through argparse's SystemExit); 130:
-    interrupted (Ctrl-C), one line on stderr.
+    interrupted (Ctrl-C), one line on stderr. Messages are in the language of
+    ``--lang``, else the locale's (:mod:`tinyllm._i18n`).
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
     command = None
-    with guarded_streams():
+    with guarded_streams(), _i18n.using(_requested_language(argv)):
         try:
             args = build_parser().parse_args(argv)
             command = args.command
-            return _run(args)
+            with _i18n.using(getattr(args, "lang", None)):
+                return _run(args)
         except KeyboardInterrupt:
-            say(command, "interrupted")
+            say(command, _("interrupted"))
             return 130
         except ReaderGone:
             point_at_devnull(sys.stdout)
             return 0
+
+
+def _requested_language(argv: Sequence) -> str | None:
+    """The language of ``--lang L`` or ``--lang=L`` (the last, before a lone ``--``), read
+    before parsing so that the help and the usage errors are in it too."""
+    lang = None
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--lang" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif isinstance(arg, str) and arg.startswith("--lang="):
+            value = arg.partition("=")[2]
+        else:
+            continue
+        if value in _i18n.LANGUAGES:
+            lang = value
+    return lang
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -862,16 +1045,161 @@ def _run(args: argparse.Namespace) -> int:
     try:
         emit(args.run(args))
     except (ValueError, TypeError, ImportError, OverflowError) as exc:
-        say(args.command, f"error: {_one_line(exc)}")
+        say(args.command, f"error: {_error_message(exc)}")
         return 2
     except MemoryError as exc:  # a size the checks let through but the machine could not
-        say(args.command, f"error: out of memory: {_one_line(exc) or 'try smaller sizes'}")
+        detail = _translated(_one_line(exc)) or _("try smaller sizes")
+        say(args.command, f"error: {_('out of memory: {detail}').format(detail=detail)}")
         return 2
     except OSError as exc:  # a file that cannot be read or written
-        detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
-        say(args.command, f"error: {_one_line(detail)}")
+        if exc.strerror and exc.filename:
+            detail = f"{_translated(_one_line(exc.strerror))}: {_one_line(exc.filename)}"
+        else:
+            detail = _translated(_one_line(exc))
+        say(args.command, f"error: {detail}")
         return 2
     return 0
+
+
+# ---------------------------------------------------------------------------
+# Errors in the user's language
+# ---------------------------------------------------------------------------
+#: What argparse and the library say, as it reads in English; the command line shows
+#: each translated, its fields as they were (the library's own messages stay English
+#: for Python callers). A message that matches none is shown as it is. The first
+#: template that matches the whole message wins, so a longer one goes first.
+KNOWN_MESSAGES = [
+    # argparse
+    N_("the following arguments are required: {arguments}"),
+    N_("unrecognized arguments: {arguments}"),
+    N_("argument {argument}: {message}"),
+    N_("invalid choice: {value} (choose from {choices})"),
+    N_("invalid {type} value: {value}"),
+    N_("expected one argument"),
+    N_("not allowed with argument {argument}"),
+    N_("ambiguous option: {option} could match {matches}"),
+    N_("ignored explicit argument {value}"),
+    # numbers out of range
+    N_("{name} must be finite and >= {minimum}, got {value}"),
+    N_("{name} must be finite and > {minimum}, got {value}"),
+    N_("{name} must be finite, got {value}"),
+    N_("{name} must be >= {minimum}, got {value}"),
+    N_("{name} must be at most {maximum}, got {value}"),
+    N_("{name} must be in {interval}, got {value}"),
+    N_("an rng seed"),
+    N_("the learning rate"),
+    N_("the weight decay"),
+    # prompts
+    N_("the prompt has {n} token; this model reads {context}, so it needs at least {context}"),
+    N_("the prompt has {n} tokens; this model reads {context}, so it needs at least {context}"),
+    N_("parts 1 and 2 of the blog read exactly 3 words, the prompt has {n}"),
+    # files
+    N_("no such model file: {path}"),
+    N_("permission denied reading the model file"),
+    N_("{path} is not a tinyllm model file: {reason}"),
+    N_("{path} does not hold a consistent tinyllm model: {reason}"),
+    N_("the file is empty"),
+    N_("not a zip archive"),
+    N_("the zip archive is corrupt or truncated ({reason})"),
+    N_("it holds a single .npy array, not a model archive"),
+    N_("the archive has no meta entry"),
+    N_("{path} is {kind}, not a model file"),
+    N_("{path} is {kind}, not a regular file: refusing to replace it"),
+    N_("a directory"),
+    N_("a FIFO (named pipe)"),
+    N_("a socket"),
+    N_("a character device"),
+    N_("a block device"),
+    N_("{name}: the path is empty (give a file name)"),
+    N_("model file"),
+    N_("{name} and {other} are the same file ({path}): refusing to overwrite an input"),
+    N_("{name} and {other} are the same file ({path}): give each output its own name"),
+    N_("the corpus"),
+    N_("cannot write there ({reason})"),
+    N_("its folder does not exist"),
+    N_("No such file or directory"),
+    N_("Permission denied"),
+    N_("Is a directory"),
+    N_("Not a directory"),
+    N_("No space left on device"),
+    N_("Read-only file system"),
+    N_("File name too long"),
+    N_("Too many levels of symbolic links"),
+    # sizes
+    N_("{name} would need {size} of memory; this machine has {total} ({reason})"),
+    N_("{name} would need {size} of memory; this machine has {total}"),
+    N_("training ({details})"),
+    # training
+    N_("the corpus is empty: it has no words to learn from"),
+    N_("the corpus has {n} token; a context of {context} needs at least {minimum}"),
+    N_("the corpus has {n} tokens; a context of {context} needs at least {minimum}"),
+    N_(
+        "training stopped at step {step} (epoch {epoch}): {reason}; the weights from before "
+        "that step are kept (try a smaller learning rate than {lr})"
+    ),
+    N_("the loss is {loss}, above {limit}"),
+    N_("the loss is {loss}"),
+    N_("a gradient or an updated weight is not finite"),
+    # optional dependencies
+    N_(
+        "plotting needs matplotlib, which is not installed: "
+        "pip install 'tinyllm-cython[plot]' (or pip install matplotlib)"
+    ),
+    N_(
+        "the progress bar needs tqdm, which is not installed: "
+        "pip install 'tinyllm-cython[progress]' (or pip install tqdm)"
+    ),
+]
+
+#: Fields that hold a message of their own (translated in turn); the others (numbers,
+#: paths, words, option names) are shown as they are.
+_NESTED = {"message", "name", "other", "kind", "reason"}
+
+
+def _error_message(exc: BaseException) -> str:
+    """The one line that says what went wrong, in the user's language."""
+    if isinstance(exc, UnknownTokenError):  # its parts are known: no need to match
+        word = repr(exc.word)
+        if not exc.suggestions:
+            return _("unknown word {word}").format(word=word)
+        choices = functools.reduce(
+            lambda a, b: _("{choices} or {choice}").format(choices=a, choice=b),
+            [repr(s) for s in exc.suggestions],
+        )
+        return _("unknown word {word}; did you mean {choices}?").format(word=word, choices=choices)
+    return _translated(_one_line(exc))
+
+
+def _translated(message: str) -> str:
+    """``message`` in the user's language, if it is one of KNOWN_MESSAGES."""
+    if _i18n.language() == "en":
+        return message
+    for template in KNOWN_MESSAGES:
+        match = _pattern(template).fullmatch(message)
+        if match:
+            fields = {
+                name: _translated(value) if name in _NESTED else value
+                for name, value in match.groupdict().items()
+            }
+            return _(template).format(**fields)
+    return message
+
+
+@functools.cache
+def _pattern(template: str) -> re.Pattern:
+    """What ``template.format(...)`` gives, as a regular expression with one group per
+    field (a path takes the longest match: it may hold any text)."""
+    pattern, seen = "", set()
+    for literal, name, _spec, _conversion in string.Formatter().parse(template):
+        pattern += re.escape(literal)
+        if name is None:
+            continue
+        if name in seen:
+            pattern += f"(?P={name})"
+        else:
+            pattern += f"(?P<{name}>.+)" if name == "path" else f"(?P<{name}>.+?)"
+            seen.add(name)
+    return re.compile(pattern, re.DOTALL)
 
 
 # "softmax: ", "TrainState.step: ", "generate: ": the name of the function that raised,

@@ -20,8 +20,11 @@ that read on white and on black); only the stand-alone page follows the system's
 background. Long vectors and large vocabularies are cut (the first numbers, the most
 likely tokens), so a page stays small whatever the model's size.
 
-Every human-readable label comes from :data:`LABELS`, through :func:`label`: the one
-place to translate.
+Every human-readable label comes from :data:`LABELS`, through :func:`label`, in the
+language of the locale (``LANG=es_ES.UTF-8``, as the command line) or the one chosen
+with :func:`set_language` (``set_language("es")``: Spanish, ``None``: the locale's
+again); English otherwise. The Spanish words are in the package's gettext catalogue
+(:mod:`tinyllm._i18n`). The numbers are the same in both languages.
 """
 
 from __future__ import annotations
@@ -33,12 +36,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tinyllm._i18n import N_, _, language, ngettext, set_language
+
 if TYPE_CHECKING:
     from tinyllm.model import Draws, TinyLM, Trace
 
 __all__ = [
     "LABELS",
     "label",
+    "language",
+    "set_language",
     "number",
     "vector",
     "bar",
@@ -63,72 +70,74 @@ HTML_CHARS = 48  # an HTML word or token is cut to this many characters
 SVG_BAR = 160  # pixels of an HTML bar at probability 1
 
 # ---------------------------------------------------------------------------
-# Labels: every word a person reads, in one place (to be translated)
+# Labels: every word a person reads, in one place
 # ---------------------------------------------------------------------------
-#: The text of every label, by key. A tuple is (singular, plural), chosen by ``n``.
+#: The text of every label, by key, in English. A tuple is (singular, plural), chosen
+#: by ``n``. Words are marked ``N_`` for the catalogue and translated when shown
+#: (:func:`label`); formulas, the same in every language, are not marked.
 LABELS: dict[str, str | tuple[str, str]] = {
-    "lang": "en",
     # the pipeline
-    "words": "words",
-    "ids": "ids",
-    "embeddings": "embeddings",
+    "words": N_("words"),
+    "ids": N_("ids"),
+    "embeddings": N_("embeddings"),
     "x": "x",
     "f1": "f1 = x · W1",
     "f1_tanh": "f1 = tanh(x · W1)",
-    "logits": "logits",
-    "probabilities": "probabilities",
-    "embeddings_shape": "{rows}x{cols}, one row per word",
-    "flattened": "flattened row by row, {numbers}",
-    "numbers": ("{n} number", "{n} numbers"),
-    "logits_note": "f2 = f1 · W2, one per token",
+    "logits": N_("logits"),
+    "probabilities": N_("probabilities"),
+    "embeddings_shape": N_("{rows}x{cols}, one row per word"),
+    "flattened": N_("flattened row by row, {numbers}"),
+    "numbers": N_("{n} number", "{n} numbers"),
+    "logits_note": N_("f2 = f1 · W2, one per token"),
     "softmax": "softmax(logits)",
     "softmax_t": "softmax(logits / T={t})",
-    "softmax_greedy": "softmax(logits / T) at T=0, the greedy limit (all on the largest logit)",
-    "most_likely_of": "the {shown} most likely of {total} tokens",
-    "more_tokens": "… {n} more",
-    "unknown_word": "{word} is not in the vocabulary: the model reads it as {token}",
-    "best": "most likely next word: {token} ({p})",
-    "part3_title": 'Part 3 — vectors and embeddings: "{prompt}"',
-    "model_title": '{name} ({model}): "{prompt}"',
-    "trace_title": 'Trace of "{prompt}"',
+    "softmax_greedy": N_("softmax(logits / T) at T=0, the greedy limit (all on the largest logit)"),
+    "most_likely_of": N_("the {shown} most likely of {total} tokens"),
+    "more_tokens": N_("… {n} more"),
+    "unknown_word": N_("{word} is not in the vocabulary: the model reads it as {token}"),
+    "best": N_("most likely next word: {token} ({p})"),
+    "part3_title": N_('Part 3 — vectors and embeddings: "{prompt}"'),
+    "model_title": N_('{name} ({model}): "{prompt}"'),
+    "trace_title": N_('Trace of "{prompt}"'),
     # the arrows of the diagram
-    "via_vocab": "vocabulary",
-    "via_table": "embedding table",
-    "via_flatten": "flatten",
+    "via_vocab": N_("vocabulary"),
+    "via_table": N_("embedding table"),
+    "via_flatten": N_("flatten"),
     "via_w1": "· W1",
     "via_w1_tanh": "tanh(· W1)",
     "via_w2": "· W2",
     "via_softmax": "softmax",
     # the draws
-    "draws_title": (
+    "draws_title": N_(
         '{n} draw of the next token after "{prompt}"',
         '{n} draws of the next token after "{prompt}"',
     ),
-    "token": "token",
-    "count": "count",
-    "observed": "observed",
-    "model": "model",
+    "token": N_("token"),
+    "count": N_("count"),
+    "observed": N_("observed"),
+    "model": N_("model"),
     # the model
     "model_name": "TinyLM",
-    "vocab_size": "vocabulary size (V)",
-    "dim": "numbers per embedding (d)",
-    "context": "words it reads (c)",
-    "hidden": "hidden units (h)",
-    "activation": "hidden layer",
-    "linear": "linear, f1 = x · W1 (as in the blog)",
-    "tanh": "tanh, f1 = tanh(x · W1)",
-    "weights": "weights",
-    "weights_value": "{dtype}, {params} parameters, {size}",
-    "first_tokens": "first tokens",
-    "bytes": ("{n} byte", "{n} bytes"),
+    "vocab_size": N_("vocabulary size (V)"),
+    "dim": N_("numbers per embedding (d)"),
+    "context": N_("words it reads (c)"),
+    "hidden": N_("hidden units (h)"),
+    "activation": N_("hidden layer"),
+    "linear": N_("linear, f1 = x · W1 (as in the blog)"),
+    "tanh": N_("tanh, f1 = tanh(x · W1)"),
+    "weights": N_("weights"),
+    "weights_value": N_("{dtype}, {params} parameters, {size}"),
+    "first_tokens": N_("first tokens"),
+    "bytes": N_("{n} byte", "{n} bytes"),
     # the page
-    "the_model": "The model",
-    "footer": "Made by tinyllm {version}: the same numbers as tinyllm explain --json.",
+    "the_model": N_("The model"),
+    "footer": N_("Made by tinyllm {version}: the same numbers as tinyllm explain --json."),
 }
 
 
 def label(key: str, n: int | None = None, **fields: object) -> str:
-    """The label ``key`` of :data:`LABELS`, with ``fields`` (and ``n``) filled in.
+    """The label ``key`` of :data:`LABELS` in the current language (:func:`language`),
+    with ``fields`` (and ``n``) filled in.
 
     Parameters
     ----------
@@ -143,7 +152,9 @@ def label(key: str, n: int | None = None, **fields: object) -> str:
     if isinstance(text, tuple):
         if n is None:
             raise TypeError(f"label {key!r} has a singular and a plural: give n")
-        text = text[0] if n == 1 else text[1]
+        text = ngettext(text[0], text[1], n)
+    else:
+        text = _(text)
     if n is not None:
         fields["n"] = n
     return text.format(**fields)
@@ -168,7 +179,7 @@ def vector(values: Iterable[float], limit: int = 12, room: int | None = None) ->
             return text
     shown = [f"{v:.4g}" for v in values[:8]]
     while True:
-        text = "[" + ", ".join([*shown, f"… ({len(values)} numbers)"]) + "]"
+        text = "[" + ", ".join([*shown, f"… ({label('numbers', n=len(values))})"]) + "]"
         if room is None or columns(text) <= room or not shown:
             return text
         shown.pop()
@@ -209,7 +220,7 @@ def _char_columns(text: str) -> Iterator[tuple[str, int]]:
 
 def columns(text: str) -> int:
     """How many terminal columns ``text`` takes (see :func:`clip`)."""
-    return sum(n for _, n in _char_columns(text))
+    return sum(n for _char, n in _char_columns(text))
 
 
 def clip(text: str, width: int) -> str:
@@ -733,7 +744,7 @@ def page_html(trace: Trace, title: str, model: TinyLM | None = None) -> str:
     )
     return (
         "<!DOCTYPE html>\n"
-        f'<html lang="{_e(label("lang"))}"><head><meta charset="utf-8">'
+        f'<html lang="{language()}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="color-scheme" content="light dark">'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '

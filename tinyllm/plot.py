@@ -1,11 +1,12 @@
 """Figures (optional: ``pip install 'tinyllm-cython[plot]'`` installs matplotlib).
 
 - :func:`embeddings`: every token's embedding as a labelled point, like the figure of
-  part 3 of the blog. For the blog's model the axes are "Sustantivo" and "Adjetivo"
-  from -1 to 1 (wider if training moved a point outside); for another 2-D model, its
-  two dimensions; for d > 2 the first two principal components of the embedding
-  table (centred; the axis labels say how much of the variance each one explains);
-  for d = 1 the single dimension.
+  part 3 of the blog. For the blog's model the axes are "Noun" and "Adjective"
+  ("Sustantivo" and "Adjetivo" in Spanish, as in the post) from -1 to 1 (wider if
+  training moved a point outside); for another 2-D model, its two dimensions; for
+  d > 2 the first two principal components of the embedding table (centred; the axis
+  labels say how much of the variance each one explains); for d = 1 the single
+  dimension.
 - :func:`loss_curve`: training and validation loss per epoch, with the epoch whose
   weights training kept marked.
 
@@ -15,6 +16,9 @@ checked before drawing (a directory, FIFO or device is refused) and replaced in 
 rename, so a failed or interrupted plot leaves any previous file as it was.
 :func:`embeddings_figure` and :func:`loss_figure` return that ``Figure`` instead, for
 a notebook to show (``notebooks/``) or a caller to draw on further.
+
+Titles, axis labels and legends are in the language of :mod:`tinyllm._i18n` (the
+locale's, or the command line's ``--lang``), as the displays are.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 
 from tinyllm._arrays import checked_int
 from tinyllm._files import atomic_writer
+from tinyllm._i18n import _
 
 __all__ = [
     "PLOT_MISSING",
@@ -61,23 +66,28 @@ def embedding_coordinates(model) -> tuple[np.ndarray, str, str]:
     table = np.asarray(model.embedding.table, dtype=np.float64)
     d = table.shape[1]
     if _is_blog_model(model):
-        return table, "Sustantivo", "Adjetivo"
+        return table, _("Noun"), _("Adjective")
     if d == 1:
-        return np.column_stack([table[:, 0], np.zeros(len(table))]), "dimensión 1", ""
+        return np.column_stack([table[:, 0], np.zeros(len(table))]), _dimension(1), ""
     if d == 2:
-        return table, "dimensión 1", "dimensión 2"
+        return table, _dimension(1), _dimension(2)
     centred = table - table.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    _u, s, vt = np.linalg.svd(centred, full_matrices=False)
     share = s**2 / max(float((s**2).sum()), 1e-300)
     # Fix each component's sign (the largest loading positive): the same figure every time.
     signs = np.sign(vt[:2][np.arange(2), np.abs(vt[:2]).argmax(axis=1)])
     signs[signs == 0] = 1
     points = centred @ (vt[:2].T * signs)
+    component = _("principal component {i} ({share:.0%} of the variance)")
     return (
         points,
-        f"componente principal 1 ({share[0]:.0%} de la varianza)",
-        f"componente principal 2 ({share[1]:.0%} de la varianza)",
+        component.format(i=1, share=share[0]),
+        component.format(i=2, share=share[1]),
     )
+
+
+def _dimension(i: int) -> str:
+    return _("dimension {i}").format(i=i)
 
 
 def embeddings_figure(model, max_labels: int = 60, title: str | None = None):
@@ -113,8 +123,8 @@ def embeddings_figure(model, max_labels: int = 60, title: str | None = None):
         ax.set_ylim(-limit, limit)
     ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
     ax.axvline(0, color="0.8", linewidth=0.8, zorder=0)
-    shown = "" if n == len(points) else f" ({n} of {len(points)} tokens)"
-    ax.set_title((title or "Embeddings") + shown)
+    shown = "" if n == len(points) else " " + _("({shown} of {total} tokens)")
+    ax.set_title((title or _("Embeddings")) + shown.format(shown=n, total=len(points)))
     fig.tight_layout()
     return fig
 
@@ -146,7 +156,7 @@ def embeddings(model, path, max_labels: int = 60, title: str | None = None) -> N
         embeddings_figure(model, max_labels, title).savefig(f, format="png", dpi=120)
 
 
-def loss_curve(history, path, title: str = "Training", kept_epoch: int | None = None) -> None:
+def loss_curve(history, path, title: str | None = None, kept_epoch: int | None = None) -> None:
     """Plot training (and validation) loss per epoch from a list of :class:`EpochStats`.
 
     Parameters
@@ -154,7 +164,8 @@ def loss_curve(history, path, title: str = "Training", kept_epoch: int | None = 
     history : list of EpochStats
     path : str, bytes or path-like
         The PNG to write (replaced atomically if it exists).
-    title : str, default "Training"
+    title : str, optional
+        Default "Training".
     kept_epoch : int, optional
         The epoch whose weights were kept (:attr:`TrainResult.kept_epoch`): a dashed
         vertical line, its losses circled, the legend giving its validation loss.
@@ -181,7 +192,7 @@ def _kept_stats(history, kept_epoch):
     raise ValueError(f"kept_epoch {kept_epoch} is not an epoch of the history")
 
 
-def loss_figure(history, title: str = "Training", kept_epoch: int | None = None):
+def loss_figure(history, title: str | None = None, kept_epoch: int | None = None):
     """Training (and validation) loss per epoch: a matplotlib ``Figure`` (not saved).
 
     Parameters as in :func:`loss_curve`, which draws this figure and saves it.
@@ -192,14 +203,17 @@ def loss_figure(history, title: str = "Training", kept_epoch: int | None = None)
     Canvas(fig)
     ax = fig.add_subplot()
     epochs = [h.epoch for h in history]
-    ax.plot(epochs, [h.train_loss for h in history], marker="o", markersize=3, label="training")
+    ax.plot(epochs, [h.train_loss for h in history], marker="o", markersize=3, label=_("training"))
     has_val = any(h.val_loss is not None for h in history)
     if has_val:
-        ax.plot(epochs, [h.val_loss for h in history], marker="o", markersize=3, label="validation")
+        ax.plot(epochs, [h.val_loss for h in history], marker="o", markersize=3, label=_("validation"))
     if kept is not None:
-        label = f"kept: epoch {kept.epoch}"
-        if kept.val_loss is not None:
-            label += f" (validation {kept.val_loss:.3f})"
+        if kept.val_loss is None:
+            label = _("kept: epoch {epoch}").format(epoch=kept.epoch)
+        else:
+            label = _("kept: epoch {epoch} (validation {loss:.3f})").format(
+                epoch=kept.epoch, loss=kept.val_loss
+            )
         ax.axvline(kept.epoch, color="0.35", linestyle="--", linewidth=1, label=label)
         losses = [kept.train_loss] + ([kept.val_loss] if kept.val_loss is not None else [])
         ax.plot(
@@ -211,9 +225,9 @@ def loss_figure(history, title: str = "Training", kept_epoch: int | None = None)
             markerfacecolor="none",
             markeredgecolor="0.2",
         )
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy (nats per token)")
-    ax.set_title(title)
+    ax.set_xlabel(_("epoch"))
+    ax.set_ylabel(_("cross-entropy (nats per token)"))
+    ax.set_title(_("Training") if title is None else title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
