@@ -644,7 +644,7 @@ def test_figures_in_both_languages(locale, tmp_path):
     pytest.importorskip(
         "matplotlib", reason="matplotlib is not installed (pip install 'tinyllm-cython[plot]')"
     )
-    from tinyllm.plot import _loss_figure, embedding_coordinates
+    from tinyllm.plot import embedding_coordinates, loss_figure
     from tinyllm.train import EpochStats
 
     blog = TinyLM.from_blog()
@@ -672,10 +672,10 @@ def test_figures_in_both_languages(locale, tmp_path):
         locale(lang)
         assert embedding_coordinates(blog)[1:] == axes
         assert embedding_coordinates(big)[1].startswith(component)
-        (ax,) = _loss_figure(history, None, history[1]).axes
+        (ax,) = loss_figure(history, None, history[1].epoch).axes
         assert legend in [t.get_text() for t in ax.get_legend().get_texts()]
         assert ax.get_xlabel() == xlabel
     locale("es_ES.UTF-8")
-    (ax,) = _loss_figure(history, None).axes
+    (ax,) = loss_figure(history, None).axes
     assert ax.get_title() == "Entrenamiento" and ax.get_ylabel().startswith("entropía cruzada")
     assert [line.get_label() for line in ax.get_lines()] == ["entrenamiento", "validación"]

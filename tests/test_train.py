@@ -694,7 +694,7 @@ def test_plot_figures_for_notebooks():
     (ax,) = embeddings_figure(TinyLM.from_blog()).axes
     np.testing.assert_array_equal(ax.collections[0].get_offsets(), blog.EMBEDDINGS)
     assert [t.get_text() for t in ax.texts] == list(blog.TOKENS)
-    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_xlim()) == ("Sustantivo", "Adjetivo", (-1, 1))
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_xlim()) == ("Noun", "Adjective", (-1, 1))
     (ax,) = embeddings_figure(TinyLM.from_blog(), max_labels=2, title="E").axes
     assert [t.get_text() for t in ax.texts] == ["azul", "cielo"]
     assert ax.get_title() == "E (2 of 5 tokens)"
