@@ -120,5 +120,5 @@ cdef struct GenerationState:
     int64_t* window        # the last tokens the penalties read, oldest first
     Py_ssize_t n_window
     Py_ssize_t window_limit     # at most this many (penalty_last_n); the caller makes room
-    int64_t* sorted_window # (as many as the window holds) scratch of adjust_logits
+    int64_t* sorted_window  # (as many as the window holds) scratch of adjust_logits
     bint have_logits       # the logits buffer holds those of ``context`` (computed ahead)

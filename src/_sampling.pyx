@@ -44,7 +44,6 @@ from _checks cimport (
 from _defs cimport (
     FOUND_NAN,
     Penalties,
-    has_filters,
     FOUND_NEGATIVE,
     FOUND_POSINF,
     GIL_FREE_MIN,
@@ -511,7 +510,7 @@ def sample(weights, size=None, rng=None):
     return sample_general(weights, size, rng)
 
 
-CHAIN_DOC = """
+_CHAIN_DOC = """
     typical_p : float in (0, 1], optional
         Locally typical sampling (Meister et al. 2022, as transformers'
         ``TypicalLogitsWarper``): keep the tokens whose surprise -log p is closest to
@@ -730,8 +729,8 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
     return result
 
 
-sample_logits.__doc__ = sample_logits.__doc__.replace("{chain}", CHAIN_DOC.strip("\n"))
-filter_logits.__doc__ = filter_logits.__doc__.replace("{chain}", CHAIN_DOC.strip("\n"))
+sample_logits.__doc__ = sample_logits.__doc__.replace("{chain}", _CHAIN_DOC.strip("\n"))
+filter_logits.__doc__ = filter_logits.__doc__.replace("{chain}", _CHAIN_DOC.strip("\n"))
 
 
 def _filter_exp(s):

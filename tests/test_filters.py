@@ -139,9 +139,7 @@ def test_ties_at_the_boundary_go_to_the_lower_indices():
     assert kept(filter_logits(x, top_k=37)).tolist() == list(range(37))
     assert kept(filter_logits(x, top_p=0.25)).tolist() == list(range(2500))
     x[5000:] = 1.0  # two levels: the top half first, then the low half by index
-    assert kept(filter_logits(x, top_k=5003)).tolist() == list(range(3)) + list(
-        range(5000, 10_000)
-    )
+    assert kept(filter_logits(x, top_k=5003)).tolist() == list(range(3)) + list(range(5000, 10_000))
 
 
 def test_filters_on_rows_of_a_batch_are_the_rows_alone():
@@ -229,7 +227,9 @@ def test_penalties_follow_their_definitions():
 
 def test_logit_bias_adds_and_bans():
     x = np.array([1.0, 2.0, 3.0])
-    np.testing.assert_array_equal(filter_logits(x, logit_bias={0: 5.0, 2: -np.inf}), [6.0, 2.0, -np.inf])
+    np.testing.assert_array_equal(
+        filter_logits(x, logit_bias={0: 5.0, 2: -np.inf}), [6.0, 2.0, -np.inf]
+    )
     assert sample_logits(x, temperature=0, logit_bias={0: 5.0}) == 0
     with pytest.raises(ValueError, match="every logit is -inf after logit_bias"):
         sample_logits(x, logit_bias={0: -np.inf, 1: -np.inf, 2: -np.inf})
@@ -376,7 +376,10 @@ def test_bad_stops():
 
 def run(*args):
     return subprocess.run(
-        [sys.executable, "-m", "tinyllm", *map(str, args)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tinyllm", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

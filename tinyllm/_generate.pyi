@@ -2,6 +2,7 @@
 # Cython makes no stubs: keep this in step with the .pyx; the lint step of .ci/run
 # runs mypy.stubtest on it. The comment after each argument is the C type the
 # kernels see.
+from collections.abc import Mapping
 from typing import Any, SupportsFloat, SupportsIndex, TypeAlias, TypeVar
 
 import numpy as np
@@ -41,6 +42,17 @@ class Generation:
         min_p: SupportsFloat | None = None,  # double, in [0, 1]
         rng: _RNG = None,  # bitgen_t*, used under the Generator's lock
         tanh: bool = False,  # bint: f1 = tanh(x @ W1)
+        *,
+        typical_p: SupportsFloat | None = None,  # double, in (0, 1]
+        top_n_sigma: SupportsFloat | None = None,  # double, >= 0
+        min_tokens_to_keep: SupportsIndex = 1,  # Py_ssize_t, >= 1
+        logit_bias: Mapping[SupportsIndex, SupportsFloat]
+        | None = None,  # position -> bias (or -inf)
+        repetition_penalty: SupportsFloat = 1.0,  # double, > 0
+        presence_penalty: SupportsFloat = 0.0,  # double
+        frequency_penalty: SupportsFloat = 0.0,  # double
+        penalty_last_n: SupportsIndex | None = 64,  # Py_ssize_t, >= 0; None: all of history
+        history: ArrayLike | None = None,  # int64_t*, positions the penalties read
     ) -> None: ...
     def take(self, n: int) -> NDArray[np.int64]: ...  # Py_ssize_t -> int64_t, shape (n,)
     # Py_ssize_t; tuple of V items -> list of tokens[position] (no per-token int or array)

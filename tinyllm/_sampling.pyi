@@ -4,7 +4,7 @@
 # point hands to its kernels after validation: rows of a (V,) or (B, V) input as
 # `const floating*` (float32 stays float32, other real dtypes are read as float64),
 # and the draws written as int64.
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat, SupportsIndex, TypeAlias, overload
 
 import numpy as np
@@ -37,6 +37,16 @@ def sample_logits(
     min_p: SupportsFloat | None = None,  # double, in [0, 1]
     size: None = None,
     rng: _RNG = None,  # bitgen_t*
+    *,
+    typical_p: SupportsFloat | None = None,  # double, in (0, 1]
+    top_n_sigma: SupportsFloat | None = None,  # double, >= 0
+    min_tokens_to_keep: SupportsIndex = 1,  # Py_ssize_t, >= 1
+    logit_bias: Mapping[SupportsIndex, SupportsFloat] | None = None,  # position -> bias (or -inf)
+    repetition_penalty: SupportsFloat = 1.0,  # double, > 0
+    presence_penalty: SupportsFloat = 0.0,  # double
+    frequency_penalty: SupportsFloat = 0.0,  # double
+    penalty_last_n: SupportsIndex | None = 64,  # Py_ssize_t, >= 0; None: all of history
+    history: ArrayLike | None = None,  # int64_t*, positions the penalties read
 ) -> Any: ...  # int for 1-D logits, an int64 array of shape (B,) for 2-D (as numpy's choice)
 @overload
 def sample_logits(
@@ -48,6 +58,15 @@ def sample_logits(
     *,
     size: _Size,
     rng: _RNG = None,  # bitgen_t*
+    typical_p: SupportsFloat | None = None,  # double, in (0, 1]
+    top_n_sigma: SupportsFloat | None = None,  # double, >= 0
+    min_tokens_to_keep: SupportsIndex = 1,  # Py_ssize_t, >= 1
+    logit_bias: Mapping[SupportsIndex, SupportsFloat] | None = None,  # position -> bias (or -inf)
+    repetition_penalty: SupportsFloat = 1.0,  # double, > 0
+    presence_penalty: SupportsFloat = 0.0,  # double
+    frequency_penalty: SupportsFloat = 0.0,  # double
+    penalty_last_n: SupportsIndex | None = 64,  # Py_ssize_t, >= 0; None: all of history
+    history: ArrayLike | None = None,  # int64_t*, positions the penalties read
 ) -> NDArray[np.int64]: ...  # int64_t, shape size or (B,) + size
 @overload
 def filter_logits(
@@ -57,6 +76,16 @@ def filter_logits(
     top_p: SupportsFloat | None = None,  # double, in (0, 1]
     min_p: SupportsFloat | None = None,  # double, in [0, 1]
     out: NDArray[np.float32] | None = None,  # float*, shape of logits
+    *,
+    typical_p: SupportsFloat | None = None,  # double, in (0, 1]
+    top_n_sigma: SupportsFloat | None = None,  # double, >= 0
+    min_tokens_to_keep: SupportsIndex = 1,  # Py_ssize_t, >= 1
+    logit_bias: Mapping[SupportsIndex, SupportsFloat] | None = None,  # position -> bias (or -inf)
+    repetition_penalty: SupportsFloat = 1.0,  # double, > 0
+    presence_penalty: SupportsFloat = 0.0,  # double
+    frequency_penalty: SupportsFloat = 0.0,  # double
+    penalty_last_n: SupportsIndex | None = 64,  # Py_ssize_t, >= 0; None: all of history
+    history: ArrayLike | None = None,  # int64_t*, positions the penalties read
 ) -> NDArray[np.float32]: ...
 @overload
 def filter_logits(
@@ -66,6 +95,16 @@ def filter_logits(
     top_p: SupportsFloat | None = None,  # double, in (0, 1]
     min_p: SupportsFloat | None = None,  # double, in [0, 1]
     out: NDArray[np.float64] | None = None,  # double*, shape of logits
+    *,
+    typical_p: SupportsFloat | None = None,  # double, in (0, 1]
+    top_n_sigma: SupportsFloat | None = None,  # double, >= 0
+    min_tokens_to_keep: SupportsIndex = 1,  # Py_ssize_t, >= 1
+    logit_bias: Mapping[SupportsIndex, SupportsFloat] | None = None,  # position -> bias (or -inf)
+    repetition_penalty: SupportsFloat = 1.0,  # double, > 0
+    presence_penalty: SupportsFloat = 0.0,  # double
+    frequency_penalty: SupportsFloat = 0.0,  # double
+    penalty_last_n: SupportsIndex | None = 64,  # Py_ssize_t, >= 0; None: all of history
+    history: ArrayLike | None = None,  # int64_t*, positions the penalties read
 ) -> NDArray[np.float64]: ...
 
 # Test hook (not API): the weights and block sums of the one-draw path without
@@ -74,6 +113,9 @@ def _exp_weights(
     logits: NDArray[np.floating],  # const float/double[::1]
     temperature: float,  # double
 ) -> tuple[NDArray[np.floating], NDArray[np.float64]] | None: ...
+
+# Test hook (not API): the filters' exp (kernels/filters.pxi) of values <= 0.
+def _filter_exp(s: ArrayLike) -> NDArray[np.float64]: ...  # const double* -> double*
 def as_generator(
     rng: int | np.integer[Any] | np.random.Generator | None,  # object
     func: str = ...,  # str

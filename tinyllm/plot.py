@@ -176,7 +176,7 @@ def loss_curve(history, path, title: str | None = None, kept_epoch: int | None =
         ``kept_epoch`` is not one of the epochs of ``history``.
     """
     require_matplotlib()
-    _kept_stats(history, kept_epoch)    # a bad kept_epoch fails before the file is touched
+    _kept_stats(history, kept_epoch)  # a bad kept_epoch fails before the file is touched
     with atomic_writer(path) as f:
         loss_figure(history, title, kept_epoch).savefig(f, format="png", dpi=120)
 
@@ -206,7 +206,9 @@ def loss_figure(history, title: str | None = None, kept_epoch: int | None = None
     ax.plot(epochs, [h.train_loss for h in history], marker="o", markersize=3, label=_("training"))
     has_val = any(h.val_loss is not None for h in history)
     if has_val:
-        ax.plot(epochs, [h.val_loss for h in history], marker="o", markersize=3, label=_("validation"))
+        ax.plot(
+            epochs, [h.val_loss for h in history], marker="o", markersize=3, label=_("validation")
+        )
     if kept is not None:
         if kept.val_loss is None:
             label = _("kept: epoch {epoch}").format(epoch=kept.epoch)

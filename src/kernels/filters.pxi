@@ -611,7 +611,8 @@ cdef void keep_min_tokens(const floating* y, int64_t* w, const int64_t* saved, P
 # ===========================================================================
 
 cdef inline double combine_lanes(const double* lanes) noexcept nogil:
-    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    return (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
+            + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])))
 
 
 cdef double n_sigma_threshold(const floating* y, const int64_t* w, Py_ssize_t n,
