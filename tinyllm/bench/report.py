@@ -87,7 +87,7 @@ def column_title(op_info: dict, library: str, role: str) -> str:
     if library == "tinyllm":
         return "vs tinyllm " + "/".join(names)
     if role == "best":
-        return f"vs {LIBRARIES[library]} best ({'|'.join(names)})"
+        return f"vs {LIBRARIES[library]} best ({', '.join(names)})"
     return f"vs {LIBRARIES[library]} {'/'.join(names)}"
 
 

@@ -101,16 +101,16 @@ class Progress:
         self.started = time.perf_counter()
 
     def step(self, what: str) -> None:
-        """Say that ``what`` starts now (after ``done`` steps)."""
+        """Say that step ``done + 1`` of ``total``, ``what``, starts now."""
         if not self.enabled:
             return
         filled = round(self.WIDTH * self.done / self.total)
         bar = "#" * filled + "." * (self.WIDTH - filled)
+        self.done += 1
         elapsed = time.perf_counter() - self.started
         line = f"[{bar}] {self.done}/{self.total} {elapsed:4.0f} s  {what}"
         sys.stderr.write("\r" + line[:100].ljust(100))
         sys.stderr.flush()
-        self.done += 1
 
     def close(self) -> None:
         if self.enabled:
