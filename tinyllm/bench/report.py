@@ -138,7 +138,8 @@ def header(results: dict) -> list[str]:
         + (f"; not installed: {', '.join(missing)}" if missing else ""),
         f"threads: tinyllm 1, PyTorch {threads['torch'] or '–'}, "
         f"NumPy's BLAS {threads['numpy_blas'] or 'not limited'}; BLAS: {m['blas']['summary']}",
-        f"method: median of {results['plan']['rounds']} interleaved rounds, samples of "
+        f"method: median of up to {results['plan']['rounds']} interleaved rounds per case "
+        f"(at most {results['plan']['budget']:g} s of them), samples of "
         f"≥ {results['plan']['min_time'] * 1e3:g} ms; took {results['seconds']:.0f} s. "
         "ratio = the idiom's time ÷ tinyllm's (3× = tinyllm takes a third of the time), "
         "from this one run.",

@@ -32,6 +32,7 @@ class Plan:
     sizes: tuple[int, ...]
     rounds: int
     min_time: float  # seconds of calls per timed sample
+    budget: float  # seconds of timed rounds per case, at most (then fewer rounds, >= 1)
     float64: bool  # also float64 rows (N(0, 1) only)
     generation_tokens: dict[str, dict[str, int]] = field(default_factory=dict)
     only: str | None = None  # a regular expression on the case's key
@@ -56,6 +57,7 @@ QUICK = Plan(
     sizes=(5, 32_000),
     rounds=3,
     min_time=0.002,
+    budget=5.0,
     float64=False,
     generation_tokens={
         "blog": {"tinyllm": 200, "numpy": 200, "python": 200},
@@ -67,6 +69,7 @@ FULL = Plan(
     sizes=(5, 1_000, 32_000, 1_000_000, 10_000_000),
     rounds=5,
     min_time=0.01,
+    budget=30.0,
     float64=True,
     generation_tokens={
         "blog": {"tinyllm": 1000, "numpy": 200, "python": 200},
@@ -142,7 +145,7 @@ def time_case(op: ops.Op, family: str, V: int, dtype: str, plan: Plan) -> tuple[
             )
             continue
         contenders[idiom.key] = idiom.make(row)
-    times = interleaved(contenders, plan.rounds, plan.min_time)
+    times = interleaved(contenders, plan.rounds, plan.min_time, plan.budget)
     base = times["tinyllm"].median
     by_key = {idiom.key: idiom for idiom in op.idioms}
     records = []
@@ -183,7 +186,7 @@ def time_generation(name: str, tokens: dict[str, int], plan: Plan) -> list[dict]
         "numpy:loop": lambda: npy.generate(prompt, tokens["numpy"], g_np),
         "python:loop": lambda: py.generate(prompt, tokens["python"], g_py),
     }
-    times = interleaved(contenders, plan.rounds, plan.min_time)
+    times = interleaved(contenders, plan.rounds, plan.min_time, plan.budget)
     per_token = {key: t.median / tokens[key.split(":")[0]] for key, t in times.items()}
     return [
         {
