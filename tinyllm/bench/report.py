@@ -271,7 +271,7 @@ def plot(results: dict, path) -> None:
     Figure, FigureCanvasAgg = require_matplotlib()
     best: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in results["results"]:
-        if r["library"] == "numpy" and r["dtype"] == "float32":
+        if r["library"] == "numpy" and r["dtype"] == "float32" and r["op"] != "generate":
             line = best[r["op"]][r["family"]]
             line[r["V"]] = min(line.get(r["V"], float("inf")), r["ratio"])
     panels = list(best)
