@@ -925,8 +925,16 @@ PEAK_RSS = textwrap.dedent("""
     except (ValueError, OSError) as exc:
         outcome = type(exc).__name__ + ": " + str(exc)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_mb = peak / 2**20 if sys.platform == "darwin" else peak / 2**10   # bytes vs KiB
+    # Linux: this process's own high-water mark. ru_maxrss would also count the parent's
+    # memory at the fork (exec records the forked copy's peak), e.g. a pytest that
+    # imported PyTorch.
+    try:
+        with open("/proc/self/status") as status:
+            hwm = [line.split()[1] for line in status if line.startswith("VmHWM:")]
+        peak_mb = int(hwm[0]) / 2**10   # kB
+    except (OSError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak_mb = peak / 2**20 if sys.platform == "darwin" else peak / 2**10   # bytes vs KiB
     print(f"{peak_mb:.0f} {seconds:.3f} {outcome}")
 """)
 

@@ -5,6 +5,7 @@
     tinyllm sample   "el cielo es" --draws 20      the notebooks' experiment
     tinyllm train [CORPUS.txt] --out model.npz     learn a model from text
     tinyllm plot embeddings --out emb.png          the embeddings as labelled points
+    tinyllm bench [--full] [--json FILE]           tinyllm against NumPy, PyTorch, Python
 
 explain, generate and sample use the blog's model, or a trained one with
 ``--model FILE``. Errors in what the user typed (unknown words, short prompts, bad
@@ -535,6 +536,18 @@ def _add_plot_parser(commands) -> None:
     emb.set_defaults(run=_cmd_plot)
 
 
+def _add_bench_parser(commands) -> None:
+    from tinyllm.bench import command
+
+    bench = commands.add_parser(
+        "bench",
+        help="time tinyllm against NumPy, PyTorch and plain Python here",
+        description=command.DESCRIPTION,
+    )
+    command.add_arguments(bench)
+    bench.set_defaults(run=command.command)
+
+
 def _load_model(args: argparse.Namespace) -> TinyLM:
     """The model of ``--model FILE``, or the blog's."""
     path = getattr(args, "model", None)
@@ -995,6 +1008,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_parser(commands)
     _add_plot_parser(commands)
+    _add_bench_parser(commands)
     return parser
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import tinyllm
 from tinyllm.reference import PythonLM
 
-__all__ = ["PythonLM", "NumpyLM", "LARGE_CONFIG", "blog_model", "large_model"]
+__all__ = ["PythonLM", "NumpyLM", "LARGE_CONFIG", "blog_model", "large_model", "check_same_model"]
 
 
 class NumpyLM:
@@ -40,8 +40,9 @@ class NumpyLM:
         cum = np.cumsum(np.exp(logits - logits.max()))
         return min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), self.last)
 
-    # The same loop as the pure-Python one, around this next_position.
-    generate = PythonLM.generate
+    def generate(self, prompt: list[int], n: int, rng: np.random.Generator) -> str:
+        """The same loop as the pure-Python one, around this next_position."""
+        return PythonLM.generate(self, prompt, n, rng)  # type: ignore[arg-type]
 
 
 #: The larger configuration of issue 4.
@@ -59,3 +60,19 @@ def blog_model() -> tuple[tinyllm.TinyLM, list[int]]:
 def large_model() -> tuple[tinyllm.TinyLM, list[int]]:
     """V = 32 000, d = 64, c = 8, h = 256, float32, random weights from seed 0; prompt 0..7."""
     return tinyllm.TinyLM.random(LARGE_CONFIG, seed=0), list(range(LARGE_CONFIG.context))
+
+
+def check_same_model(model: tinyllm.TinyLM, prompt: list[int], *others) -> None:
+    """The NumPy and Python versions must compute tinyllm's logits, or the race is unfair.
+
+    Raises
+    ------
+    AssertionError
+        One of ``others`` computes different logits for ``prompt``.
+    """
+    expected = model.logits(prompt)
+    rtol = 1e-3 if model.config.dtype == "float32" else 1e-9
+    for other in others:
+        got = np.asarray(other.logits(prompt[-model.config.context :]), dtype=np.float64)
+        if not np.allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max()):
+            raise AssertionError(f"{type(other).__name__} does not compute the model's logits")

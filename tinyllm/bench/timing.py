@@ -2,7 +2,8 @@
 
 A *contender* is a no-argument callable whose inputs were prepared beforehand, so
 only the call itself is timed. :func:`interleaved` first calibrates each contender
-(how many calls make one sample last ``min_time``), then runs ``rounds`` rounds; each
+(how many calls make one sample last ``min_time``), then runs ``rounds`` rounds (fewer
+when they would exceed a time budget); each
 round takes one sample of every contender, in an order rotated by one each round.
 A noisy neighbour thus slows every contender alike, and the median per contender
 discards the rounds it spoiled.
@@ -55,24 +56,38 @@ def one_sample(fn: Callable[[], object], calls: int) -> float:
             gc.enable()
 
 
-def calibrate(fn: Callable[[], object], min_time: float) -> int:
-    """How many calls of ``fn`` make one sample last at least ``min_time`` seconds."""
-    fn()  # warm-up: first-touch page faults, lazy imports, caches
+def calibrate(fn: Callable[[], object], min_time: float) -> tuple[int, float]:
+    """How many calls of ``fn`` make one sample last at least ``min_time`` seconds, and
+    the seconds per call seen. A warm-up call (first-touch page faults, lazy imports,
+    caches) comes first; when it alone lasts ``min_time``, one call per sample it is."""
+    per_call = one_sample(fn, 1)
     calls = 1
     for _ in range(4):
-        per_call = one_sample(fn, calls)
         if per_call * calls >= min_time:
             break
         calls = max(calls + 1, math.ceil(min_time / max(per_call, 1e-9) * 1.1))
-    return calls
+        per_call = one_sample(fn, calls)
+    return calls, per_call
 
 
 def interleaved(
-    contenders: dict[str, Callable[[], object]], rounds: int, min_time: float
+    contenders: dict[str, Callable[[], object]],
+    rounds: int,
+    min_time: float,
+    budget: float | None = None,
 ) -> dict[str, Timing]:
-    """Median seconds per call of every contender, measured in interleaved rounds."""
+    """Median seconds per call of every contender, measured in interleaved rounds.
+
+    With a ``budget`` (seconds), fewer rounds (at least one) when ``rounds`` of them
+    would take longer: a case whose calls take seconds needs few to be measured.
+    """
     names = list(contenders)
-    calls = {name: calibrate(contenders[name], min_time) for name in names}
+    calls, per_call = {}, {}
+    for name in names:
+        calls[name], per_call[name] = calibrate(contenders[name], min_time)
+    if budget is not None:
+        one_round = sum(calls[name] * per_call[name] for name in names)
+        rounds = max(1, min(rounds, int(budget / max(one_round, 1e-9))))
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         shift = r % len(names)

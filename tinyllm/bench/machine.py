@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.metadata
 import io
 import os
 import platform
 import sys
+import warnings
 from pathlib import Path
 
-import baselines as bl
 import numpy as np
 
 import tinyllm
+
+
+def optional(module: str):
+    """The module, or None if it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
 
 #: Variables that change how NumPy's BLAS (and PyTorch) run. OPENBLAS_CORETYPE and
 #: OPENBLAS_L2_SIZE force an older kernel choice and slow current NumPy down.
@@ -86,9 +97,11 @@ def versions() -> dict[str, str | None]:
         "numpy": np.__version__,
         "tinyllm": tinyllm.__version__,
     }
-    for name in ("scipy", "torch", "threadpoolctl", "matplotlib"):
-        module = bl.optional(name)
-        found[name] = getattr(module, "__version__", None) if module else None
+    for name in ("torch", "threadpoolctl", "matplotlib"):
+        try:  # the installed distribution, without importing it
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
     return found
 
 
@@ -98,7 +111,7 @@ def blas() -> dict:
     threadpoolctl reports what is actually loaded; without it, ``np.show_config()``
     says what NumPy was built against.
     """
-    threadpoolctl = bl.optional("threadpoolctl")
+    threadpoolctl = optional("threadpoolctl")
     if threadpoolctl is not None:
         libraries = threadpoolctl.threadpool_info()
         return {
@@ -107,7 +120,8 @@ def blas() -> dict:
             "summary": "; ".join(_describe_library(lib) for lib in libraries),
         }
     text = io.StringIO()
-    with contextlib.redirect_stdout(text):
+    with contextlib.redirect_stdout(text), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Install pyyaml for better output"
         np.show_config()
     return {
         "source": "numpy.show_config",
@@ -126,22 +140,29 @@ def _describe_library(lib: dict) -> str:
     return " ".join(p for p in parts if p) + (f" ({where})" if where else "")
 
 
-def blas_threads(limit: int):
-    """A context limiting the BLAS thread pools to ``limit`` (0: the libraries' default).
+@contextlib.contextmanager
+def one_thread():
+    """Run the contenders on one thread each: NumPy's BLAS through threadpoolctl (when
+    installed), PyTorch through ``torch.set_num_threads(1)``; both restored after.
 
-    Without threadpoolctl the pools cannot be limited: says so on stderr and goes on.
+    Yields the list of notes for the report (what could not be limited).
     """
-    if limit == 0:
-        return contextlib.nullcontext()
-    threadpoolctl = bl.optional("threadpoolctl")
-    if threadpoolctl is None:
-        print(
-            f"warning: cannot pin NumPy's BLAS to {limit} thread(s) without threadpoolctl "
-            "(pip install threadpoolctl); it keeps its default",
-            file=sys.stderr,
-        )
-        return contextlib.nullcontext()
-    return threadpoolctl.threadpool_limits(limits=limit, user_api="blas")
+    notes: list[str] = []
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    threadpoolctl = optional("threadpoolctl")
+    with contextlib.ExitStack() as stack:
+        if threadpoolctl is None:
+            notes.append(
+                "NumPy's BLAS keeps its default thread count: "
+                "pip install threadpoolctl to pin it to 1 thread"
+            )
+        else:
+            stack.enter_context(threadpoolctl.threadpool_limits(limits=1, user_api="blas"))
+        if torch is not None:
+            torch.set_num_threads(1)
+            stack.callback(torch.set_num_threads, torch_threads)
+        yield notes
 
 
 def environment() -> dict:
@@ -177,16 +198,18 @@ def tinyllm_build() -> dict:
     }
 
 
-def describe(threads: int) -> dict:
+def describe() -> dict:
     """Everything the report's header and the JSON's "machine" entry need."""
-    torch_threads = None
-    if bl.torch is not None:
-        torch_threads = bl.torch.get_num_threads()
+    torch = sys.modules.get("torch")
     return {
         "cpu": cpu(),
         "platform": platform.platform(),
         "versions": versions(),
-        "threads": {"tinyllm": threads, "torch": torch_threads, "numpy_blas": _blas_thread_count()},
+        "threads": {
+            "tinyllm": 1,
+            "torch": torch.get_num_threads() if torch is not None else None,
+            "numpy_blas": _blas_thread_count(),
+        },
         "blas": blas(),
         "env": environment(),
         "tinyllm_build": tinyllm_build(),
@@ -194,7 +217,7 @@ def describe(threads: int) -> dict:
 
 
 def _blas_thread_count():
-    threadpoolctl = bl.optional("threadpoolctl")
+    threadpoolctl = optional("threadpoolctl")
     if threadpoolctl is None:
         return None
     counts = [
