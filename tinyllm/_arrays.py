@@ -3,6 +3,7 @@ arguments, weight arrays, and memory that a request would need."""
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -56,6 +57,7 @@ def as_weight_matrix(
     return out
 
 
+@functools.cache  # asked on every generate() call; the machine does not change
 def physical_memory() -> int | None:
     """This machine's physical memory in bytes, or None where the OS does not say."""
     try:

@@ -427,7 +427,8 @@ class TinyLM:
                 presence_penalty=options.presence_penalty,
                 frequency_penalty=options.frequency_penalty,
                 penalty_last_n=options.penalty_last_n,
-                history=positions,
+                # (only the penalties read the history: no need to hand it over otherwise)
+                history=positions if _reads_history(options) else None,
             )
         except (TypeError, ValueError) as exc:
             raise _option_error(exc) from None
@@ -508,10 +509,19 @@ class TinyLM:
         >>> model.generate("el cielo es", max_new_tokens=3, temperature=0, repetition_penalty=3.0)
         'azul frío azul'
         """
-        positions = self.generate_positions(
-            prompt, max_new_tokens, temperature, top_k, top_p, min_p, rng, stop=stop, **sampling
+        continuation = self.continuation(
+            prompt,
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            rng,
+            stop=stop,
+            held=True,
+            **sampling,
         )
-        return self.vocab.join([self.vocab.tokens[p] for p in positions])
+        return self.vocab.join(continuation.take_tokens(max_new_tokens, self.vocab.tokens))
 
     def generate_positions(
         self,
@@ -563,6 +573,15 @@ class TinyLM:
         return Draws(text, [self.vocab[int(p)] for p in drawn], probs, self.vocab.tokens)
 
 
+def _reads_history(options: SamplingOptions) -> bool:
+    """Whether a penalty is on (the positions are the model's own: already checked)."""
+    return (
+        options.repetition_penalty != 1.0
+        or options.presence_penalty != 0.0
+        or options.frequency_penalty != 0.0
+    )
+
+
 class Continuation:
     """A generation in progress (from :meth:`TinyLM.continuation`): the compiled loop,
     how many tokens are left, and the stop sequences.
@@ -579,6 +598,16 @@ class Continuation:
         self.pending: list[int] = []  # drawn, not given yet: may begin a stop sequence
         self.hold = max((len(s) for s in stops), default=1) - 1
         self.done = n == 0
+
+    def take_tokens(self, k: int, tokens: tuple) -> list:
+        """As :meth:`take`, giving ``tokens[position]`` (the vocabulary's strings):
+        without stop sequences straight from the compiled loop, no int per token."""
+        if self.stops or self.done:
+            return [tokens[p] for p in self.take(k)]
+        k = min(k, self.left)
+        self.left -= k
+        self.done = self.left == 0
+        return self.generation.take_tokens(k, tokens)
 
     def take(self, k: int) -> list[int]:
         """Draw up to ``k`` more tokens; the positions that are final (possibly fewer
