@@ -183,6 +183,8 @@ cdef struct Row:
     # What the filters know about one row: the scale of s and e, and typical-p's terms.
     double m              # max y
     double ymin           # min finite y: with m, the range of the ranking's keys
+    Py_ssize_t kept       # how many tokens are kept
+    int64_t total         # their weight (-1: not known, to be added up)
     double t              # temperature
     double scale          # 2^K
     double logz           # typical-p: log(W / 2^K)
@@ -201,14 +203,16 @@ cdef inline double key_value(const floating* y, Py_ssize_t i, const Row* row) no
 
 cdef Py_ssize_t mark_finite(const floating* y, Py_ssize_t n, int64_t* w,
                             Row* row) noexcept nogil:
-    """w[i] = 0 (kept, weight to come) for a finite y[i], REMOVED for -inf; the smallest
-    finite y in row.ymin; returns how many are kept. The filters on logits (top-n-sigma,
+    """w[i] = 0 (kept, weight to come) for a finite y[i], REMOVED for -inf; the largest
+    and the smallest finite y in row.m and row.ymin; returns how many are kept. The filters on logits (top-n-sigma,
     top-k) need no weights. Explicit lanes for the min, so the loop vectorises."""
     cdef double low[LANES8]
+    cdef double high[LANES8]
     cdef Py_ssize_t b, i, j, kept = 0, body = n - n % LANES8
     cdef double v
     for j in range(LANES8):
         low[j] = INFINITY
+        high[j] = -INFINITY
     for b in range(body // LANES8):
         i = b * LANES8
         for j in range(LANES8):
@@ -216,31 +220,42 @@ cdef Py_ssize_t mark_finite(const floating* y, Py_ssize_t n, int64_t* w,
             w[i + j] = 0 if v != -INFINITY else REMOVED
             kept += v != -INFINITY
             low[j] = v if ((v < low[j]) & (v != -INFINITY)) else low[j]
+            high[j] = v if v > high[j] else high[j]
     for i in range(body, n):
         v = y[i]
         w[i] = 0 if v != -INFINITY else REMOVED
         kept += v != -INFINITY
         low[0] = v if ((v < low[0]) & (v != -INFINITY)) else low[0]
+        high[0] = v if v > high[0] else high[0]
     for j in range(1, LANES8):
         low[0] = low[j] if low[j] < low[0] else low[0]
+        high[0] = high[j] if high[j] > high[0] else high[0]
     row.ymin = low[0]
+    row.m = high[0]
+    row.kept = kept
+    row.total = -1
     return kept
 
 
-cdef void fill_weights(const floating* y, Py_ssize_t n, Py_ssize_t kept, const Row* row,
-                       int64_t* w) noexcept nogil:
-    """w[i] = round(filter_exp(s_i) * 2^K) for the kept tokens. A vectorised pass over
-    the row, or, when few are kept (after top-k), one exp per kept token."""
+cdef void fill_weights(const floating* y, Py_ssize_t n, Row* row, int64_t* w) noexcept nogil:
+    """w[i] = round(filter_exp(s_i) * 2^K) for the kept tokens, and their total. A
+    vectorised pass over the row, or, when few are kept (after top-k), one exp per
+    kept token."""
     cdef Py_ssize_t i
     cdef double weight
-    if kept < n // 16:
+    cdef int64_t total = 0
+    if row.kept < n // 16:
         for i in range(n):
             if w[i] >= 0:
                 w[i] = to_fixed(filter_exp((y[i] - row.m) / row.t) * row.scale)
+                total += w[i]
+        row.total = total
         return
     for i in range(n):
         weight = filter_exp((y[i] - row.m) / row.t) * row.scale
         w[i] = to_fixed(weight) if w[i] >= 0 else REMOVED
+        total += w[i] if w[i] > 0 else 0
+    row.total = total
 
 
 cdef int64_t kept_weight(const int64_t* w, Py_ssize_t n) noexcept nogil:
@@ -250,13 +265,6 @@ cdef int64_t kept_weight(const int64_t* w, Py_ssize_t n) noexcept nogil:
     for i in range(n):
         total += w[i] if w[i] > 0 else 0
     return total
-
-
-cdef Py_ssize_t count_kept(const int64_t* w, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i, kept = 0
-    for i in range(n):
-        kept += w[i] >= 0
-    return kept
 
 
 # ===========================================================================
@@ -370,7 +378,7 @@ cdef Py_ssize_t select_prefix(const floating* y, const int64_t* w, Py_ssize_t n,
     cdef int64_t weights[N_BUCKETS + SPARE]
     cdef uint64_t lo, hi, span, width, k
     cdef int64_t above = 0
-    cdef Py_ssize_t i, b, count = count_kept(w, n), before_level, n_buckets
+    cdef Py_ssize_t i, b, count = row.kept, before_level, n_buckets
     cdef double vmin, vmax, v, scale
     cdef int shift
     cdef Row r = row[0]            # local copies: the compiler may keep them in registers
@@ -565,15 +573,18 @@ cdef Py_ssize_t walk_rest(const floating* y, const int64_t* w, Py_ssize_t n, con
     return -1                                      # not reached: cannot happen
 
 
-cdef void remove_after(const floating* y, int64_t* w, Py_ssize_t n, const Row* row,
+cdef void remove_after(const floating* y, int64_t* w, Py_ssize_t n, Row* row,
                        uint64_t last_key, Py_ssize_t last) noexcept nogil:
     """Remove every kept token after (last_key, last) in the selection's order."""
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, kept = 0
     cdef uint64_t k
     cdef Row r = row[0]
     for i in range(n):
         k = sortable(key_value(y, i, &r))
         w[i] = REMOVED if ((k > last_key) | ((k == last_key) & (i > last))) else w[i]
+        kept += w[i] >= 0
+    row.kept = kept
+    row.total = -1
 
 
 cdef void keep_prefix(const floating* y, int64_t* w, Py_ssize_t n, Row* row, int order,
@@ -582,14 +593,16 @@ cdef void keep_prefix(const floating* y, int64_t* w, Py_ssize_t n, Row* row, int
     kept weight (fraction 2: skip), and at least min_keep tokens of it."""
     cdef uint64_t key_w = 0, key_c = 0
     cdef Py_ssize_t last_w = -1, last_c = -1
-    cdef Py_ssize_t kept = count_kept(w, n)
+    cdef Py_ssize_t kept = row.kept
     row.order = order
     if min_keep >= kept:
         return
     if min_keep > 1 or fraction > 1.0:
         last_c = select_prefix(y, w, n, row, False, <double>min_keep, &key_c)
     if fraction <= 1.0:
-        last_w = select_prefix(y, w, n, row, True, fraction * <double>kept_weight(w, n), &key_w)
+        if row.total < 0:
+            row.total = kept_weight(w, n)
+        last_w = select_prefix(y, w, n, row, True, fraction * <double>row.total, &key_w)
     if last_w < 0 or (last_c >= 0 and before(key_w, last_w, key_c, last_c)):
         last_w = last_c        # the longer of the two prefixes
         key_w = key_c
@@ -600,9 +613,12 @@ cdef void keep_min_tokens(const floating* y, int64_t* w, const int64_t* saved, P
                           Row* row, Py_ssize_t min_keep) noexcept nogil:
     """A threshold filter left fewer than min_keep tokens: keep instead the min_keep
     best-ranked of the set before it (``saved``, the weights before the filter)."""
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, kept = 0
     for i in range(n):
         w[i] = saved[i]
+        kept += w[i] >= 0
+    row.kept = kept
+    row.total = -1
     keep_prefix(y, w, n, row, BY_RANK, 2.0, min_keep)
 
 
@@ -622,7 +638,7 @@ cdef double n_sigma_threshold(const floating* y, const int64_t* w, Py_ssize_t n,
     (and the compiler vectorises: a removed token adds 0)."""
     cdef double lanes[LANES8]
     cdef double d, mean
-    cdef Py_ssize_t b, i, j, count = count_kept(w, n), body = n - n % LANES8
+    cdef Py_ssize_t b, i, j, count = row.kept, body = n - n % LANES8
     for j in range(LANES8):
         lanes[j] = 0.0
     for b in range(body // LANES8):
@@ -668,7 +684,9 @@ cdef void keep_threshold(const floating* y, int64_t* w, int64_t* saved, Py_ssize
     if min_keep > 1:
         for i in range(n):
             saved[i] = w[i]
-    if keep_above(y, w, n, row, on_weight, threshold) < min_keep:
+    row.kept = keep_above(y, w, n, row, on_weight, threshold)
+    row.total = -1
+    if row.kept < min_keep:
         keep_min_tokens(y, w, saved, n, row, min_keep)
 
 
@@ -698,35 +716,58 @@ cdef inline Py_ssize_t argmax_row(const floating* y, Py_ssize_t n) noexcept nogi
 cdef Py_ssize_t filter_row(const floating* y, Py_ssize_t n, const SamplerOptions* opt,
                            int64_t* w, int64_t* saved) noexcept nogil:
     """w[0:n] = the integer weights of the tokens the chain keeps, REMOVED for the
-    others, for a checked row y (penalties applied); returns the argmax.
+    others, for a checked row y (penalties applied).
 
-    Temperature 0 keeps the argmax alone (weight 1). ``saved`` (n) is scratch for
-    min_tokens_to_keep > 1 with top-n-sigma or min-p.
+    Temperature 0 keeps the argmax alone (weight 1) and returns it. ``saved`` (n) is
+    scratch for min_tokens_to_keep > 1 with top-n-sigma or min-p.
     """
     cdef Row row
-    cdef Py_ssize_t i, best = argmax_row(y, n), kept
+    cdef Py_ssize_t i, best
     if opt.temperature == 0.0:
+        best = argmax_row(y, n)
         for i in range(n):
             w[i] = REMOVED
         w[best] = 1
         return best
-    row.m = y[best]
     row.t = opt.temperature
     row.scale = <double>(<int64_t>1 << weight_bits(n))
     row.order = BY_RANK
-    kept = mark_finite(y, n, w, &row)
-    if opt.top_n_sigma >= 0.0 and kept > 1:
+    mark_finite(y, n, w, &row)      # also row.m, the max, and row.kept
+    if opt.top_n_sigma >= 0.0 and row.kept > 1:
         keep_threshold(y, w, saved, n, &row, False,
                        n_sigma_threshold(y, w, n, &row, opt.top_n_sigma), opt.min_keep)
     if opt.top_k > 0:
         keep_prefix(y, w, n, &row, BY_RANK, 2.0,
                     opt.top_k if opt.top_k > opt.min_keep else opt.min_keep)
-    fill_weights(y, n, count_kept(w, n), &row, w)
+    if opt.min_p > 0.0 and opt.top_p >= 1.0 and opt.min_keep == 1:
+        drop_below_min_p(y, w, n, &row, opt.min_p)     # no exp for the sure losers
+    fill_weights(y, n, &row, w)
     if opt.top_p < 1.0:
         keep_prefix(y, w, n, &row, BY_RANK, opt.top_p, opt.min_keep)
     if opt.min_p > 0.0:           # P_i >= min_p P_max, with P_max's weight 2^K
         keep_threshold(y, w, saved, n, &row, True, opt.min_p * row.scale, opt.min_keep)
-    if opt.typical_p < 1.0 and count_kept(w, n) > 1:
+    if opt.typical_p < 1.0 and row.kept > 1:
         typical_terms(y, w, n, &row)
         keep_prefix(y, w, n, &row, BY_TYPICALITY, opt.typical_p, opt.min_keep)
-    return best
+    return 0
+
+
+cdef void drop_below_min_p(const floating* y, int64_t* w, Py_ssize_t n, Row* row,
+                           double min_p) noexcept nogil:
+    """Before the weights: remove the tokens that min-p surely removes, by their logit
+    alone, so that only the others need an exp. Token i passes min-p only if
+    round(e_i 2^K) >= min_p 2^K, so only if e_i >= min_p - 2^-(K+1), and e_i is within
+    an ulp of exp(s_i): below log(min_p - 2^-(K+1)), less a margin for the rounding
+    of log and exp, it cannot. (Only when nothing between here and min-p needs the
+    weights of the tokens it removes: top-p off, min_tokens_to_keep 1.)"""
+    cdef double floor = min_p - 0.5 / row.scale
+    cdef double cut
+    cdef Py_ssize_t i, kept = 0
+    if floor <= 0.0:
+        return
+    cut = log(floor)
+    cut -= 1e-12 * (1.0 - cut)
+    for i in range(n):
+        w[i] = w[i] if (y[i] - row.m) / row.t >= cut else REMOVED
+        kept += w[i] >= 0
+    row.kept = kept
