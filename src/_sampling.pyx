@@ -21,6 +21,7 @@ cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 from numpy.random cimport bitgen_t
 
 from _checks cimport (
@@ -432,6 +433,81 @@ cdef object sample_logits_one(cnp.ndarray xa, double t, object rng):
     return token
 
 
+cdef object penalized_one(cnp.ndarray xa, object temperature, object rng,
+                          object min_tokens_to_keep, object repetition_penalty,
+                          object presence_penalty, object frequency_penalty,
+                          object penalty_last_n, object history):
+    """``sample_logits`` for plain 1-D logits, a temperature and the penalties over a
+    history (a list of ints or a 1-D int64 array), nothing else: the window is read
+    straight from it, the row copied once and penalised in C, then the one-draw path.
+    Anything unusual
+    (a bad position, NaN logits, a temperature outside [1e-30, 1e30], T = 0) goes to
+    the general path, which raises or handles it."""
+    cdef SamplerOptions opt = checked_sampler_options(temperature, None, None, None, None,
+                                                      None, min_tokens_to_keep,
+                                                      "sample_logits")
+    cdef Penalties pen = checked_penalties(repetition_penalty, presence_penalty,
+                                           frequency_penalty, "sample_logits")
+    cdef Py_ssize_t V = cnp.PyArray_DIM(xa, 0), n, start = 0, i, token = -1
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(xa)
+    cdef object item
+    cdef const int64_t* positions = NULL
+    cdef bint is_list = type(history) is list
+    if not is_list:
+        if not (cnp.PyArray_Check(history) and is_kernel_ready(<cnp.ndarray>history)
+                and cnp.PyArray_TYPE(<cnp.ndarray>history) == cnp.NPY_INT64
+                and cnp.PyArray_NDIM(<cnp.ndarray>history) == 1):
+            return sample_logits_general(xa, temperature, None, None, None, None, rng,
+                                         (None, None, min_tokens_to_keep, None,
+                                          repetition_penalty, presence_penalty,
+                                          frequency_penalty, penalty_last_n, history))
+        positions = <const int64_t*>cnp.PyArray_DATA(<cnp.ndarray>history)
+    n = len(history)
+    cdef tuple chain = (None, None, min_tokens_to_keep, None, repetition_penalty,
+                        presence_penalty, frequency_penalty, penalty_last_n, history)
+    if penalty_last_n is not None:
+        if not (type(penalty_last_n) is int and 0 <= penalty_last_n):
+            return sample_logits_general(xa, temperature, None, None, None, None, rng, chain)
+        start = max(n - <Py_ssize_t>min(<object>penalty_last_n, n), 0)
+    if opt.temperature == 0.0 or not pen.active or n - start > 4096:
+        return sample_logits_general(xa, temperature, None, None, None, None, rng, chain)
+    for i in range(n):                 # every position checked, as the general path does
+        if positions != NULL:
+            if not (0 <= positions[i] < V):
+                return sample_logits_general(xa, temperature, None, None, None, None, rng,
+                                             chain)
+            continue
+        item = (<list>history)[i]
+        if type(item) is not int or not (0 <= <object>item < V):
+            return sample_logits_general(xa, temperature, None, None, None, None, rng, chain)
+    gen = generator_of(rng, "sample_logits")
+    cdef void* memory = malloc(V * itemsize + 2 * (n - start + 1) * sizeof(int64_t))
+    if memory == NULL:
+        raise MemoryError()
+    cdef int64_t* window = <int64_t*>(<char*>memory + V * itemsize)
+    cdef int64_t* scratch = window + (n - start + 1)
+    cdef const Kernels* k = KERNELS[0]
+    cdef int status
+    try:
+        for i in range(start, n):
+            window[i - start] = positions[i] if positions != NULL else <int64_t>(<list>history)[i]
+        memcpy(memory, cnp.PyArray_DATA(xa), V * itemsize)
+        pen.n_bias = 0
+        if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT:
+            status = adjust_logits(k, <float*>memory, V, &pen, window, n - start, scratch)
+            if status == OK:
+                token = draw_once(<const float*>memory, V, opt.temperature, True, gen)
+        else:
+            status = adjust_logits(k, <double*>memory, V, &pen, window, n - start, scratch)
+            if status == OK:
+                token = draw_once(<const double*>memory, V, opt.temperature, True, gen)
+    finally:
+        free(memory)
+    if token < 0:     # a bad row, before or after the penalties: the general path says why
+        return sample_logits_general(xa, temperature, None, None, None, None, rng, chain)
+    return token
+
+
 def _exp_weights(logits, double temperature):
     """Hook for the tests (not API): what the one-draw path without filters computes
     for 1-D float32 or float64 ``logits``: ``(weights, sums)``, the weights
@@ -632,6 +708,13 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
         if t > 0.0:
             return sample_logits_one(<cnp.ndarray>logits, t, rng)
         return greedy_one(<cnp.ndarray>logits, rng)
+    if (size is None and top_k is None and top_p is None and min_p is None
+            and typical_p is None and top_n_sigma is None and logit_bias is None
+            and history is not None and is_ready_float(logits, 1)):
+        # The generation step of a user's own loop: penalties on a history.
+        return penalized_one(<cnp.ndarray>logits, temperature, rng, min_tokens_to_keep,
+                             repetition_penalty, presence_penalty, frequency_penalty,
+                             penalty_last_n, history)
     return sample_logits_general(logits, temperature, top_k, top_p, min_p, size, rng,
                                  (typical_p, top_n_sigma, min_tokens_to_keep, logit_bias,
                                   repetition_penalty, presence_penalty, frequency_penalty,

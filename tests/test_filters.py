@@ -243,6 +243,43 @@ def test_logit_bias_adds_and_bans():
         sample_logits(np.array([1e308, 0.0]), logit_bias={0: 1e308})
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_penalised_draws_are_the_same_on_every_path(dtype):
+    # A list or an int64 array takes sample_logits' one-row path; a tuple, an int32
+    # array or a 2-D batch the general one: the same draws, seed for seed.
+    x = np.random.default_rng(0).normal(size=5000).astype(dtype)
+    history = np.random.default_rng(1).integers(0, 5000, 300)
+    options = dict(repetition_penalty=1.3, presence_penalty=0.4, frequency_penalty=0.1)
+    for last_n in (0, 7, 64, None):
+        draws = {
+            kind: [
+                sample_logits(x, 0.9, rng=seed, history=h, penalty_last_n=last_n, **options)
+                for seed in range(40)
+            ]
+            for kind, h in [
+                ("list", history.tolist()),
+                ("int64", history),
+                ("tuple", tuple(history.tolist())),
+                ("int32", history.astype(np.int32)),
+            ]
+        }
+        batch = [
+            int(
+                sample_logits(
+                    x[None], 0.9, rng=seed, history=history, penalty_last_n=last_n, **options
+                )[0]
+            )
+            for seed in range(40)
+        ]
+        assert draws["list"] == draws["int64"] == draws["tuple"] == draws["int32"] == batch
+    with pytest.raises(ValueError, match="position 5000 is out of range"):
+        sample_logits(x, history=[1, 5000], repetition_penalty=2.0)
+    with pytest.raises(ValueError, match=r"logits\[3\]"):
+        y = x.copy()
+        y[3] = np.nan
+        sample_logits(y, history=[1], repetition_penalty=2.0)
+
+
 def test_penalties_do_not_touch_the_callers_array():
     x = np.array([1.0, 2.0, 3.0])
     x.flags.writeable = False
