@@ -70,6 +70,10 @@ cdef struct Kernels:
                                        bitgen_t*) noexcept nogil
     Py_ssize_t (*draw_logits_once_f64)(const double*, Py_ssize_t, double, double*,
                                        bitgen_t*) noexcept nogil
+    Py_ssize_t (*draw_min_p_once_f32)(const float*, Py_ssize_t, double, double, int64_t*,
+                                      bitgen_t*) noexcept nogil
+    Py_ssize_t (*draw_min_p_once_f64)(const double*, Py_ssize_t, double, double, int64_t*,
+                                      bitgen_t*) noexcept nogil
     Py_ssize_t (*greedy_once_f32)(const float*, Py_ssize_t) noexcept nogil
     Py_ssize_t (*greedy_once_f64)(const double*, Py_ssize_t) noexcept nogil
     # filters.pxi: logit bias and penalties, the filters' exp (a test hook)
@@ -228,6 +232,15 @@ cdef inline Py_ssize_t draw_logits_once(const Kernels* k, const floating* x, Py_
         return k.draw_logits_once_f32(x, n, t, sums, rng)
     else:
         return k.draw_logits_once_f64(x, n, t, sums, rng)
+
+
+cdef inline Py_ssize_t draw_min_p_once(const Kernels* k, const floating* x, Py_ssize_t n,
+                                       double t, double min_p, int64_t* sums,
+                                       bitgen_t* rng) noexcept nogil:
+    if floating is float:
+        return k.draw_min_p_once_f32(x, n, t, min_p, sums, rng)
+    else:
+        return k.draw_min_p_once_f64(x, n, t, min_p, sums, rng)
 
 
 cdef inline Py_ssize_t greedy_once(const Kernels* k, const floating* x,

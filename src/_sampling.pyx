@@ -59,6 +59,7 @@ from _kernel_table cimport (
     Kernels,
     active_table,
     adjust_logits,
+    draw_min_p_once,
     greedy_once,
     check_logits,
     check_weights,
@@ -433,6 +434,49 @@ cdef object sample_logits_one(cnp.ndarray xa, double t, object rng):
     return token
 
 
+cdef object min_p_one(cnp.ndarray xa, object temperature, object min_p, object rng):
+    """``sample_logits(logits, t, min_p=q, rng=rng)`` for plain 1-D logits: the chain's
+    min-p draw in two passes, no array of weights (kernels/sampling.pxi,
+    draw_min_p_once). T = 0, min_p = 0 and rows the kernel does not take go to the
+    general path."""
+    cdef SamplerOptions opt = checked_sampler_options(temperature, None, None, min_p, None,
+                                                      None, 1, "sample_logits")
+    if opt.temperature == 0.0 or opt.min_p == 0.0:
+        return sample_logits_general(xa, temperature, None, None, min_p, None, rng, NO_CHAIN)
+    gen = generator_of(rng, "sample_logits")
+    bit_generator = gen.bit_generator
+    cdef bitgen_t* bits = bitgen_of(bit_generator)
+    cdef const Kernels* k = KERNELS[0]
+    cdef Py_ssize_t V = cnp.PyArray_DIM(xa, 0), token
+    cdef void* x = cnp.PyArray_DATA(xa)
+    cdef bint is_float = cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT
+    cdef int64_t stack_sums[STACK_BLOCKS]
+    cdef int64_t* sums = &stack_sums[0]
+    if V > STACK_TOKENS:
+        sums = <int64_t*>malloc(n_draw_blocks(V) * sizeof(int64_t))
+        if sums == NULL:
+            raise MemoryError()
+    try:
+        with bit_generator.lock:
+            if V < GIL_FREE_MIN:
+                token = (draw_min_p_once(k, <const float*>x, V, opt.temperature, opt.min_p,
+                                         sums, bits) if is_float
+                         else draw_min_p_once(k, <const double*>x, V, opt.temperature,
+                                              opt.min_p, sums, bits))
+            else:
+                with nogil:
+                    token = (draw_min_p_once(k, <const float*>x, V, opt.temperature,
+                                             opt.min_p, sums, bits) if is_float
+                             else draw_min_p_once(k, <const double*>x, V, opt.temperature,
+                                                  opt.min_p, sums, bits))
+    finally:
+        if sums != &stack_sums[0]:
+            free(sums)
+    if token < 0:
+        return sample_logits_general(xa, temperature, None, None, min_p, None, gen, NO_CHAIN)
+    return token
+
+
 cdef object penalized_one(cnp.ndarray xa, object temperature, object rng,
                           object min_tokens_to_keep, object repetition_penalty,
                           object presence_penalty, object frequency_penalty,
@@ -708,6 +752,12 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
         if t > 0.0:
             return sample_logits_one(<cnp.ndarray>logits, t, rng)
         return greedy_one(<cnp.ndarray>logits, rng)
+    if min_p is not None and only_temperature(size, top_k, top_p, None, typical_p,
+                                              top_n_sigma, min_tokens_to_keep, logit_bias,
+                                              repetition_penalty, presence_penalty,
+                                              frequency_penalty, penalty_last_n,
+                                              history) and is_ready_float(logits, 1):
+        return min_p_one(<cnp.ndarray>logits, temperature, min_p, rng)
     if (size is None and top_k is None and top_p is None and min_p is None
             and typical_p is None and top_n_sigma is None and logit_bias is None
             and history is not None and is_ready_float(logits, 1)):
