@@ -542,8 +542,8 @@ def _add_bench_parser(commands) -> None:
 
     bench = commands.add_parser(
         "bench",
-        help="time tinyllm against NumPy, PyTorch and plain Python here",
-        description=command.DESCRIPTION,
+        help=_("time tinyllm against NumPy, PyTorch and plain Python here"),
+        description=_(command.DESCRIPTION),
     )
     command.add_arguments(bench)
     bench.set_defaults(run=command.command)
