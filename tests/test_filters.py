@@ -451,6 +451,10 @@ def test_cli_generate_with_the_chain_is_the_apis():
     [
         (["--logit-bias", "azul"], "expected WORD=BIAS"),
         (["--logit-bias", "azul=x"], "BIAS must be a number"),
+        # the word, not the token's position in the vocabulary
+        (["--logit-bias", "azul=inf"], "BIAS must be finite, or -inf to ban the word, got 'inf'"),
+        (["--logit-bias", "azul=nan"], "got 'nan'"),
+        (["--logit-bias", "azul=1e400"], "got '1e400'"),
         (["--logit-bias", "verde=1"], "verde"),
         (["--repetition-penalty", "0"], "repetition_penalty must be finite and > 0"),
         (["--penalty-last-n", "-2"], "must be >= -1"),

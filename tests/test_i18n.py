@@ -12,6 +12,7 @@ words, options and paths), and the HTML escapes what comes from outside.
 
 from __future__ import annotations
 
+import argparse
 import gettext
 import json
 import os
@@ -356,6 +357,65 @@ def test_help_in_both_languages(capsys, locale):
     assert "uso:" not in out
 
 
+def test_generates_filters_and_penalties_in_spanish(capsys):
+    status, out, _ = run(capsys, "--lang", "es", "generate", BLOG_PROMPT, "--help")
+    assert status == 0 and out.startswith("uso: tinyllm generate")
+    text = " ".join(out.split())  # argparse wraps the help at its own width
+    for option, help_es in [
+        ("--typical-p TYPICAL_P", "muestreo localmente típico"),
+        ("--top-n-sigma TOP_N_SIGMA", "a menos de n desviaciones estándar del mayor"),
+        ("--min-tokens-to-keep MIN_TOKENS_TO_KEEP", "cada filtro conserva al menos"),
+        ("--repetition-penalty REPETITION_PENALTY", "divide (multiplica si es negativo)"),
+        ("--presence-penalty PRESENCE_PENALTY", "resta esto al logit de cada token reciente"),
+        ("--frequency-penalty FREQUENCY_PENALTY", "resta esto multiplicado por las veces"),
+        ("--penalty-last-n PENALTY_LAST_N", "(por defecto 64; -1: todos, 0: ninguno)"),
+        ("--logit-bias PALABRA=SESGO", "suma SESGO al logit de PALABRA (-inf la prohíbe)"),
+        ("--stop PALABRA", "se detiene antes de generar esta palabra (o palabras)"),
+    ]:
+        assert option in text and help_es in text, (option, help_es)
+    assert "tras el sesgo de los logits, las penalizaciones y los filtros" in text
+
+
+def test_bench_help_in_spanish(capsys):
+    status, out, _ = run(capsys, "--lang", "es", "bench", "--help")
+    assert status == 0 and out.startswith("uso: tinyllm bench")
+    text = " ".join(out.split())
+    assert "Mide los kernels y el bucle de generación de tinyllm frente a NumPy" in text
+    assert "--json ARCHIVO" in text and "--min-time SEGUNDOS" in text
+    assert "todos los tamaños de 5 a 10^7, también float64 (unos 20 minutos)" in text
+    assert "rondas cronometradas por caso (por defecto 3; --full 5)" in text
+    status, out, _ = run(capsys, "--lang", "es", "-h")
+    assert "mide tinyllm frente a NumPy, PyTorch y Python puro" in " ".join(out.split())
+    status, out, _ = run(capsys, "--lang", "en", "bench", "--help")
+    assert out.startswith("usage: tinyllm bench") and "--min-time SECONDS" in out
+
+
+def help_texts(lang: str) -> dict[tuple[str, str], str]:
+    """(command, option) -> its help, and (command, "description") -> the command's
+    description, for every command and subcommand, in ``lang``."""
+
+    def walk(parser: argparse.ArgumentParser):
+        yield parser.prog, "description", parser.description
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from walk(sub)
+            elif action.help not in (None, argparse.SUPPRESS):
+                yield parser.prog, action.dest, action.help
+
+    with _i18n.using(lang):
+        return {(prog, what): text for prog, what, text in walk(cli.build_parser())}
+
+
+def test_every_help_text_is_translated():
+    """An option added without _() would show its English help under --lang es."""
+    english, spanish = help_texts("en"), help_texts("es")
+    assert english.keys() == spanish.keys()
+    assert ("tinyllm bench", "min_time") in english  # the walk reaches every command
+    assert ("tinyllm generate", "repetition_penalty") in english
+    assert [key for key in english if english[key] == spanish[key]] == []
+
+
 def test_train_log_line_and_summary_in_both_languages(capsys, locale, tmp_path):
     locale("es_ES.UTF-8")
     status, out, err = run(capsys, "train", "--epochs", "1", "--out", tmp_path / "m.npz")
@@ -411,6 +471,12 @@ def test_the_language_does_not_outlive_the_command(capsys, locale):
 # Errors: one line in both languages, with the same meaning
 # ---------------------------------------------------------------------------
 #: English words that a Spanish message should no longer hold (outside quotes and paths).
+#: --logit-bias for every word of the blog's model: every logit is -inf.
+BAN_EVERY_WORD = [f"--logit-bias={word}=-inf" for word in ("azul", "cielo", "frío", "el", "es")]
+#: a bias and a negative frequency penalty that add up to more than the float range
+#: once azul has been drawn (greedy: the first new token).
+OVERFLOW_A_LOGIT = ["--logit-bias=azul=1e308", "--frequency-penalty=-1e308", "--temperature=0"]
+
 ENGLISH_WORDS = {"must", "got", "the", "is", "not", "and", "of", "needs", "would", "such"}
 
 
@@ -442,6 +508,23 @@ def bad_commands(tmp_path: Path) -> list[tuple[str, list]]:
         ("generate", ["generate", BLOG_PROMPT, "-n", "-1"]),
         ("generate", ["generate", BLOG_PROMPT, "--seed", "-1"]),
         ("generate", ["generate", BLOG_PROMPT, "--presence-penalty", "nan"]),
+        ("generate", ["generate", BLOG_PROMPT, "--repetition-penalty", "0"]),
+        ("generate", ["generate", BLOG_PROMPT, "--frequency-penalty", "inf"]),
+        ("generate", ["generate", BLOG_PROMPT, "--typical-p", "0"]),
+        ("generate", ["generate", BLOG_PROMPT, "--top-n-sigma", "-1"]),
+        ("generate", ["generate", BLOG_PROMPT, "--min-tokens-to-keep", "0"]),
+        ("generate", ["generate", BLOG_PROMPT, "--penalty-last-n", "-2"]),
+        ("generate", ["generate", BLOG_PROMPT, "--logit-bias", "azul=x"]),
+        ("generate", ["generate", BLOG_PROMPT, "--logit-bias", "azul=inf"]),
+        ("generate", ["generate", BLOG_PROMPT, "--logit-bias", "mar=1"]),
+        ("generate", ["generate", BLOG_PROMPT, *BAN_EVERY_WORD]),
+        ("generate", ["generate", BLOG_PROMPT, *OVERFLOW_A_LOGIT]),
+        ("generate", ["generate", BLOG_PROMPT, "--stop", " "]),
+        ("generate", ["generate", BLOG_PROMPT, "--stop", "mar"]),
+        ("bench", ["bench", "--min-time", "100"]),
+        ("bench", ["bench", "--sizes", "1"]),
+        ("bench", ["bench", "--rounds", "0"]),
+        ("bench", ["bench", "--json", folder]),
         ("generate", ["generate", BLOG_PROMPT, "--json", "-n", str(2**62)]),
         ("explain", ["explain", BLOG_PROMPT, "--part", "1", "--temperature", "0.5"]),
         ("explain", ["explain", "el cielo", "--part", "1"]),
@@ -503,8 +586,38 @@ def test_spanish_errors_read_as_the_blog_says(capsys, locale, tmp_path):
         ),
         ("bogus",): (
             "argumento COMANDO: opción no válida: 'bogus' "
-            "(elige entre 'explain', 'generate', 'sample', 'train', 'plot')"
+            "(elige entre 'explain', 'generate', 'sample', 'train', 'plot', 'bench')"
         ),
+        ("generate", BLOG_PROMPT, "--repetition-penalty", "0"): (
+            "repetition_penalty debe ser un número finito > 0, no 0.0"
+        ),
+        ("generate", BLOG_PROMPT, "--logit-bias", "azul"): (
+            "argumento --logit-bias: se esperaba PALABRA=SESGO, no 'azul'"
+        ),
+        ("generate", BLOG_PROMPT, "--logit-bias", "azul=inf"): (
+            "argumento --logit-bias: SESGO debe ser un número finito, o -inf para prohibir "
+            "la palabra, no 'inf'"
+        ),
+        ("generate", BLOG_PROMPT, "--typical-p", "2"): "typical_p debe estar en (0, 1], no 2.0",
+        ("generate", BLOG_PROMPT, "--top-n-sigma", "-1"): (
+            "top_n_sigma debe ser un número finito >= 0, no -1.0"
+        ),
+        ("generate", BLOG_PROMPT, "--min-tokens-to-keep", "0"): (
+            "min_tokens_to_keep debe ser >= 1, no 0"
+        ),
+        ("generate", BLOG_PROMPT, *BAN_EVERY_WORD): (
+            "todos los logits del token 0 son -inf tras logit_bias y las penalizaciones; "
+            "al menos un token debe estar permitido"
+        ),
+        ("generate", BLOG_PROMPT, *OVERFLOW_A_LOGIT): (
+            "un logit del token 1 es +inf tras logit_bias y las penalizaciones; "
+            "usa sesgos o penalizaciones más pequeños"
+        ),
+        ("generate", BLOG_PROMPT, "--stop", " "): "stop: ' ' no contiene ninguna palabra",
+        ("generate", BLOG_PROMPT, "--stop", "mar"): (
+            "palabra desconocida 'mar'; ¿quisiste decir 'frío' o 'azul' o 'es'?"
+        ),
+        ("bench", "--min-time", "100"): "--min-time debe estar entre 0 y 60 segundos, no 100.0",
         ("generate", BLOG_PROMPT, "--model", tmp_path / "missing.npz"): (
             f"no existe el archivo del modelo: {tmp_path / 'missing.npz'}"
         ),
@@ -518,7 +631,8 @@ def test_spanish_errors_read_as_the_blog_says(capsys, locale, tmp_path):
 def test_an_unknown_message_is_shown_as_it_is(locale):
     """A library message without a template stays English after "error:", whole."""
     locale("es_ES.UTF-8")
-    assert cli._translated("stop: ' ' holds no word") == "stop: ' ' holds no word"
+    unknown = "the weights are all zero; their sum must be > 0"  # sample's, not the CLI's
+    assert cli._translated(unknown) == unknown
     # a field that is not a message of its own stays as it is, even if it reads like one
     assert cli._translated("the file is empty") == "el archivo está vacío"
     assert cli._translated("no such model file: the file is empty") == (

@@ -43,6 +43,7 @@ import argparse
 import functools
 import itertools
 import json
+import math
 import os
 import re
 import string
@@ -541,8 +542,8 @@ def _add_bench_parser(commands) -> None:
 
     bench = commands.add_parser(
         "bench",
-        help="time tinyllm against NumPy, PyTorch and plain Python here",
-        description=command.DESCRIPTION,
+        help=_("time tinyllm against NumPy, PyTorch and plain Python here"),
+        description=_(command.DESCRIPTION),
     )
     command.add_arguments(bench)
     bench.set_defaults(run=command.command)
@@ -780,18 +781,27 @@ def _add_model_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _word_bias(text: str) -> tuple[str, float]:
-    """``WORD=BIAS`` of --logit-bias, e.g. ``azul=-2`` or ``azul=-inf``."""
+    """``WORD=BIAS`` of --logit-bias, e.g. ``azul=-2`` or ``azul=-inf``.
+
+    A bias of NaN or +inf is refused here, naming the word: the library would name
+    the token's position, which the user never typed.
+    """
     word, sep, bias = text.rpartition("=")
     if not sep or not word:
         raise argparse.ArgumentTypeError(
             _("expected {metavar}, got {value}").format(metavar=_("WORD=BIAS"), value=repr(text))
         )
     try:
-        return word, float(bias)
+        value = float(bias)
     except ValueError:
         raise argparse.ArgumentTypeError(
             _("BIAS must be a number, got {value}").format(value=repr(bias))
         ) from None
+    if math.isnan(value) or value == math.inf:
+        raise argparse.ArgumentTypeError(
+            _("BIAS must be finite, or -inf to ban the word, got {value}").format(value=repr(bias))
+        )
+    return word, value
 
 
 def _add_sampling_arguments(parser: argparse.ArgumentParser, filters: bool) -> None:
@@ -1100,6 +1110,7 @@ KNOWN_MESSAGES = [
     N_("{name} must be >= {minimum}, got {value}"),
     N_("{name} must be at most {maximum}, got {value}"),
     N_("{name} must be in {interval}, got {value}"),
+    N_("{name}: position {position} is out of range for {n} tokens"),
     N_("an rng seed"),
     N_("the learning rate"),
     N_("the weight decay"),
@@ -1107,6 +1118,17 @@ KNOWN_MESSAGES = [
     N_("the prompt has {n} token; this model reads {context}, so it needs at least {context}"),
     N_("the prompt has {n} tokens; this model reads {context}, so it needs at least {context}"),
     N_("parts 1 and 2 of the blog read exactly 3 words, the prompt has {n}"),
+    # generation: the logit bias, the penalties and the stop words
+    N_(
+        "every logit of token {token} is -inf after logit_bias and the penalties; "
+        "at least one token must be allowed"
+    ),
+    N_(
+        "a logit of token {token} is +inf after logit_bias and the penalties; "
+        "use smaller biases or penalties"
+    ),
+    N_("the logits of token {token} are not finite: the model's weights overflow the float range"),
+    N_("stop: {text} holds no word"),
     # files
     N_("no such model file: {path}"),
     N_("permission denied reading the model file"),

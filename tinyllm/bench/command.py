@@ -12,13 +12,16 @@ import argparse
 import dataclasses
 import math
 import re
-import sys
+
+from tinyllm._console import say
+from tinyllm._i18n import N_, _
 
 #: The largest row --sizes takes: 10⁸ float32 numbers are 400 MB, and the idioms
 #: hold a few copies.
 MAX_SIZE = 10**8
 
-DESCRIPTION = (
+#: The command's description, translated where the parser is built.
+DESCRIPTION = N_(
     "Time tinyllm's kernels and generation loop against NumPy (its common idiom and "
     "the best one we can write), PyTorch when installed, and plain Python, on this "
     "machine, every contender on one thread, and print the ratios (the idiom's time ÷ "
@@ -35,40 +38,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="every size from 5 to 10^7, float64 too (about 20 minutes)",
+        help=_("every size from 5 to 10^7, float64 too (about 20 minutes)"),
     )
-    parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
-    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument("--json", metavar=_("FILE"), help=_("also write every figure as JSON"))
+    parser.add_argument("--markdown", action="store_true", help=_("print the tables as Markdown"))
     parser.add_argument(
-        "--plot", metavar="PNG", help="also draw the ratios against size (needs matplotlib)"
+        "--plot", metavar="PNG", help=_("also draw the ratios against size (needs matplotlib)")
     )
     parser.add_argument(
         "--only",
         metavar="REGEX",
-        help="only the cases whose name matches, e.g. 'top_p' or 'normal-1 V=32000' "
-        "(names: 'OP FAMILY V=SIZE DTYPE', 'generate blog')",
+        help=_(
+            "only the cases whose name matches, e.g. 'top_p' or 'normal-1 V=32000' "
+            "(names: 'OP FAMILY V=SIZE DTYPE', 'generate blog')"
+        ),
     )
     parser.add_argument(
         "--sizes",
         type=_integer(2, MAX_SIZE),
         nargs="+",
         metavar="V",
-        help="the row sizes to run instead of the plan's",
+        help=_("the row sizes to run instead of the plan's"),
     )
     parser.add_argument(
-        "--rounds", type=_integer(1, 1000), help="timed rounds per case (default 3; --full 5)"
+        "--rounds",
+        type=_integer(1, 1000),
+        metavar="N",
+        help=_("timed rounds per case (default 3; --full 5)"),
     )
     parser.add_argument(
         "--min-time",
         type=float,
-        metavar="SECONDS",
-        help="least time of one timed sample (default 0.002; --full 0.01)",
+        metavar=_("SECONDS"),
+        help=_("least time of one timed sample (default 0.002; --full 0.01)"),
     )
     parser.add_argument(
         "--progress",
         choices=("auto", "on", "off"),
         default="auto",
-        help="progress bar on stderr (auto: on a terminal)",
+        help=_("progress bar on stderr (auto: on a terminal)"),
     )
 
 
@@ -84,13 +92,22 @@ def plan_from(args: argparse.Namespace):
         changes["rounds"] = args.rounds
     if args.min_time is not None:
         if not (math.isfinite(args.min_time) and 0 <= args.min_time <= 60):
-            raise ValueError(f"--min-time must be between 0 and 60 seconds, got {args.min_time}")
+            raise ValueError(
+                _("--min-time must be between 0 and 60 seconds, got {value}").format(
+                    value=args.min_time
+                )
+            )
         changes["min_time"] = args.min_time
     if args.only is not None:
         try:
             re.compile(args.only)
         except re.error as exc:
-            raise ValueError(f"--only {args.only!r} is not a regular expression: {exc}") from None
+            # Python's own reason (position and problem) stays as re says it.
+            raise ValueError(
+                _("--only {pattern} is not a regular expression: {reason}").format(
+                    pattern=repr(args.only), reason=exc
+                )
+            ) from None
         changes["only"] = args.only
     return dataclasses.replace(plan, **changes)
 
@@ -110,8 +127,8 @@ def command(args: argparse.Namespace) -> str:
     results = runner.run(plan, progress=progress)
     if args.json is not None:
         report.write_json(results, args.json)
-        print(f"tinyllm bench: wrote {args.json}", file=sys.stderr)
+        say("bench", _("wrote {path}").format(path=args.json))
     if args.plot is not None:
         report.plot(results, args.plot)
-        print(f"tinyllm bench: wrote {args.plot}", file=sys.stderr)
+        say("bench", _("wrote {path}").format(path=args.plot))
     return report.render(results, markdown=args.markdown)
