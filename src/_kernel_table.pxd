@@ -17,7 +17,7 @@ of the kernels in ``src/kernels/`` (see there what each one computes).
 
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython cimport floating
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from numpy cimport intp_t
 from numpy.random cimport bitgen_t
 
@@ -70,10 +70,14 @@ cdef struct Kernels:
                                        bitgen_t*) noexcept nogil
     Py_ssize_t (*draw_logits_once_f64)(const double*, Py_ssize_t, double, double*,
                                        bitgen_t*) noexcept nogil
-    Py_ssize_t (*draw_min_p_once_f32)(const float*, Py_ssize_t, double, double, int64_t*,
-                                      bitgen_t*) noexcept nogil
-    Py_ssize_t (*draw_min_p_once_f64)(const double*, Py_ssize_t, double, double, int64_t*,
-                                      bitgen_t*) noexcept nogil
+    Py_ssize_t (*draw_min_p_once_f32)(const float*, Py_ssize_t, double, double, int32_t*,
+                                      int64_t*, bitgen_t*) noexcept nogil
+    Py_ssize_t (*draw_min_p_once_f64)(const double*, Py_ssize_t, double, double, int32_t*,
+                                      int64_t*, bitgen_t*) noexcept nogil
+    Py_ssize_t (*draw_top_k_once_f32)(const float*, Py_ssize_t, double, Py_ssize_t, int32_t*,
+                                      int64_t*, bitgen_t*) noexcept nogil
+    Py_ssize_t (*draw_top_k_once_f64)(const double*, Py_ssize_t, double, Py_ssize_t, int32_t*,
+                                      int64_t*, bitgen_t*) noexcept nogil
     Py_ssize_t (*greedy_once_f32)(const float*, Py_ssize_t) noexcept nogil
     Py_ssize_t (*greedy_once_f64)(const double*, Py_ssize_t) noexcept nogil
     # filters.pxi: logit bias and penalties, the filters' exp (a test hook)
@@ -235,12 +239,21 @@ cdef inline Py_ssize_t draw_logits_once(const Kernels* k, const floating* x, Py_
 
 
 cdef inline Py_ssize_t draw_min_p_once(const Kernels* k, const floating* x, Py_ssize_t n,
-                                       double t, double min_p, int64_t* sums,
+                                       double t, double min_p, int32_t* kept, int64_t* w,
                                        bitgen_t* rng) noexcept nogil:
     if floating is float:
-        return k.draw_min_p_once_f32(x, n, t, min_p, sums, rng)
+        return k.draw_min_p_once_f32(x, n, t, min_p, kept, w, rng)
     else:
-        return k.draw_min_p_once_f64(x, n, t, min_p, sums, rng)
+        return k.draw_min_p_once_f64(x, n, t, min_p, kept, w, rng)
+
+
+cdef inline Py_ssize_t draw_top_k_once(const Kernels* k, const floating* x, Py_ssize_t n,
+                                       double t, Py_ssize_t top_k, int32_t* kept, int64_t* w,
+                                       bitgen_t* rng) noexcept nogil:
+    if floating is float:
+        return k.draw_top_k_once_f32(x, n, t, top_k, kept, w, rng)
+    else:
+        return k.draw_top_k_once_f64(x, n, t, top_k, kept, w, rng)
 
 
 cdef inline Py_ssize_t greedy_once(const Kernels* k, const floating* x,

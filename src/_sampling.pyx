@@ -19,7 +19,7 @@ by threads.
 
 cimport numpy as cnp
 from cython cimport floating
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy.random cimport bitgen_t
@@ -60,6 +60,7 @@ from _kernel_table cimport (
     active_table,
     adjust_logits,
     draw_min_p_once,
+    draw_top_k_once,
     greedy_once,
     check_logits,
     check_weights,
@@ -78,6 +79,7 @@ cnp.import_array()
 cdef const Kernels** KERNELS = active_table()
 
 cdef enum:
+    TOP_K_FEW = 1024      # the top-k one-draw kernel takes k up to this (filters.pxi)
     STACK_TOKENS = 1024   # the one-draw paths keep the block sums of this many tokens on the stack
     STACK_BLOCKS = 4      # STACK_TOKENS // DRAW_BLOCK
 
@@ -434,46 +436,48 @@ cdef object sample_logits_one(cnp.ndarray xa, double t, object rng):
     return token
 
 
-cdef object min_p_one(cnp.ndarray xa, object temperature, object min_p, object rng):
-    """``sample_logits(logits, t, min_p=q, rng=rng)`` for plain 1-D logits: the chain's
-    min-p draw in two passes, no array of weights (kernels/sampling.pxi,
-    draw_min_p_once). T = 0, min_p = 0 and rows the kernel does not take go to the
-    general path."""
-    cdef SamplerOptions opt = checked_sampler_options(temperature, None, None, min_p, None,
+cdef object few_kept_one(cnp.ndarray xa, object temperature, object top_k, object min_p,
+                         object rng):
+    """``sample_logits(logits, t, top_k=k, rng=rng)`` or ``(..., min_p=q, ...)`` for plain
+    1-D logits, one filter alone: the tokens that may be kept gathered in one pass, an
+    exp for them only (kernels/filters.pxi: draw_top_k_once, draw_min_p_once). Other
+    cases (T = 0, min_p = 0, k >= V / 4, rows the kernels do not take) go to the
+    general path, which gives the same token."""
+    cdef SamplerOptions opt = checked_sampler_options(temperature, top_k, None, min_p, None,
                                                       None, 1, "sample_logits")
-    if opt.temperature == 0.0 or opt.min_p == 0.0:
-        return sample_logits_general(xa, temperature, None, None, min_p, None, rng, NO_CHAIN)
+    cdef Py_ssize_t V = cnp.PyArray_DIM(xa, 0), token = -1
+    if (opt.temperature == 0.0 or (top_k is None and opt.min_p == 0.0)
+            or (top_k is not None and (opt.top_k > TOP_K_FEW or 4 * opt.top_k >= V))
+            or V >= (1 << 31) - 16):
+        return sample_logits_general(xa, temperature, top_k, None, min_p, None, rng, NO_CHAIN)
     gen = generator_of(rng, "sample_logits")
     bit_generator = gen.bit_generator
     cdef bitgen_t* bits = bitgen_of(bit_generator)
     cdef const Kernels* k = KERNELS[0]
-    cdef Py_ssize_t V = cnp.PyArray_DIM(xa, 0), token
     cdef void* x = cnp.PyArray_DATA(xa)
     cdef bint is_float = cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT
-    cdef int64_t stack_sums[STACK_BLOCKS]
-    cdef int64_t* sums = &stack_sums[0]
-    if V > STACK_TOKENS:
-        sums = <int64_t*>malloc(n_draw_blocks(V) * sizeof(int64_t))
-        if sums == NULL:
-            raise MemoryError()
+    cdef void* memory = malloc((V + 16) * sizeof(int32_t) + V * sizeof(int64_t))
+    if memory == NULL:
+        raise MemoryError()
+    cdef int32_t* kept = <int32_t*>memory
+    cdef int64_t* w = <int64_t*>(<char*>memory + (V + 16) * sizeof(int32_t))
+    cdef double t = opt.temperature, q = opt.min_p
+    cdef Py_ssize_t kk = opt.top_k
+    cdef bint by_top_k = top_k is not None
     try:
-        with bit_generator.lock:
-            if V < GIL_FREE_MIN:
-                token = (draw_min_p_once(k, <const float*>x, V, opt.temperature, opt.min_p,
-                                         sums, bits) if is_float
-                         else draw_min_p_once(k, <const double*>x, V, opt.temperature,
-                                              opt.min_p, sums, bits))
+        with bit_generator.lock, nogil:
+            if by_top_k:
+                token = (draw_top_k_once(k, <const float*>x, V, t, kk, kept, w, bits)
+                         if is_float else
+                         draw_top_k_once(k, <const double*>x, V, t, kk, kept, w, bits))
             else:
-                with nogil:
-                    token = (draw_min_p_once(k, <const float*>x, V, opt.temperature,
-                                             opt.min_p, sums, bits) if is_float
-                             else draw_min_p_once(k, <const double*>x, V, opt.temperature,
-                                                  opt.min_p, sums, bits))
+                token = (draw_min_p_once(k, <const float*>x, V, t, q, kept, w, bits)
+                         if is_float else
+                         draw_min_p_once(k, <const double*>x, V, t, q, kept, w, bits))
     finally:
-        if sums != &stack_sums[0]:
-            free(sums)
-    if token < 0:
-        return sample_logits_general(xa, temperature, None, None, min_p, None, gen, NO_CHAIN)
+        free(memory)
+    if token < 0:        # nothing drawn: the general path says why, or draws
+        return sample_logits_general(xa, temperature, top_k, None, min_p, None, gen, NO_CHAIN)
     return token
 
 
@@ -752,12 +756,12 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None,
         if t > 0.0:
             return sample_logits_one(<cnp.ndarray>logits, t, rng)
         return greedy_one(<cnp.ndarray>logits, rng)
-    if min_p is not None and only_temperature(size, top_k, top_p, None, typical_p,
-                                              top_n_sigma, min_tokens_to_keep, logit_bias,
-                                              repetition_penalty, presence_penalty,
-                                              frequency_penalty, penalty_last_n,
-                                              history) and is_ready_float(logits, 1):
-        return min_p_one(<cnp.ndarray>logits, temperature, min_p, rng)
+    if ((min_p is None) != (top_k is None)
+            and only_temperature(size, None, top_p, None, typical_p, top_n_sigma,
+                                 min_tokens_to_keep, logit_bias, repetition_penalty,
+                                 presence_penalty, frequency_penalty, penalty_last_n, history)
+            and is_ready_float(logits, 1)):
+        return few_kept_one(<cnp.ndarray>logits, temperature, top_k, min_p, rng)
     if (size is None and top_k is None and top_p is None and min_p is None
             and typical_p is None and top_n_sigma is None and logit_bias is None
             and history is not None and is_ready_float(logits, 1)):

@@ -22,8 +22,9 @@
 # flat, peaked, tied and masked rows all cost a few passes, and no full sort.
 
 from libc.math cimport INFINITY, fabs, fma, isfinite, log, sqrt
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport qsort
+from numpy.random cimport bitgen_t
 from libc.string cimport memset
 
 from _defs cimport FOUND_POSINF, NO_FINITE, OK, Penalties, SamplerOptions
@@ -34,6 +35,8 @@ cdef enum:
     N_BUCKETS = 2048
     MAX_LEVELS = 3        # linear levels before the selection goes on by bits
     CAP = 2048            # tokens in play gathered into a list (on the stack) to finish
+    TOP_K_FEW = 1024      # draw_top_k_once takes k up to this
+    SAMPLE_MAX = 2048     # draw_top_k_once's sample of the row
     SPARE = 16            # extra buckets for the tokens a pass skips (spread: no store chain)
     FEW = 48              # a boundary bucket of at most this many tokens is sorted
     LANES8 = 8            # top-n-sigma's sums: 8 lanes, a fixed order (see lane_sums)
@@ -771,3 +774,246 @@ cdef void drop_below_min_p(const floating* y, int64_t* w, Py_ssize_t n, Row* row
         w[i] = w[i] if (y[i] - row.m) / row.t >= cut else REMOVED
         kept += w[i] >= 0
     row.kept = kept
+
+
+# ===========================================================================
+# One draw with a filter that keeps few tokens (top-k alone, min-p alone): the
+# tokens that may be kept are gathered first (a compare-and-compress pass, the
+# AVX-512 build compresses 16 floats per instruction), and only they get an exp.
+# The same kept set, weights and draw as the chain above and the draw of
+# sampling.pxi (the first kept token, in index order, whose running weight exceeds
+# u * W): the entry points use these for one row, one draw.
+# ===========================================================================
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+    #include <immintrin.h>
+    #endif
+    /* out[0:count] = the indices i < n (ascending) with x[i] >= cut; out must hold
+       n + 16. The AVX-512 path compresses in registers, then stores whole vectors
+       (a compressing store to memory is slow on some CPUs). */
+    static Py_ssize_t tinyllm_at_least_f32(const float* x, Py_ssize_t n, double cut,
+                                           int32_t* out) {
+        Py_ssize_t i = 0, count = 0;
+        float c = (float)cut;
+        if ((double)c < cut) c = nextafterf(c, INFINITY);   /* x >= c iff x >= cut */
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+        __m512 vc = _mm512_set1_ps(c);
+        __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        const __m512i step = _mm512_set1_epi32(16);
+        for (; i + 16 <= n; i += 16) {
+            __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), vc, _CMP_GE_OQ);
+            _mm512_storeu_si512((void*)(out + count), _mm512_maskz_compress_epi32(m, idx));
+            count += __builtin_popcount((unsigned)m);
+            idx = _mm512_add_epi32(idx, step);
+        }
+    #endif
+        for (; i < n; i++) {
+            out[count] = (int32_t)i;
+            count += x[i] >= c;
+        }
+        return count;
+    }
+    static Py_ssize_t tinyllm_at_least_f64(const double* x, Py_ssize_t n, double cut,
+                                           int32_t* out) {
+        Py_ssize_t i = 0, count = 0;
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+        __m512d vc = _mm512_set1_pd(cut);
+        __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i step = _mm256_set1_epi32(8);
+        for (; i + 8 <= n; i += 8) {
+            __mmask8 m = _mm512_cmp_pd_mask(_mm512_loadu_pd(x + i), vc, _CMP_GE_OQ);
+            _mm256_storeu_si256((__m256i*)(out + count), _mm256_maskz_compress_epi32(m, idx));
+            count += __builtin_popcount((unsigned)m);
+            idx = _mm256_add_epi32(idx, step);
+        }
+    #endif
+        for (; i < n; i++) {
+            out[count] = (int32_t)i;
+            count += x[i] >= cut;
+        }
+        return count;
+    }
+    """
+    Py_ssize_t tinyllm_at_least_f32(const float*, Py_ssize_t, double, int32_t*) noexcept nogil
+    Py_ssize_t tinyllm_at_least_f64(const double*, Py_ssize_t, double, int32_t*) noexcept nogil
+
+
+cdef inline Py_ssize_t indices_at_least(const floating* x, Py_ssize_t n, double cut,
+                                        int32_t* out) noexcept nogil:
+    """out[0:count] = the indices of the x[i] >= cut, ascending (out holds n + 16)."""
+    if floating is float:
+        return tinyllm_at_least_f32(x, n, cut, out)
+    else:
+        return tinyllm_at_least_f64(x, n, cut, out)
+
+
+cdef Py_ssize_t draw_from_few(const floating* x, const int32_t* kept, Py_ssize_t count,
+                              double m, double t, double scale, double threshold,
+                              int64_t* w, double u) noexcept nogil:
+    """The draw among the tokens kept[0:count] (ascending indices), each weighted
+    round(filter_exp((x - m) / t) * 2^K), those below ``threshold`` dropped (min-p; 0
+    keeps all): the first whose running weight exceeds u * W, else the last with a
+    weight. ``w`` holds count weights (scratch)."""
+    cdef Py_ssize_t j, last = -1
+    cdef int64_t total = 0, running = 0
+    for j in range(count):
+        w[j] = to_fixed(filter_exp((x[kept[j]] - m) / t) * scale)
+        w[j] = w[j] if <double>w[j] >= threshold else 0
+        total += w[j]
+    cdef double r = u * <double>total
+    for j in range(count):
+        if w[j] > 0:
+            last = j
+            running += w[j]
+            if <double>running > r:
+                return kept[j]
+    return kept[last] if last >= 0 else -1
+
+
+cdef Py_ssize_t draw_min_p_once(const floating* x, Py_ssize_t n, double t, double min_p,
+                                int32_t* kept, int64_t* w, bitgen_t* rng) noexcept nogil:
+    """One token from softmax(x / t) after min-p alone (min_tokens_to_keep 1): the max,
+    one pass gathering the tokens whose logit does not rule them out (as
+    drop_below_min_p), their weights, the draw. ``kept`` holds n + 16, ``w`` n.
+    -1, without drawing, for a NaN, +inf or no finite logit, or t outside
+    [1e-30, 1e30] (the entry point's general path then says why, or draws)."""
+    cdef double m = lane_max(x, n)
+    cdef double scale = <double>(<int64_t>1 << weight_bits(n))
+    cdef double floor = min_p - 0.5 / scale, cut = -INFINITY, x_cut = -INFINITY
+    cdef Py_ssize_t count
+    if not (isfinite(m) and 1e-30 <= t <= 1e30):
+        return -1
+    if floor > 0.0:
+        cut = log(floor)
+        cut -= 1e-12 * (1.0 - cut)
+        # Below x_cut, s = (x - m) / t is below the cut, whatever the rounding.
+        x_cut = (m + cut * t * (1.0 + 1e-12)) - (fabs(m) * 1e-15 + 1e-300)
+    count = indices_at_least(x, n, x_cut, kept)
+    return draw_from_few(x, kept, count, m, t, scale, min_p * scale, w,
+                         rng.next_double(rng.state))
+
+
+cdef Py_ssize_t draw_top_k_once(const floating* x, Py_ssize_t n, double t, Py_ssize_t k,
+                                int32_t* kept, int64_t* w, bitgen_t* rng) noexcept nogil:
+    """One token from softmax(x / t) after top-k alone (k <= TOP_K_FEW, k < n / 4): a
+    threshold from a sample of the row, the tokens at or above it gathered (at least
+    k of them, else a lower threshold), the k best of those by (logit, index) on a
+    heap, then the draw in index order. ``kept`` holds n + 16, ``w`` n. -1, without
+    drawing, where the general path must decide (NaN, +inf, too few finite logits)."""
+    cdef double m = lane_max(x, n)
+    cdef double scale = <double>(<int64_t>1 << weight_bits(n))
+    cdef double sample[SAMPLE_MAX]
+    cdef int32_t best[TOP_K_FEW]
+    cdef Py_ssize_t s, i, j, count = 0, rank, attempt, found
+    cdef double cut
+    if not (isfinite(m) and 1e-30 <= t <= 1e30):
+        return -1
+    # The sample: every (n / s)-th logit. Its rank-th largest is a threshold that, on
+    # average, 2 k + 16 tokens of the row reach.
+    s = min(n, <Py_ssize_t>SAMPLE_MAX)
+    for i in range(s):
+        sample[i] = x[(i * n) // s]
+    rank = min(s, (2 * k * s) // n + 16)
+    for attempt in range(3):
+        if rank >= s:
+            cut = -INFINITY
+        else:
+            cut = kth_largest(sample, s, rank)
+        count = indices_at_least(x, n, cut, kept)
+        found = 0
+        for j in range(count):
+            found += x[kept[j]] != -INFINITY
+        if found >= k:
+            break
+        rank *= 8
+    if found < k:
+        return -1                        # fewer than k finite logits: the general path
+    # The k best of the gathered tokens, on a worst-first heap (by logit, then index).
+    cdef Py_ssize_t size = 0
+    for j in range(count):
+        i = kept[j]
+        if x[i] == -INFINITY:
+            continue
+        if size < k:
+            best[size] = <int32_t>i
+            size += 1
+            if size == k:
+                heapify_worst_first(x, best, k)
+        elif outranks(x, i, best[0]):
+            best[0] = <int32_t>i
+            sift_worst_first(x, best, k, 0)
+    sort_indices(best, k)
+    return draw_from_few(x, best, k, m, t, scale, 0.0, w, rng.next_double(rng.state))
+
+
+cdef inline bint outranks(const floating* x, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Token a ranks before token b: a higher logit, or the same and a lower index."""
+    return x[a] > x[b] or (x[a] == x[b] and a < b)
+
+
+cdef void sift_worst_first(const floating* x, int32_t* heap, Py_ssize_t size,
+                           Py_ssize_t pos) noexcept nogil:
+    cdef int32_t item = heap[pos]
+    cdef Py_ssize_t child
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        if child + 1 < size and outranks(x, heap[child], heap[child + 1]):
+            child += 1
+        if not outranks(x, item, heap[child]):
+            break
+        heap[pos] = heap[child]
+        pos = child
+    heap[pos] = item
+
+
+cdef void heapify_worst_first(const floating* x, int32_t* heap, Py_ssize_t size) noexcept nogil:
+    cdef Py_ssize_t pos
+    for pos in range(size // 2 - 1, -1, -1):
+        sift_worst_first(x, heap, size, pos)
+
+
+cdef void sort_indices(int32_t* a, Py_ssize_t n) noexcept nogil:
+    """Ascending (insertion sort: n <= TOP_K_FEW)."""
+    cdef Py_ssize_t i, j
+    cdef int32_t v
+    for i in range(1, n):
+        v = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
+cdef double kth_largest(double* a, Py_ssize_t n, Py_ssize_t rank) noexcept nogil:
+    """The rank-th largest of a[0:n] (rank 1: the max; -inf sorts last), by
+    quickselect in place."""
+    cdef Py_ssize_t lo = 0, hi = n - 1, i, j, target = rank - 1
+    cdef double pivot, tmp
+    while lo < hi:
+        pivot = a[(lo + hi) // 2]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] > pivot:
+                i += 1
+            while a[j] < pivot:
+                j -= 1
+            if i <= j:
+                tmp = a[i]
+                a[i] = a[j]
+                a[j] = tmp
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            break
+    return a[target]

@@ -504,65 +504,6 @@ cdef int filter_logits_rows(const floating* x, Py_ssize_t rows, Py_ssize_t n,
     return OK
 
 
-cdef Py_ssize_t draw_min_p_once(const floating* x, Py_ssize_t n, double t, double min_p,
-                                int64_t* sums, bitgen_t* rng) noexcept nogil:
-    """One token from softmax(x / t) after min-p alone (min_tokens_to_keep 1): the
-    chain's own weights and draw (filters.pxi), in two passes and no array of weights.
-
-    The max; then, per block, the weights of the tokens min-p keeps: a token whose
-    logit is below the cut of drop_below_min_p needs no exp. The draw recomputes the
-    chosen block. -1, without drawing, for a NaN, +inf or no finite logit, or t
-    outside [1e-30, 1e30] (the entry point's general path then says why or draws).
-    """
-    cdef double m = lane_max(x, n)
-    cdef double scale = <double>(<int64_t>1 << weight_bits(n))
-    cdef double threshold = min_p * scale, floor = min_p - 0.5 / scale, cut, s
-    cdef double x_cut = -INFINITY
-    cdef Py_ssize_t b, i, start, end, n_blocks = n_draw_blocks(n)
-    cdef int64_t w, part, total = 0, running = 0
-    if not (isfinite(m) and 1e-30 <= t <= 1e30):
-        return -1
-    if floor > 0.0:
-        # A logit below x_cut has s below drop_below_min_p's cut (with room for the
-        # rounding of (x - m) / t): it cannot pass.
-        cut = log(floor)
-        cut -= 1e-12 * (1.0 - cut)
-        x_cut = (m + cut * t * (1.0 + 1e-12)) - (fabs(m) * 1e-15 + 1e-300)
-    for b in range(n_blocks):
-        start = b * DRAW_BLOCK
-        end = min(start + DRAW_BLOCK, n)
-        part = 0
-        for i in range(start, end):
-            if x[i] >= x_cut:                   # rarely true on a flat row
-                w = to_fixed(filter_exp((x[i] - m) / t) * scale)
-                part += w if <double>w >= threshold else 0
-        sums[b] = part
-        total += part
-    cdef double r = rng.next_double(rng.state) * <double>total
-    cdef Py_ssize_t last = -1
-    for b in range(n_blocks):
-        if sums[b] > 0:
-            last = b
-        if <double>(running + sums[b]) > r:
-            start = b * DRAW_BLOCK
-            for i in range(start, min(start + DRAW_BLOCK, n)):
-                if x[i] >= x_cut:
-                    w = to_fixed(filter_exp((x[i] - m) / t) * scale)
-                    if <double>w >= threshold:
-                        running += w
-                        if <double>running > r:
-                            return i
-        running += sums[b]
-    # u * W rounded up to W: the last token with a weight
-    start = last * DRAW_BLOCK
-    for i in range(min(start + DRAW_BLOCK, n) - 1, start - 1, -1):
-        if x[i] >= x_cut:
-            w = to_fixed(filter_exp((x[i] - m) / t) * scale)
-            if <double>w >= threshold and w > 0:
-                return i
-    return -1
-
-
 cdef Py_ssize_t greedy_once(const floating* x, Py_ssize_t n) noexcept nogil:
     """The first argmax of x in one read-only pass, or -1 if x holds a NaN or +inf or
     nothing above -inf (the entry point's general path then names it).
