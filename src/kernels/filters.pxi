@@ -270,6 +270,136 @@ cdef int64_t kept_weight(const int64_t* w, Py_ssize_t n) noexcept nogil:
     return total
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+    #include <immintrin.h>
+    #endif
+    /* out[0:count] = the indices i < n (ascending) with x[i] >= cut; out must hold
+       n + 16. The AVX-512 path compresses in registers, then stores whole vectors
+       (a compressing store to memory is slow on some CPUs). */
+    static Py_ssize_t tinyllm_at_least_f32(const float* x, Py_ssize_t n, double cut,
+                                           int32_t* out) {
+        Py_ssize_t i = 0, count = 0;
+        float c = (float)cut;
+        if ((double)c < cut) c = nextafterf(c, INFINITY);   /* x >= c iff x >= cut */
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+        __m512 vc = _mm512_set1_ps(c);
+        __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        const __m512i step = _mm512_set1_epi32(16);
+        for (; i + 16 <= n; i += 16) {
+            __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), vc, _CMP_GE_OQ);
+            _mm512_storeu_si512((void*)(out + count), _mm512_maskz_compress_epi32(m, idx));
+            count += __builtin_popcount((unsigned)m);
+            idx = _mm512_add_epi32(idx, step);
+        }
+    #endif
+        for (; i < n; i++) {
+            out[count] = (int32_t)i;
+            count += x[i] >= c;
+        }
+        return count;
+    }
+    static Py_ssize_t tinyllm_at_least_f64(const double* x, Py_ssize_t n, double cut,
+                                           int32_t* out) {
+        Py_ssize_t i = 0, count = 0;
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+        __m512d vc = _mm512_set1_pd(cut);
+        __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i step = _mm256_set1_epi32(8);
+        for (; i + 8 <= n; i += 8) {
+            __mmask8 m = _mm512_cmp_pd_mask(_mm512_loadu_pd(x + i), vc, _CMP_GE_OQ);
+            _mm256_storeu_si256((__m256i*)(out + count), _mm256_maskz_compress_epi32(m, idx));
+            count += __builtin_popcount((unsigned)m);
+            idx = _mm256_add_epi32(idx, step);
+        }
+    #endif
+        for (; i < n; i++) {
+            out[count] = (int32_t)i;
+            count += x[i] >= cut;
+        }
+        return count;
+    }
+    /* As above for lo <= x[i] <= hi, writing at most cap indices (out holds cap + 16):
+       -1 when more are found. */
+    static Py_ssize_t tinyllm_between_f32(const float* x, Py_ssize_t n, double lo, double hi,
+                                          int32_t* out, Py_ssize_t cap) {
+        Py_ssize_t i = 0, count = 0;
+        float a = (float)lo, b = (float)hi;
+        if ((double)a < lo) a = nextafterf(a, INFINITY);    /* x >= a iff x >= lo */
+        if ((double)b > hi) b = nextafterf(b, -INFINITY);   /* x <= b iff x <= hi */
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+        __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
+        __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        const __m512i step = _mm512_set1_epi32(16);
+        for (; i + 16 <= n; i += 16) {
+            __m512 v = _mm512_loadu_ps(x + i);
+            __mmask16 m = _mm512_cmp_ps_mask(v, va, _CMP_GE_OQ)
+                          & _mm512_cmp_ps_mask(v, vb, _CMP_LE_OQ);
+            if (count > cap) return -1;
+            _mm512_storeu_si512((void*)(out + count), _mm512_maskz_compress_epi32(m, idx));
+            count += __builtin_popcount((unsigned)m);
+            idx = _mm512_add_epi32(idx, step);
+        }
+    #endif
+        for (; i < n; i++) {
+            if (count > cap) return -1;
+            out[count] = (int32_t)i;
+            count += (x[i] >= a) & (x[i] <= b);
+        }
+        return count > cap ? -1 : count;
+    }
+    static Py_ssize_t tinyllm_between_f64(const double* x, Py_ssize_t n, double lo, double hi,
+                                          int32_t* out, Py_ssize_t cap) {
+        Py_ssize_t i = 0, count = 0;
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+        __m512d va = _mm512_set1_pd(lo), vb = _mm512_set1_pd(hi);
+        __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i step = _mm256_set1_epi32(8);
+        for (; i + 8 <= n; i += 8) {
+            __m512d v = _mm512_loadu_pd(x + i);
+            __mmask8 m = _mm512_cmp_pd_mask(v, va, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v, vb, _CMP_LE_OQ);
+            if (count > cap) return -1;
+            _mm256_storeu_si256((__m256i*)(out + count), _mm256_maskz_compress_epi32(m, idx));
+            count += __builtin_popcount((unsigned)m);
+            idx = _mm256_add_epi32(idx, step);
+        }
+    #endif
+        for (; i < n; i++) {
+            if (count > cap) return -1;
+            out[count] = (int32_t)i;
+            count += (x[i] >= lo) & (x[i] <= hi);
+        }
+        return count > cap ? -1 : count;
+    }
+    """
+    Py_ssize_t tinyllm_at_least_f32(const float*, Py_ssize_t, double, int32_t*) noexcept nogil
+    Py_ssize_t tinyllm_at_least_f64(const double*, Py_ssize_t, double, int32_t*) noexcept nogil
+    Py_ssize_t tinyllm_between_f32(const float*, Py_ssize_t, double, double, int32_t*,
+                                   Py_ssize_t) noexcept nogil
+    Py_ssize_t tinyllm_between_f64(const double*, Py_ssize_t, double, double, int32_t*,
+                                   Py_ssize_t) noexcept nogil
+
+
+cdef inline Py_ssize_t indices_between(const floating* x, Py_ssize_t n, double lo, double hi,
+                                       int32_t* out, Py_ssize_t cap) noexcept nogil:
+    """out[0:count] = the indices of the lo <= x[i] <= hi, ascending; -1 beyond cap."""
+    if floating is float:
+        return tinyllm_between_f32(x, n, lo, hi, out, cap)
+    else:
+        return tinyllm_between_f64(x, n, lo, hi, out, cap)
+
+
+cdef inline Py_ssize_t indices_at_least(const floating* x, Py_ssize_t n, double cut,
+                                        int32_t* out) noexcept nogil:
+    """out[0:count] = the indices of the x[i] >= cut, ascending (out holds n + 16)."""
+    if floating is float:
+        return tinyllm_at_least_f32(x, n, cut, out)
+    else:
+        return tinyllm_at_least_f64(x, n, cut, out)
+
+
 # ===========================================================================
 # Radix selection: the shortest prefix of an order whose measure reaches a bound
 # ===========================================================================
@@ -327,6 +457,57 @@ cdef inline bint in_levels(double v, const Levels* lv) noexcept nogil:
     for L in range(lv.count):
         inside = inside & (linear_digit(v, lv.start[L], lv.scale[L]) == lv.digit[L])
     return inside
+
+
+cdef inline double from_sortable(uint64_t k) noexcept nogil:
+    """The double whose sortable() is k."""
+    return _from_bits64(k & ~(<uint64_t>1 << 63) if k >> 63 else ~k)
+
+
+cdef void levels_interval(const Levels* lv, double* lo, double* hi) noexcept nogil:
+    """[lo, hi]: the key values in every chosen bucket (an interval: each digit is a
+    monotone function of the value), found by bisection over the doubles."""
+    cdef uint64_t a = sortable(-INFINITY), b = sortable(INFINITY), mid, top, bottom
+    cdef int L
+    # lo: the smallest value whose digits are all >= the chosen ones
+    bottom = a
+    top = b
+    while bottom < top:
+        mid = bottom + (top - bottom) // 2
+        if not_below(from_sortable(mid), lv):
+            top = mid
+        else:
+            bottom = mid + 1
+    lo[0] = from_sortable(bottom)
+    # hi: the largest value whose digits are all <= the chosen ones
+    bottom = a
+    top = b
+    while bottom < top:
+        mid = bottom + (top - bottom + 1) // 2
+        if not_above(from_sortable(mid), lv):
+            bottom = mid
+        else:
+            top = mid - 1
+    hi[0] = from_sortable(bottom)
+
+
+cdef inline bint not_below(double v, const Levels* lv) noexcept nogil:
+    """v's digits are >= the chosen ones, in order (the first that differs decides)."""
+    cdef int L, d
+    for L in range(lv.count):
+        d = linear_digit(v, lv.start[L], lv.scale[L])
+        if d != lv.digit[L]:
+            return d > lv.digit[L]
+    return True
+
+
+cdef inline bint not_above(double v, const Levels* lv) noexcept nogil:
+    cdef int L, d
+    for L in range(lv.count):
+        d = linear_digit(v, lv.start[L], lv.scale[L])
+        if d != lv.digit[L]:
+            return d < lv.digit[L]
+    return True
 
 
 cdef void value_range(const floating* y, const int64_t* w, Py_ssize_t n, const Row* row,
@@ -481,14 +662,31 @@ cdef Py_ssize_t select_in_list(const floating* y, const int64_t* w, Py_ssize_t n
     cdef double v, vmin, vmax, scale
     cdef Row r = row[0]
     cdef Levels levels = lv[0]
-    count = 0
-    for i in range(n):
-        v = key_value(y, i, &r)
-        if (w[i] >= 0) & in_levels(v, &levels):     # rarely true: predictable
-            if count < CAP:
-                idx[count] = i
-                keys[count] = sortable(v)
-                count += 1
+    cdef int32_t band[CAP + 16]
+    cdef double lo, hi
+    count = -1
+    if r.order == BY_RANK:
+        # The chosen buckets are one interval of keys -y: gather by y, vectorised.
+        levels_interval(&levels, &lo, &hi)
+        count = indices_between(y, n, -hi, -lo, band, CAP)
+        if count >= 0:
+            kept = 0
+            for j in range(count):
+                i = band[j]
+                if w[i] >= 0:
+                    idx[kept] = i
+                    keys[kept] = sortable(key_value(y, i, &r))
+                    kept += 1
+            count = kept
+    if count < 0:
+        count = 0
+        for i in range(n):
+            v = key_value(y, i, &r)
+            if (w[i] >= 0) & in_levels(v, &levels):     # rarely true: predictable
+                if count < CAP:
+                    idx[count] = i
+                    keys[count] = sortable(v)
+                    count += 1
     while count > FEW:
         vmin = INFINITY
         vmax = -INFINITY
@@ -784,71 +982,6 @@ cdef void drop_below_min_p(const floating* y, int64_t* w, Py_ssize_t n, Row* row
 # sampling.pxi (the first kept token, in index order, whose running weight exceeds
 # u * W): the entry points use these for one row, one draw.
 # ===========================================================================
-
-cdef extern from *:
-    """
-    #include <stdint.h>
-    #if defined(__AVX512F__) && defined(__AVX512VL__)
-    #include <immintrin.h>
-    #endif
-    /* out[0:count] = the indices i < n (ascending) with x[i] >= cut; out must hold
-       n + 16. The AVX-512 path compresses in registers, then stores whole vectors
-       (a compressing store to memory is slow on some CPUs). */
-    static Py_ssize_t tinyllm_at_least_f32(const float* x, Py_ssize_t n, double cut,
-                                           int32_t* out) {
-        Py_ssize_t i = 0, count = 0;
-        float c = (float)cut;
-        if ((double)c < cut) c = nextafterf(c, INFINITY);   /* x >= c iff x >= cut */
-    #if defined(__AVX512F__) && defined(__AVX512VL__)
-        __m512 vc = _mm512_set1_ps(c);
-        __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        const __m512i step = _mm512_set1_epi32(16);
-        for (; i + 16 <= n; i += 16) {
-            __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), vc, _CMP_GE_OQ);
-            _mm512_storeu_si512((void*)(out + count), _mm512_maskz_compress_epi32(m, idx));
-            count += __builtin_popcount((unsigned)m);
-            idx = _mm512_add_epi32(idx, step);
-        }
-    #endif
-        for (; i < n; i++) {
-            out[count] = (int32_t)i;
-            count += x[i] >= c;
-        }
-        return count;
-    }
-    static Py_ssize_t tinyllm_at_least_f64(const double* x, Py_ssize_t n, double cut,
-                                           int32_t* out) {
-        Py_ssize_t i = 0, count = 0;
-    #if defined(__AVX512F__) && defined(__AVX512VL__)
-        __m512d vc = _mm512_set1_pd(cut);
-        __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        const __m256i step = _mm256_set1_epi32(8);
-        for (; i + 8 <= n; i += 8) {
-            __mmask8 m = _mm512_cmp_pd_mask(_mm512_loadu_pd(x + i), vc, _CMP_GE_OQ);
-            _mm256_storeu_si256((__m256i*)(out + count), _mm256_maskz_compress_epi32(m, idx));
-            count += __builtin_popcount((unsigned)m);
-            idx = _mm256_add_epi32(idx, step);
-        }
-    #endif
-        for (; i < n; i++) {
-            out[count] = (int32_t)i;
-            count += x[i] >= cut;
-        }
-        return count;
-    }
-    """
-    Py_ssize_t tinyllm_at_least_f32(const float*, Py_ssize_t, double, int32_t*) noexcept nogil
-    Py_ssize_t tinyllm_at_least_f64(const double*, Py_ssize_t, double, int32_t*) noexcept nogil
-
-
-cdef inline Py_ssize_t indices_at_least(const floating* x, Py_ssize_t n, double cut,
-                                        int32_t* out) noexcept nogil:
-    """out[0:count] = the indices of the x[i] >= cut, ascending (out holds n + 16)."""
-    if floating is float:
-        return tinyllm_at_least_f32(x, n, cut, out)
-    else:
-        return tinyllm_at_least_f64(x, n, cut, out)
-
 
 cdef Py_ssize_t draw_from_few(const floating* x, const int32_t* kept, Py_ssize_t count,
                               double m, double t, double scale, double threshold,
