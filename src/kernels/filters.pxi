@@ -207,8 +207,9 @@ cdef inline double key_value(const floating* y, Py_ssize_t i, const Row* row) no
 cdef Py_ssize_t mark_finite(const floating* y, Py_ssize_t n, int64_t* w,
                             Row* row) noexcept nogil:
     """w[i] = 0 (kept, weight to come) for a finite y[i], REMOVED for -inf; the largest
-    and the smallest finite y in row.m and row.ymin; returns how many are kept. The filters on logits (top-n-sigma,
-    top-k) need no weights. Explicit lanes for the min, so the loop vectorises."""
+    and the smallest finite y in row.m and row.ymin; returns how many are kept. The
+    filters on logits (top-n-sigma, top-k) need no weights. Explicit lanes for the min
+    and max, so the loop vectorises."""
     cdef double low[LANES8]
     cdef double high[LANES8]
     cdef Py_ssize_t b, i, j, kept = 0, body = n - n % LANES8
@@ -359,7 +360,8 @@ cdef extern from *:
         const __m256i step = _mm256_set1_epi32(8);
         for (; i + 8 <= n; i += 8) {
             __m512d v = _mm512_loadu_pd(x + i);
-            __mmask8 m = _mm512_cmp_pd_mask(v, va, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v, vb, _CMP_LE_OQ);
+            __mmask8 m = _mm512_cmp_pd_mask(v, va, _CMP_GE_OQ)
+                         & _mm512_cmp_pd_mask(v, vb, _CMP_LE_OQ);
             if (count > cap) return -1;
             _mm256_storeu_si256((__m256i*)(out + count), _mm256_maskz_compress_epi32(m, idx));
             count += __builtin_popcount((unsigned)m);
