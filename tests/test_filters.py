@@ -82,10 +82,14 @@ def test_filter_exp_same_bits_on_every_isa_and_within_an_ulp():
     results = [isa._filter_exp(s) for isa in ISAS]
     for other in results[1:]:
         np.testing.assert_array_equal(other.view(np.int64), results[0].view(np.int64))
-    exact = np.exp(s)
+    # Within an ulp of exp: against exp in long double where it is wider than double
+    # (x86: 64-bit mantissa), else within two of NumPy's (itself within about one).
+    wide = np.finfo(np.longdouble).nmant > 52
+    exact = np.exp(s.astype(np.longdouble)) if wide else np.exp(s)
     normal = exact > 1e-300
-    rel = np.abs(results[0][normal] - exact[normal]) / exact[normal]
-    assert rel.max() <= 2.3e-16  # within an ulp of exp (itself within half an ulp)
+    ulp = np.spacing(exact[normal].astype(np.float64)).astype(np.longdouble)
+    error = np.abs(results[0][normal].astype(np.longdouble) - exact[normal]) / ulp
+    assert error.max() <= (1.0 if wide else 2.0)
     assert _filter_exp(np.array([0.0]))[0] == 1.0
     assert (_filter_exp(np.array([-746.5, -np.inf])) == 0.0).all()
 

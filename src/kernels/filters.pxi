@@ -15,31 +15,39 @@
 # Tokens are ranked by y (higher first, ties to the lower index). top-k, top-p and
 # typical-p keep the shortest prefix of an order (the ranking; typical-p: the distance
 # to the entropy) whose count or weight reaches a threshold. That prefix is found by
-# radix selection on the order's key (a double, as sortable bits): a histogram of
-# 2^11 buckets over the key range left, keep the bucket where the running sum crosses
-# the threshold, repeat on it; a bucket of one key value is a run of ties, walked in
-# index order; a bucket of a few tokens is sorted. Each pass is one read of the row:
-# flat, peaked, tied and masked rows all cost a few passes, and no full sort.
+# radix selection on the order's key (a double): a histogram of 2^11 equal slices of
+# the key range (counts and weights), keep the slice where the running sum crosses the
+# threshold, repeat on it; once at most CAP tokens are left they are gathered (for the
+# ranking, by one vectorised band pass over the logits) and the levels go on over the
+# list; a slice of one key value is a run of ties, walked in index order; one of a
+# few tokens is sorted. Keys spread over many orders of magnitude, which equal slices
+# split badly, go on by their bits (a key as sortable bits, 11 at a time). Each pass
+# is one read of the row: flat, peaked, tied and masked rows all cost a few passes,
+# and nothing sorts the vocabulary.
+#
+# top-n-sigma and min-p are thresholds; top-k and top-n-sigma decide on logits alone,
+# so the weights (an exp each) are computed after them, for the tokens they keep.
+# One draw after top-k alone or min-p alone (the last section) first gathers the
+# tokens that may be kept and computes an exp for those only.
 
 from libc.math cimport INFINITY, fabs, fma, isfinite, log, sqrt
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport qsort
-from numpy.random cimport bitgen_t
 from libc.string cimport memset
+from numpy.random cimport bitgen_t
 
 from _defs cimport FOUND_POSINF, NO_FINITE, OK, Penalties, SamplerOptions
 
 cdef enum:
     REMOVED = -1          # the weight that marks a removed token (kept ones have >= 0)
-    DIGIT_BITS = 11       # radix selection: 2^11 buckets per pass (32 KiB of counters)
-    N_BUCKETS = 2048
+    N_BUCKETS = 2048      # radix selection: 2^11 buckets per pass (32 KiB of counters)
     MAX_LEVELS = 3        # linear levels before the selection goes on by bits
     CAP = 2048            # tokens in play gathered into a list (on the stack) to finish
     TOP_K_FEW = 1024      # draw_top_k_once takes k up to this
     SAMPLE_MAX = 2048     # draw_top_k_once's sample of the row
     SPARE = 16            # extra buckets for the tokens a pass skips (spread: no store chain)
     FEW = 48              # a boundary bucket of at most this many tokens is sorted
-    LANES8 = 8            # top-n-sigma's sums: 8 lanes, a fixed order (see lane_sums)
+    LANES8 = 8            # top-n-sigma's sums: 8 lanes, a fixed order (n_sigma_threshold)
 
 cdef enum KeyOrder:
     BY_RANK = 0           # key = -y: the ranking (top-k, top-p, min_keep)
