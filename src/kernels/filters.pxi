@@ -330,73 +330,6 @@ cdef extern from *:
         }
         return count;
     }
-    /* tinyllm_at_least_f32 that also returns, in *top, the max of x and, in *bad,
-       whether x holds a NaN or +inf (one pass where two would read the row twice). */
-    static Py_ssize_t tinyllm_at_least_max_f32(const float* x, Py_ssize_t n, double cut,
-                                               int32_t* out, double* top, int* bad) {
-        Py_ssize_t i = 0, count = 0;
-        float c = (float)cut, mx = -INFINITY;
-        int nan = 0;
-        if ((double)c < cut) c = nextafterf(c, INFINITY);
-    #if defined(__AVX512F__) && defined(__AVX512VL__)
-        __m512 vc = _mm512_set1_ps(c), vmax = _mm512_set1_ps(-INFINITY);
-        __mmask16 unordered = 0;
-        __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        const __m512i step = _mm512_set1_epi32(16);
-        for (; i + 16 <= n; i += 16) {
-            __m512 v = _mm512_loadu_ps(x + i);
-            __mmask16 m = _mm512_cmp_ps_mask(v, vc, _CMP_GE_OQ);
-            unordered |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-            vmax = _mm512_max_ps(vmax, v);
-            _mm512_storeu_si512((void*)(out + count), _mm512_maskz_compress_epi32(m, idx));
-            count += __builtin_popcount((unsigned)m);
-            idx = _mm512_add_epi32(idx, step);
-        }
-        mx = _mm512_reduce_max_ps(vmax);
-        nan = unordered != 0;
-    #endif
-        for (; i < n; i++) {
-            out[count] = (int32_t)i;
-            count += x[i] >= c;
-            mx = x[i] > mx ? x[i] : mx;
-            nan |= x[i] != x[i];
-        }
-        *top = mx;
-        *bad = nan || mx == INFINITY;
-        return count;
-    }
-    static Py_ssize_t tinyllm_at_least_max_f64(const double* x, Py_ssize_t n, double cut,
-                                               int32_t* out, double* top, int* bad) {
-        Py_ssize_t i = 0, count = 0;
-        double mx = -INFINITY;
-        int nan = 0;
-    #if defined(__AVX512F__) && defined(__AVX512VL__)
-        __m512d vc = _mm512_set1_pd(cut), vmax = _mm512_set1_pd(-INFINITY);
-        __mmask8 unordered = 0;
-        __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        const __m256i step = _mm256_set1_epi32(8);
-        for (; i + 8 <= n; i += 8) {
-            __m512d v = _mm512_loadu_pd(x + i);
-            __mmask8 m = _mm512_cmp_pd_mask(v, vc, _CMP_GE_OQ);
-            unordered |= _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
-            vmax = _mm512_max_pd(vmax, v);
-            _mm256_storeu_si256((__m256i*)(out + count), _mm256_maskz_compress_epi32(m, idx));
-            count += __builtin_popcount((unsigned)m);
-            idx = _mm256_add_epi32(idx, step);
-        }
-        mx = _mm512_reduce_max_pd(vmax);
-        nan = unordered != 0;
-    #endif
-        for (; i < n; i++) {
-            out[count] = (int32_t)i;
-            count += x[i] >= cut;
-            mx = x[i] > mx ? x[i] : mx;
-            nan |= x[i] != x[i];
-        }
-        *top = mx;
-        *bad = nan || mx == INFINITY;
-        return count;
-    }
     /* As above for lo <= x[i] <= hi, writing at most cap indices (out holds cap + 16):
        -1 when more are found. */
     static Py_ssize_t tinyllm_between_f32(const float* x, Py_ssize_t n, double lo, double hi,
@@ -453,23 +386,10 @@ cdef extern from *:
     """
     Py_ssize_t tinyllm_at_least_f32(const float*, Py_ssize_t, double, int32_t*) noexcept nogil
     Py_ssize_t tinyllm_at_least_f64(const double*, Py_ssize_t, double, int32_t*) noexcept nogil
-    Py_ssize_t tinyllm_at_least_max_f32(const float*, Py_ssize_t, double, int32_t*, double*,
-                                        int*) noexcept nogil
-    Py_ssize_t tinyllm_at_least_max_f64(const double*, Py_ssize_t, double, int32_t*, double*,
-                                        int*) noexcept nogil
     Py_ssize_t tinyllm_between_f32(const float*, Py_ssize_t, double, double, int32_t*,
                                    Py_ssize_t) noexcept nogil
     Py_ssize_t tinyllm_between_f64(const double*, Py_ssize_t, double, double, int32_t*,
                                    Py_ssize_t) noexcept nogil
-
-
-cdef inline Py_ssize_t indices_at_least_max(const floating* x, Py_ssize_t n, double cut,
-                                            int32_t* out, double* top, int* bad) noexcept nogil:
-    """indices_at_least, with the max of x in ``top`` and a NaN or +inf flagged in ``bad``."""
-    if floating is float:
-        return tinyllm_at_least_max_f32(x, n, cut, out, top, bad)
-    else:
-        return tinyllm_at_least_max_f64(x, n, cut, out, top, bad)
 
 
 cdef inline Py_ssize_t indices_between(const floating* x, Py_ssize_t n, double lo, double hi,
@@ -1109,30 +1029,22 @@ cdef inline double min_p_cut(double m, double t, double min_p, double scale) noe
 
 cdef Py_ssize_t draw_min_p_once(const floating* x, Py_ssize_t n, double t, double min_p,
                                 int32_t* kept, int64_t* w, bitgen_t* rng) noexcept nogil:
-    """One token from softmax(x / t) after min-p alone (min_tokens_to_keep 1), in one
-    pass over the row: the max of a sample of it gives a cut (at most the true one),
-    the pass gathers the tokens at or above it and finds the true max, the gathered
-    ones below the true cut are dropped, the rest get their weights and the draw.
-    ``kept`` holds n + 16, ``w`` n. -1, without drawing, for a NaN, +inf or no finite
-    logit, or t outside [1e-30, 1e30] (the entry point's general path then says why,
-    or draws)."""
+    """One token from softmax(x / t) after min-p alone (min_tokens_to_keep 1): the max,
+    one pass gathering the tokens whose logit does not rule them out (as
+    drop_below_min_p), their weights, the draw. ``kept`` holds n + 16, ``w`` n.
+    -1, without drawing, for a NaN, +inf or no finite logit, or t outside
+    [1e-30, 1e30] (the entry point's general path then says why, or draws).
+
+    (One pass finding the max while gathering, from a cut set by a sample's max, was
+    measured slower: a sample's max sits well below a Gaussian row's, so the cut
+    gathers far more tokens.)"""
+    cdef double m = lane_max(x, n)
     cdef double scale = <double>(<int64_t>1 << weight_bits(n))
-    cdef double m_sample = -INFINITY, m, x_cut
-    cdef Py_ssize_t i, j, count, s = min(n, <Py_ssize_t>SAMPLE_MAX), kept_count = 0
-    cdef int bad = 0
-    if not (1e-30 <= t <= 1e30):
+    cdef Py_ssize_t count
+    if not (isfinite(m) and 1e-30 <= t <= 1e30):
         return -1
-    for i in range(s):
-        j = (i * n) // s
-        m_sample = x[j] if x[j] > m_sample else m_sample
-    count = indices_at_least_max(x, n, min_p_cut(m_sample, t, min_p, scale), kept, &m, &bad)
-    if bad or not isfinite(m):
-        return -1
-    x_cut = min_p_cut(m, t, min_p, scale)
-    for j in range(count):               # the true max's cut: fewer exps
-        kept[kept_count] = kept[j]
-        kept_count += x[kept[j]] >= x_cut
-    return draw_from_few(x, kept, kept_count, m, t, scale, min_p * scale, w,
+    count = indices_at_least(x, n, min_p_cut(m, t, min_p, scale), kept)
+    return draw_from_few(x, kept, count, m, t, scale, min_p * scale, w,
                          rng.next_double(rng.state))
 
 

@@ -40,7 +40,7 @@ from _defs cimport (
 )
 
 cdef enum:
-    GREEDY_BLOCK = 16384  # greedy_once: a max per block of this many, then one block again
+    GREEDY_BLOCK = 2048   # greedy_once: a max per block of this many, then one block again
 
 
 # ===========================================================================
