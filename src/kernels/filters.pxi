@@ -255,7 +255,12 @@ cdef void fill_weights(const floating* y, Py_ssize_t n, Row* row, int64_t* w) no
     kept token."""
     cdef Py_ssize_t i
     cdef double weight
-    cdef int64_t total = 0
+    cdef int64_t total = 0, one = to_fixed(row.scale)
+    if row.ymin == row.m:         # a flat row: every s is 0, every weight 2^K, no exp
+        for i in range(n):
+            w[i] = one if w[i] >= 0 else REMOVED
+        row.total = one * row.kept
+        return
     if row.kept < n // 16:
         for i in range(n):
             if w[i] >= 0:
@@ -1069,9 +1074,20 @@ cdef Py_ssize_t draw_top_k_once(const floating* x, Py_ssize_t n, double t, Py_ss
     for i in range(s):
         sample[i] = x[(i * n) // s]
     rank = min(s, (2 * k * s) // n + 16)
+    cdef Py_ssize_t size = 0
+    if kth_largest(sample, s, min(s, k)) == m:
+        # The sample ties with the max (a flat row): if k tokens share the max, the k
+        # best are the first k of them, found without gathering the row.
+        for i in range(n):
+            if x[i] == m:
+                best[size] = <int32_t>i
+                size += 1
+                if size == k:
+                    return draw_from_few(x, best, k, m, t, scale, 0.0, w,
+                                         rng.next_double(rng.state))
+        size = 0
     # The k best of the gathered tokens, on a worst-first heap (by logit, then index);
     # fewer than k finite ones: a lower threshold.
-    cdef Py_ssize_t size = 0
     for attempt in range(3):
         cut = -INFINITY if rank >= s else kth_largest(sample, s, rank)
         count = indices_at_least(x, n, cut, kept)
