@@ -182,13 +182,50 @@ cdef struct Scratch:
     void* memory
 
 
+# One block of scratch memory kept between calls: a row of 10^7 weights is 80 MB, which
+# malloc maps fresh (and the kernel faults in page by page) on every call otherwise.
+# Taken and given back with the GIL held, so two threads never share it (a second
+# concurrent call allocates its own).
+cdef void* KEPT_MEMORY = NULL
+cdef Py_ssize_t KEPT_BYTES = 0
+cdef bint KEPT_BUSY = False
+cdef enum:
+    KEEP_AT_MOST = 256 << 20       # bytes of scratch kept between calls
+
+
+cdef void* take_memory(Py_ssize_t nbytes):
+    """nbytes of scratch (NULL if out of memory): the kept block when free and large
+    enough (grown if it may be), else a fresh one."""
+    global KEPT_MEMORY, KEPT_BYTES, KEPT_BUSY
+    cdef void* memory
+    if not KEPT_BUSY and nbytes <= KEEP_AT_MOST:
+        if nbytes > KEPT_BYTES:
+            free(KEPT_MEMORY)
+            KEPT_MEMORY = malloc(nbytes)
+            KEPT_BYTES = nbytes if KEPT_MEMORY != NULL else 0
+        if KEPT_MEMORY != NULL:
+            KEPT_BUSY = True
+            return KEPT_MEMORY
+    return malloc(nbytes)
+
+
+cdef void give_memory(void* memory):
+    """Back from take_memory."""
+    global KEPT_BUSY
+    if memory == KEPT_MEMORY and memory != NULL:
+        KEPT_BUSY = False
+    else:
+        free(memory)
+
+
 cdef int scratch_for(Scratch* scratch, Py_ssize_t V, const SamplerOptions* opt) except -1:
     """Buffers for rows of V logits, in one allocation: the integer weights, the block
-    sums, and a second row only for min_tokens_to_keep > 1 with a threshold filter."""
+    sums, and a second row only for min_tokens_to_keep > 1 with a threshold filter.
+    Give it back with give_memory(scratch.memory)."""
     cdef bint saves = opt.min_keep > 1 and (opt.min_p > 0.0 or opt.top_n_sigma >= 0.0)
     cdef Py_ssize_t n_w = V * sizeof(int64_t), n_saved = n_w if saves else 0
     cdef Py_ssize_t n_sums = n_draw_blocks(V) * sizeof(double)
-    scratch.memory = malloc(n_w + n_saved + 2 * n_sums)
+    scratch.memory = take_memory(n_w + n_saved + 2 * n_sums)
     if scratch.memory == NULL:
         raise MemoryError()
     scratch.s.w = <int64_t*>scratch.memory
@@ -376,7 +413,7 @@ cdef object sample_logits_general(object logits, object temperature, object top_
             run_sample_logits_rows(<const double*>cnp.PyArray_DATA(r), B, V, &opt, &scratch.s,
                                    gen, out, n_draws)
     finally:
-        free(scratch.memory)
+        give_memory(scratch.memory)
     return shaped_draws(tokens, xa.ndim == 2, shape)
 
 
@@ -858,7 +895,7 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, o
             status = run_filter_rows(<const double*>cnp.PyArray_DATA(r), r.shape[0], V, &opt,
                                      &scratch.s, <double*>cnp.PyArray_DATA(target), &bad_row)
     finally:
-        free(scratch.memory)
+        give_memory(scratch.memory)
     if status != OK:
         raise ValueError(logits_message("filter_logits", status, xa, bad_row))
     if target is not result:

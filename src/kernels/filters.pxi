@@ -763,6 +763,9 @@ cdef Py_ssize_t walk_rest(const floating* y, const int64_t* w, Py_ssize_t n, con
     cdef bint ties = not by_levels and lo == hi
     cdef Row r = row[0]
     cdef Levels levels = lv[0]
+    if ties and r.order == BY_RANK:
+        return walk_tied_logits(y, w, n, from_sortable(lo), by_weight, bound, above,
+                                last_key)
     for i in range(n):
         v = key_value(y, i, &r)
         k = sortable(v)
@@ -787,6 +790,53 @@ cdef Py_ssize_t walk_rest(const floating* y, const int64_t* w, Py_ssize_t n, con
             return few_idx[j]
     last_key[0] = hi
     return -1                                      # not reached: cannot happen
+
+
+cdef Py_ssize_t walk_tied_logits(const floating* y, const int64_t* w, Py_ssize_t n,
+                                 double key, bint by_weight, double bound, int64_t above,
+                                 uint64_t* last_key) noexcept nogil:
+    """walk_rest for a run of tied logits (-y == key): they share one weight, so the
+    number j of them the measure needs is found by bisection, and the j-th of them in
+    index order by counting them per block (a vectorised count) before one block is
+    walked. The same token as walking them one by one."""
+    cdef double value = -key
+    cdef Py_ssize_t i, start, end, block, count = 0, first = -1, lo_j, hi_j, mid, j
+    cdef int64_t each
+    for i in range(n):                       # the first member gives the shared weight
+        if w[i] >= 0 and y[i] == value:
+            first = i
+            break
+    if first < 0:
+        return -1                            # no member: cannot happen
+    each = w[first] if by_weight else 1
+    # The smallest j >= 1 with above + j * each reaching the bound (reached() is
+    # monotone in j); the run holds enough members (the caller's total reaches it).
+    lo_j = 1
+    hi_j = n
+    while lo_j < hi_j:
+        mid = lo_j + (hi_j - lo_j) // 2
+        if reached(above + <int64_t>mid * each, bound):
+            hi_j = mid
+        else:
+            lo_j = mid + 1
+    j = lo_j
+    last_key[0] = sortable(key)
+    start = first
+    while start < n:                         # skip whole blocks of members
+        end = min(start + 4096, n)
+        block = 0
+        for i in range(start, end):
+            block += (w[i] >= 0) & (y[i] == value)
+        if count + block >= j:
+            break
+        count += block
+        start = end
+    for i in range(start, n):
+        if (w[i] >= 0) & (y[i] == value):
+            count += 1
+            if count == j:
+                return i
+    return -1                                # not reached: cannot happen
 
 
 cdef void remove_after(const floating* y, int64_t* w, Py_ssize_t n, Row* row,
