@@ -197,7 +197,6 @@ cdef void* take_memory(Py_ssize_t nbytes):
     """nbytes of scratch (NULL if out of memory): the kept block when free and large
     enough (grown if it may be), else a fresh one."""
     global KEPT_MEMORY, KEPT_BYTES, KEPT_BUSY
-    cdef void* memory
     if not KEPT_BUSY and nbytes <= KEEP_AT_MOST:
         if nbytes > KEPT_BYTES:
             free(KEPT_MEMORY)
