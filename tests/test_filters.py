@@ -474,3 +474,21 @@ def test_cli_bad_chain_options_are_one_line_errors(args, message):
     import re
 
     assert re.search(message, r.stderr), r.stderr
+
+
+def test_threads_share_no_scratch():
+    # The sampler keeps one scratch block between calls (a 10^7 row needs 80 MB); a
+    # call that finds it taken must use its own: threads give what one thread gives.
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = [family(name, 60_000, seed=i) for i, name in enumerate(FAMILIES * 3)]
+
+    def work(x):
+        return filter_logits(x, top_p=0.9), sample_logits(x, top_p=0.8, typical_p=0.9, rng=1)
+
+    alone = [work(x) for x in rows]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(work, rows))
+    for (a, b), (c, d) in zip(alone, together):
+        np.testing.assert_array_equal(a, c)
+        assert b == d
