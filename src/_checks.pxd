@@ -241,13 +241,13 @@ cdef inline SamplerOptions checked_sampler_options(object temperature, object to
         if k < 1:
             raise ValueError(f"{func}: top_k must be >= 1, got {k}")
         opt.top_k = min(k, PY_SSIZE_T_MAX)
-    opt.top_p = checked_fraction(top_p, "top_p", False, func)
+    opt.top_p = checked_fraction(top_p, "top_p", func)
     opt.min_p = 0.0
     if min_p is not None:
         opt.min_p = as_real(min_p, "min_p", func)
         if not (0.0 <= opt.min_p <= 1.0):
             raise ValueError(f"{func}: min_p must be in [0, 1], got {min_p!r}")
-    opt.typical_p = checked_fraction(typical_p, "typical_p", False, func)
+    opt.typical_p = checked_fraction(typical_p, "typical_p", func)
     opt.top_n_sigma = -1.0
     if top_n_sigma is not None:
         opt.top_n_sigma = as_real(top_n_sigma, "top_n_sigma", func)
@@ -257,7 +257,7 @@ cdef inline SamplerOptions checked_sampler_options(object temperature, object to
     return opt
 
 
-cdef inline double checked_fraction(object value, str name, bint zero_ok,
+cdef inline double checked_fraction(object value, str name,
                                     str func) except -1.0:
     """None (1.0: off) or a real in (0, 1]."""
     if value is None:

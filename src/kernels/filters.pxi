@@ -431,7 +431,7 @@ cdef inline bint before(uint64_t ka, Py_ssize_t a, uint64_t kb, Py_ssize_t b) no
 
 
 cdef void sort_few(uint64_t* keys, Py_ssize_t* idx, Py_ssize_t count) noexcept nogil:
-    """Insertion sort of at most FEW (key, index) pairs."""
+    """Insertion sort of (key, index) pairs: for FEW of them, or for pairs nearly in order."""
     cdef Py_ssize_t i, j, ti
     cdef uint64_t tk
     for i in range(1, count):
@@ -726,13 +726,10 @@ cdef Py_ssize_t select_in_list(const floating* y, const int64_t* w, Py_ssize_t n
                 keys[kept] = keys[j]
                 kept += 1
         count = kept
-    if count > FEW:               # ties (or keys no slicing separates): by (key, index)
-        for j in range(count):
-            if keys[j] != keys[0]:
-                sort_few_many(keys, idx, count)
-                break
-    else:
-        sort_few(keys, idx, count)
+    # By (key, index). Past FEW tokens only when slicing cannot separate the keys:
+    # ties (already in index order: the insertion sort moves nothing) or a handful of
+    # values far apart.
+    sort_few(keys, idx, count)
     for j in range(count):
         above += w[idx[j]] if by_weight else 1
         if reached(above, bound):
@@ -740,12 +737,6 @@ cdef Py_ssize_t select_in_list(const floating* y, const int64_t* w, Py_ssize_t n
             return idx[j]
     last_key[0] = keys[count - 1]
     return -1                                      # not reached: cannot happen
-
-
-cdef void sort_few_many(uint64_t* keys, Py_ssize_t* idx, Py_ssize_t count) noexcept nogil:
-    """(key, index) order for up to CAP pairs whose keys no linear slicing separates
-    (a handful of values far apart): insertion sort, rare and bounded."""
-    sort_few(keys, idx, count)
 
 
 cdef Py_ssize_t walk_rest(const floating* y, const int64_t* w, Py_ssize_t n, const Row* row,
