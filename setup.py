@@ -4,7 +4,7 @@ Two kinds of module (see the README's Layout section):
 
 - the **kernels**, ``src/_kernels.pyx`` and the ``src/kernels/*.pxi`` it includes, built
   once per instruction set: ``tinyllm._kernels_baseline`` for any CPU of the target
-  and, on x86-64 with gcc or clang, ``tinyllm._kernels_avx2`` (AVX2 + FMA) and
+  and, on x86-64 with gcc or clang, ``tinyllm._kernels_avx2`` (AVX2 + FMA + F16C) and
   ``tinyllm._kernels_avx512`` (AVX-512 F/DQ/VL/BW) from the same source.
   ``tinyllm._cpu`` picks the best one the CPU runs at import;
 - every other ``src/<name>.pyx`` -- the CPU choice and the stage modules that validate
@@ -68,10 +68,11 @@ define_macros = [
 #: instruction set -> the compiler flags of its build of the kernels.
 ISA_FLAGS = {
     "baseline": [],
-    "avx2": ["-mavx2", "-mfma"],
+    # F16C (half-precision conversions) came with AVX2 on every x86-64 CPU that has it.
+    "avx2": ["-mavx2", "-mfma", "-mf16c"],
     # Zen 4 and recent Intel: NumPy's own exp uses AVX-512 there, so tinyllm needs it
     # too to stay ahead on long rows.
-    "avx512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma"],
+    "avx512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma", "-mf16c"],
 }
 
 

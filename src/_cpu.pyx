@@ -2,7 +2,7 @@
 
 The kernels (``src/_kernels.pyx``) are built once per instruction set, as
 ``tinyllm._kernels_baseline`` and, on x86-64 with gcc or clang, ``_kernels_avx2``
-(AVX2 + FMA) and ``_kernels_avx512`` (AVX-512 F/DQ/VL/BW). At import this module picks
+(AVX2 + FMA + F16C) and ``_kernels_avx512`` (AVX-512 F/DQ/VL/BW). At import this module picks
 the best build that was made and that this CPU (and its operating system) runs;
 ``TINYLLM_SIMD=baseline|avx2|avx512``, set before tinyllm is imported, asks for one (a
 build the CPU cannot run, or that was not made, falls back to the next best).
@@ -22,11 +22,13 @@ from _kernel_table cimport Kernels
 
 cdef extern from *:
     """
-    /* Whether the CPU (and the OS, which must save the YMM registers) runs AVX2 and FMA. */
+    /* Whether the CPU (and the OS, which must save the YMM registers) runs AVX2, FMA
+       and F16C (the half-precision conversions of packed weights). */
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
     static int tinyllm_cpu_has_avx2(void) {
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+            && __builtin_cpu_supports("f16c");
     }
     /* ... and AVX-512 F/DQ/VL/BW (gcc's check includes the OS saving the ZMM state). */
     static int tinyllm_cpu_has_avx512(void) {

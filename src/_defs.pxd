@@ -5,8 +5,27 @@ and the structs that travel from an entry point to a kernel.
 Declarations and a few inline size helpers: cimporting it costs nothing at run time.
 """
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from numpy.random cimport bitgen_t
+
+
+# W2 packed in panels for f2, in one of four formats (kernels/packed.h says how).
+cdef extern from "kernels/packed.h":
+    enum:
+        TINYLLM_PANEL
+        TINYLLM_INT8_GROUP
+        TINYLLM_FORMAT_F32
+        TINYLLM_FORMAT_F16
+        TINYLLM_FORMAT_BF16
+        TINYLLM_FORMAT_I8
+    ctypedef struct tinyllm_packed:
+        int format
+        const void* panels
+        const float* scales
+        const int32_t* column_sums
+        Py_ssize_t k, n, n_panels, k_groups
+    Py_ssize_t packed_scratch "tinyllm_packed_scratch"(const tinyllm_packed* W,
+                                                       Py_ssize_t B) noexcept nogil
 
 
 # ---------------------------------------------------------------------------
@@ -101,7 +120,8 @@ cdef struct Weights:
     # A model's arrays (all float32 or all float64, C-contiguous, native byte order).
     const void* E          # (V, d) embeddings
     const void* W1         # (c*d, h) weights of f1
-    const void* W2         # (h, V) weights of f2
+    const void* W2         # (h, V) weights of f2, or NULL when packed:
+    const tinyllm_packed* W2_packed   # W2 in panels (float32 models only), or NULL
     Py_ssize_t V, d, c, h
     bint tanh              # f1 = tanh(x @ W1) instead of x @ W1
 
@@ -115,6 +135,7 @@ cdef struct GenerationState:
     void* x                # (c*d,) the gathered embeddings
     void* f1               # (h,) the hidden layer
     double* acc            # the projection's accumulators (project_scratch(1, max(h, V)))
+    void* packed_scratch   # packed_scratch(W2_packed, 1) bytes, when W2 is packed
     SamplerScratch scratch
     Penalties penalties
     int64_t* window        # the last tokens the penalties read, oldest first

@@ -12,9 +12,9 @@ cimport cython
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
@@ -33,12 +33,28 @@ from _defs cimport (
     GIL_FREE_MIN,
     NO_FINITE,
     OK,
+    TINYLLM_FORMAT_BF16,
+    TINYLLM_FORMAT_F16,
+    TINYLLM_FORMAT_F32,
+    TINYLLM_FORMAT_I8,
+    TINYLLM_INT8_GROUP,
+    TINYLLM_PANEL,
     GenerationState,
     Weights,
     n_draw_blocks,
+    packed_scratch,
     project_scratch,
+    tinyllm_packed,
 )
-from _kernel_table cimport Kernels, active_table, forward_row, generate_tokens
+from _kernel_table cimport (
+    Kernels,
+    active_table,
+    forward_row,
+    generate_batch,
+    generate_tokens,
+)
+
+from contextlib import ExitStack
 
 import numpy as np
 
@@ -52,6 +68,140 @@ cdef enum:
     SLICE_WORK = 1 << 21   # step work (see Generation.slice_tokens) per nogil call: ~1-5 ms
 
 
+
+# ===========================================================================
+# W2 packed in panels
+# ===========================================================================
+
+#: dtype of the values -> (format name, kernel code)
+_FORMATS = {
+    np.dtype(np.float32): ("float32", TINYLLM_FORMAT_F32),
+    np.dtype(np.float16): ("float16", TINYLLM_FORMAT_F16),
+    np.dtype(np.uint16): ("bfloat16", TINYLLM_FORMAT_BF16),
+    np.dtype(np.int8): ("int8", TINYLLM_FORMAT_I8),
+}
+
+
+def _aligned_empty(Py_ssize_t nbytes):
+    """A uint8 array of ``nbytes`` that starts on a 64-byte line."""
+    raw = np.empty(nbytes + 64, dtype=np.uint8)
+    start = (-raw.ctypes.data) % 64
+    return raw[start:start + nbytes]
+
+
+@cython.auto_pickle(False)     # holds a pointer into its own arrays: not picklable
+cdef class PackedMatrix:
+    """W2 (h, V) re-laid for f2: panels of 16 columns, in one weight format.
+
+    The generation loop and :func:`forward` take one in place of W2 (with float32
+    embeddings and W1). Each panel's ``h x 16`` weights are contiguous, so a step
+    reads W2 once, as one stream, and sums 16 outputs in registers (kernels/packed.h).
+
+    Parameters
+    ----------
+    values : ndarray, shape (h, V)
+        float32 (format ``"float32"``), float16 (``"float16"``), uint16 holding the
+        upper 16 bits of float32s (``"bfloat16"``) or int8 in [-127, 127]
+        (``"int8"``, with ``scales``). Any layout or byte order (copied).
+    scales : ndarray, shape (V,), optional
+        int8 only: finite float32 scales > 0; column j means ``values[:, j] * scales[j]``.
+
+    Attributes
+    ----------
+    format : str
+    shape : tuple of int
+        (h, V)
+    nbytes : int
+        Bytes of the packed weights (with their scales).
+    """
+
+    cdef tinyllm_packed packed
+    cdef readonly str format
+    cdef readonly tuple shape
+    cdef object panels, scales, column_sums    # the arrays behind the pointers
+
+    def __init__(self, values, scales=None):
+        values = np.asarray(values)
+        if values.dtype.newbyteorder("=") not in _FORMATS or values.ndim != 2 or values.size == 0:
+            raise TypeError(f"PackedMatrix: values must be a non-empty 2-D float32, float16, "
+                            f"uint16 (bfloat16) or int8 array, got {values.dtype} with shape "
+                            f"{values.shape}")
+        values = values.astype(values.dtype.newbyteorder("="), copy=False)
+        self.format, self.packed.format = _FORMATS[values.dtype]
+        cdef Py_ssize_t h = values.shape[0], V = values.shape[1]
+        cdef Py_ssize_t P = (V + TINYLLM_PANEL - 1) // TINYLLM_PANEL
+        self.shape = (h, V)
+        self.packed.k, self.packed.n, self.packed.n_panels = h, V, P
+        self.packed.k_groups = (h + TINYLLM_INT8_GROUP - 1) // TINYLLM_INT8_GROUP
+        if self.format == "int8":
+            self.pack_int8(values, scales)
+        else:
+            if scales is not None:
+                raise ValueError(f"PackedMatrix: scales are for int8 values, not {self.format}")
+            if self.format != "bfloat16" and not np.isfinite(values).all():
+                raise ValueError("PackedMatrix: values must be finite")
+            if self.format == "bfloat16" and ((values & 0x7F80) == 0x7F80).any():
+                raise ValueError("PackedMatrix: values must be finite bfloat16 numbers")
+            padded = np.zeros((h, P * TINYLLM_PANEL), dtype=values.dtype)
+            padded[:, :V] = values
+            self.panels = self.into_panels(padded.reshape(h, P, TINYLLM_PANEL).transpose(1, 0, 2))
+            self.packed.scales = NULL
+            self.packed.column_sums = NULL
+
+    cdef object into_panels(self, laid_out):
+        """Copy ``laid_out`` (any view of the final layout) to a 64-byte-aligned block."""
+        block = _aligned_empty(laid_out.nbytes).view(laid_out.dtype).reshape(laid_out.shape)
+        block[...] = laid_out
+        self.packed.panels = cnp.PyArray_DATA(block)
+        return block
+
+    cdef int pack_int8(self, values, scales) except -1:
+        cdef Py_ssize_t h = self.packed.k, V = self.packed.n, P = self.packed.n_panels
+        cdef Py_ssize_t G = self.packed.k_groups
+        if ((values < -127) | (values > 127)).any():
+            raise ValueError("PackedMatrix: int8 values must be in [-127, 127]")
+        if scales is None:
+            raise ValueError("PackedMatrix: int8 values need their column scales")
+        scales = np.asarray(scales)
+        if scales.shape != (V,) or scales.dtype.kind != "f":
+            raise ValueError(f"PackedMatrix: scales must be {V} floats, got dtype "
+                             f"{scales.dtype} with shape {scales.shape}")
+        scales = scales.astype(np.float32)
+        if not (np.isfinite(scales) & (scales > 0)).all():
+            raise ValueError("PackedMatrix: scales must be finite and > 0")
+        padded = np.zeros((G * TINYLLM_INT8_GROUP, P * TINYLLM_PANEL), dtype=np.int8)
+        padded[:h, :V] = values
+        # (G, 4, P, 16) -> (P, G, 16, 4): four rows of a column in each 32-bit lane
+        self.panels = self.into_panels(
+            padded.reshape(G, TINYLLM_INT8_GROUP, P, TINYLLM_PANEL).transpose(2, 0, 3, 1))
+        self.scales = np.ones(P * TINYLLM_PANEL, dtype=np.float32)
+        self.scales[:V] = scales
+        self.column_sums = padded.sum(axis=0, dtype=np.int32)
+        self.packed.scales = <const float*>cnp.PyArray_DATA(self.scales)
+        self.packed.column_sums = <const int32_t*>cnp.PyArray_DATA(self.column_sums)
+        return 0
+
+    @property
+    def nbytes(self):
+        extra = 0 if self.scales is None else self.scales.nbytes + self.column_sums.nbytes
+        return self.panels.nbytes + extra
+
+    def __repr__(self):
+        return f"PackedMatrix(format={self.format!r}, shape={self.shape})"
+
+
+def int8_path():
+    """The int8 projection path of the kernels in use: ``"avx512-vnni"``, ``"avx2"``
+    (16-bit products) or ``"portable"``."""
+    return KERNELS[0].int8_path().decode()
+
+
+def set_int8_vnni(bint on):
+    """Let the int8 projection use VNNI (where the CPU has it) or not; returns whether it
+    did. For tests and benchmarks: every path gives the same numbers."""
+    return bool(KERNELS[0].set_int8_vnni(on))
+
+
 # ===========================================================================
 # The model's arrays and a context, checked
 # ===========================================================================
@@ -59,27 +209,31 @@ cdef enum:
 cdef int checked_weights(object E, object W1, object W2, bint tanh, str func,
                          Weights* weights) except -1:
     """Fill ``weights`` from a model's arrays; returns their typenum. The arrays must be
-    the model's own: kernel-ready 2-D arrays of one dtype whose shapes fit together."""
-    cdef int typenum = cnp.NPY_FLOAT if cnp.PyArray_Check(E) and \
-        cnp.PyArray_TYPE(<cnp.ndarray>E) == cnp.NPY_FLOAT else cnp.NPY_DOUBLE
-    for name, arr in (("embeddings", E), ("W1", W1), ("W2", W2)):
+    the model's own: kernel-ready 2-D arrays of one dtype whose shapes fit together;
+    W2 may be a PackedMatrix (with float32 E and W1)."""
+    cdef bint packed = isinstance(W2, PackedMatrix)
+    cdef int typenum = cnp.NPY_FLOAT if packed or (cnp.PyArray_Check(E) and
+        cnp.PyArray_TYPE(<cnp.ndarray>E) == cnp.NPY_FLOAT) else cnp.NPY_DOUBLE
+    arrays = (("embeddings", E), ("W1", W1)) if packed else (("embeddings", E), ("W1", W1),
+                                                               ("W2", W2))
+    for name, arr in arrays:
         if not (cnp.PyArray_Check(arr) and cnp.PyArray_TYPE(<cnp.ndarray>arr) == typenum
                 and cnp.PyArray_NDIM(<cnp.ndarray>arr) == 2
                 and is_kernel_ready(<cnp.ndarray>arr)):
             raise TypeError(f"{func}: {name} must be a C-contiguous, aligned, native "
-                            f"byte order 2-D float32 or float64 array of the embeddings' dtype")
+                            f"byte order 2-D float32 or float64 array of the embeddings' dtype"
+                            + (" (float32 with a packed W2)" if packed else ""))
     cdef Py_ssize_t V = cnp.PyArray_DIM(<cnp.ndarray>E, 0), d = cnp.PyArray_DIM(<cnp.ndarray>E, 1)
     cdef Py_ssize_t rows1 = cnp.PyArray_DIM(<cnp.ndarray>W1, 0)
     cdef Py_ssize_t h = cnp.PyArray_DIM(<cnp.ndarray>W1, 1)
     cdef Py_ssize_t c = rows1 // d if d else 0
-    if (V == 0 or d == 0 or h == 0 or c == 0 or rows1 != c * d
-            or cnp.PyArray_DIM(<cnp.ndarray>W2, 0) != h
-            or cnp.PyArray_DIM(<cnp.ndarray>W2, 1) != V):
+    if (V == 0 or d == 0 or h == 0 or c == 0 or rows1 != c * d or W2.shape != (h, V)):
         raise ValueError(f"{func}: shapes {E.shape}, {W1.shape}, {W2.shape} do not fit "
                          f"embeddings (V, d), W1 (c*d, h), W2 (h, V)")
     weights.E = cnp.PyArray_DATA(<cnp.ndarray>E)
     weights.W1 = cnp.PyArray_DATA(<cnp.ndarray>W1)
-    weights.W2 = cnp.PyArray_DATA(<cnp.ndarray>W2)
+    weights.W2 = NULL if packed else cnp.PyArray_DATA(<cnp.ndarray>W2)
+    weights.W2_packed = &(<PackedMatrix>W2).packed if packed else NULL
     weights.V, weights.d, weights.c, weights.h = V, d, c, h
     weights.tanh = tanh
     return typenum
@@ -142,9 +296,10 @@ def forward(embeddings, W1, W2, context, tanh=False):
     ----------
     embeddings : ndarray, shape (V, d)
     W1 : ndarray, shape (c*d, h)
-    W2 : ndarray, shape (h, V)
+    W2 : ndarray, shape (h, V), or PackedMatrix
         A model's arrays: C-contiguous, native byte order, one dtype (float32 or
-        float64), as :class:`tinyllm.TinyLM` keeps them.
+        float64), as :class:`tinyllm.TinyLM` keeps them; or W2 as a
+        :class:`PackedMatrix` with float32 embeddings and W1.
     context : sequence of int, length c
         Vocabulary positions.
     tanh : bool, default False
@@ -170,6 +325,8 @@ def forward(embeddings, W1, W2, context, tanh=False):
     cdef int64_t stack_positions[64]
     cdef int64_t* positions = stack_positions
     cdef Py_ssize_t n_acc = project_scratch(1, max(weights.h, weights.V))
+    cdef Py_ssize_t n_packed = (packed_scratch(weights.W2_packed, 1)
+                                if weights.W2_packed != NULL else 0)
     cdef double* acc = NULL
     cdef int status
     dtype = np.float32 if typenum == cnp.NPY_FLOAT else np.float64
@@ -179,7 +336,7 @@ def forward(embeddings, W1, W2, context, tanh=False):
     cdef const Kernels* k = KERNELS[0]
     if weights.c > 64:
         positions = <int64_t*>malloc(weights.c * sizeof(int64_t))
-    acc = <double*>malloc(n_acc * sizeof(double))
+    acc = <double*>malloc(n_acc * sizeof(double) + n_packed)   # the packed scratch after
     try:
         if positions == NULL or acc == NULL:
             raise MemoryError()
@@ -188,11 +345,11 @@ def forward(embeddings, W1, W2, context, tanh=False):
             if typenum == cnp.NPY_FLOAT:
                 status = forward_row(k, &weights, positions, <float*>cnp.PyArray_DATA(x),
                                      <float*>cnp.PyArray_DATA(f1),
-                                     <float*>cnp.PyArray_DATA(logits), acc)
+                                     <float*>cnp.PyArray_DATA(logits), acc, acc + n_acc)
             else:
                 status = forward_row(k, &weights, positions, <double*>cnp.PyArray_DATA(x),
                                      <double*>cnp.PyArray_DATA(f1),
-                                     <double*>cnp.PyArray_DATA(logits), acc)
+                                     <double*>cnp.PyArray_DATA(logits), acc, NULL)
     finally:
         if positions != stack_positions:
             free(positions)
@@ -235,8 +392,9 @@ cdef class Generation:
     ----------
     embeddings : ndarray, shape (V, d)
     W1 : ndarray, shape (c*d, h)
-    W2 : ndarray, shape (h, V)
-        C-contiguous arrays of one dtype, float32 or float64 (the model's).
+    W2 : ndarray, shape (h, V), or PackedMatrix
+        C-contiguous arrays of one dtype, float32 or float64 (the model's); W2 may
+        be a :class:`PackedMatrix` (with float32 embeddings and W1).
     context : sequence of int, length c
         The positions the model reads first (the prompt's last c).
     temperature, top_k, top_p, min_p
@@ -316,13 +474,14 @@ cdef class Generation:
         cdef Py_ssize_t V = g.weights.V, c = g.weights.c, h = g.weights.h
         cdef bint saves = g.options.min_keep > 1 and (g.options.min_p > 0.0
                                                       or g.options.top_n_sigma >= 0.0)
-        cdef Py_ssize_t sizes[8]
+        cdef Py_ssize_t sizes[9]
         sizes[:] = [c * sizeof(int64_t), c * g.weights.d * itemsize, h * itemsize,
                     V * itemsize, project_scratch(1, max(V, h)) * sizeof(double),
                     V * sizeof(int64_t), (V if saves else 0) * sizeof(int64_t),
-                    2 * n_draw_blocks(V) * sizeof(double)]
+                    2 * n_draw_blocks(V) * sizeof(double),
+                    packed_scratch(g.weights.W2_packed, 1) if g.weights.W2_packed else 0]
         cdef Py_ssize_t i, total = 0
-        for i in range(8):
+        for i in range(9):
             total += (sizes[i] + LINE - 1) // LINE * LINE
         free(self.memory)
         self.memory = malloc(total)
@@ -338,6 +497,7 @@ cdef class Generation:
         g.scratch.saved = <int64_t*>carve(&cursor, sizes[6]) if saves else NULL
         g.scratch.sums = <double*>carve(&cursor, sizes[7])
         g.scratch.weight_sums = <int64_t*>(g.scratch.sums + n_draw_blocks(V))
+        g.packed_scratch = carve(&cursor, sizes[8]) if g.weights.W2_packed else NULL
         return 0
 
     cdef int start_window(self, cnp.ndarray history, object penalty_last_n) except -1:
@@ -379,9 +539,9 @@ cdef class Generation:
         cdef GenerationState* g = &self.state
         if self.is_float:
             return forward_row(self.kernels, &g.weights, g.context, <float*>g.x,
-                               <float*>g.f1, <float*>self.logits, g.acc)
+                               <float*>g.f1, <float*>self.logits, g.acc, g.packed_scratch)
         return forward_row(self.kernels, &g.weights, g.context, <double*>g.x,
-                           <double*>g.f1, <double*>self.logits, g.acc)
+                           <double*>g.f1, <double*>self.logits, g.acc, NULL)
 
     cdef int first_logits(self) except -1:
         """The forward pass of the first token, ahead of the loop (which then starts from
@@ -474,3 +634,182 @@ cdef class Generation:
         memcpy(cnp.PyArray_DATA(result), self.logits,
                V * (sizeof(float) if self.is_float else sizeof(double)))
         return result
+
+
+@cython.auto_pickle(False)     # holds raw pointers into its buffers: not picklable
+cdef class BatchGeneration:
+    """Several generations of one model, stepped together: W1 and W2 are read once per
+    step for the whole batch, instead of once per sequence.
+
+    Each sequence keeps everything of its own :class:`Generation` -- context, options,
+    penalties, history and Generator -- and gets exactly the tokens it would get alone
+    (the batch projections give a row the bits of its single projection). Made from
+    the generations, before or after they were stepped alone; while in a batch they
+    should not be stepped alone.
+
+    Parameters
+    ----------
+    generations : sequence of Generation
+        At least one, all on the same arrays (the same objects: one model), each with
+        a Generator of its own (sharing one would make the tokens depend on the batch).
+
+    Raises
+    ------
+    ValueError
+        No generations, generations of different models, or a Generator shared.
+    TypeError
+        An item that is not a Generation.
+    """
+
+    cdef list generations          # the sequences still in the batch, in order
+    cdef list indexes              # their positions in the batch as it was made
+    cdef GenerationState** states  # &generation.state of each, in the same order
+    cdef const Kernels* kernels
+    cdef bint is_float, have_logits
+    cdef Py_ssize_t B, itemsize, slice_tokens
+    cdef void* memory              # states, X, F1, logits, accumulators, packed scratch
+    cdef void* X
+    cdef void* F1
+    cdef void* logits
+    cdef double* acc
+    cdef void* packed_scratch
+
+    def __cinit__(self):
+        self.memory = NULL
+
+    def __dealloc__(self):
+        free(self.memory)
+
+    def __init__(self, generations):
+        gens = list(generations)
+        if not gens:
+            raise ValueError("BatchGeneration: needs at least one generation")
+        for gen in gens:
+            if not isinstance(gen, Generation):
+                raise TypeError(f"BatchGeneration: expected Generation items, got "
+                                f"{type(gen).__name__}")
+        cdef Generation first = gens[0], gen_b
+        for gen_b in gens:
+            if (gen_b.embeddings is not first.embeddings or gen_b.W1 is not first.W1
+                    or gen_b.W2 is not first.W2
+                    or gen_b.state.weights.tanh != first.state.weights.tanh):
+                raise ValueError("BatchGeneration: the generations must share one model's "
+                                 "arrays")
+        if len({id(gen_b.bit_generator) for gen_b in gens}) != len(gens):
+            raise ValueError("BatchGeneration: each sequence needs a Generator of its own "
+                             "(one Generator shared would make each sequence's tokens "
+                             "depend on the others)")
+        self.generations = gens
+        self.indexes = list(range(len(gens)))
+        self.kernels = first.kernels
+        self.is_float = first.is_float
+        self.itemsize = sizeof(float) if self.is_float else sizeof(double)
+        self.B = len(gens)
+        self.allocate()
+        cdef Py_ssize_t b, V = first.state.weights.V
+        self.have_logits = all((<Generation>g).state.have_logits for g in gens)
+        for b in range(self.B):
+            gen_b = gens[b]
+            self.states[b] = &gen_b.state
+            if self.have_logits:       # the first step's, computed and checked already
+                memcpy(<char*>self.logits + b * V * self.itemsize, gen_b.logits,
+                       V * self.itemsize)
+        self.slice_tokens = max(1, first.slice_tokens // self.B)
+
+    cdef int allocate(self) except -1:
+        """Every buffer of the batch step, in one block (a new line each)."""
+        cdef const Weights* m = &(<Generation>self.generations[0]).state.weights
+        cdef Py_ssize_t B = self.B
+        cdef Py_ssize_t sizes[6]
+        sizes[:] = [B * sizeof(GenerationState*), B * m.c * m.d * self.itemsize,
+                    B * m.h * self.itemsize, B * m.V * self.itemsize,
+                    project_scratch(B, max(m.h, m.V)) * sizeof(double),
+                    packed_scratch(m.W2_packed, B) if m.W2_packed != NULL else 0]
+        cdef Py_ssize_t i, total = 0
+        for i in range(6):
+            total += (sizes[i] + LINE - 1) // LINE * LINE
+        self.memory = malloc(total)
+        if self.memory == NULL:
+            raise MemoryError()
+        cdef char* cursor = <char*>self.memory
+        self.states = <GenerationState**>carve(&cursor, sizes[0])
+        self.X = carve(&cursor, sizes[1])
+        self.F1 = carve(&cursor, sizes[2])
+        self.logits = carve(&cursor, sizes[3])
+        self.acc = <double*>carve(&cursor, sizes[4])
+        self.packed_scratch = carve(&cursor, sizes[5]) if sizes[5] else NULL
+        return 0
+
+    @property
+    def active(self):
+        """The positions (in the batch as it was made) of the sequences still in it."""
+        return list(self.indexes)
+
+    def retire(self, Py_ssize_t index):
+        """Take sequence ``index`` (its position in the batch as made) out of the batch:
+        the next steps skip it (a sequence that met its stop or its length)."""
+        if index not in self.indexes:
+            raise ValueError(f"BatchGeneration.retire: sequence {index} is not in the batch")
+        cdef Py_ssize_t b = self.indexes.index(index), V
+        del self.indexes[b]
+        del self.generations[b]
+        memmove(&self.states[b], &self.states[b + 1],
+                (self.B - b - 1) * sizeof(GenerationState*))
+        if self.have_logits:           # keep the pending rows in step with the states
+            V = self.states[0].weights.V if self.B > 1 else 0
+            memmove(<char*>self.logits + b * V * self.itemsize,
+                    <char*>self.logits + (b + 1) * V * self.itemsize,
+                    (self.B - b - 1) * V * self.itemsize)
+        self.B -= 1
+
+    def take(self, Py_ssize_t n):
+        """The next ``n`` tokens of every sequence in the batch: an int64 array of shape
+        (number of sequences in it, n), rows in the order of :attr:`active`.
+
+        Raises ValueError if a step fails (logits that overflow, or a bias and
+        penalties that leave no token), naming the sequence; the tokens of this call
+        are then lost.
+        """
+        if n < 0:
+            raise ValueError(f"BatchGeneration.take: n must be >= 0, got {n}")
+        cdef cnp.ndarray tokens = np.empty((self.B, n), dtype=np.int64)
+        if self.B and n:
+            self.fill(<int64_t*>cnp.PyArray_DATA(tokens), n)
+        return tokens
+
+    cdef int fill(self, int64_t* out, Py_ssize_t n) except -1:
+        """out (B, n): as Generation.fill, all the sequences at once, under the locks of
+        all their Generators."""
+        cdef Py_ssize_t start = 0, count, done = 0, bad = 0, b
+        cdef int status = OK
+        cdef Generation gen
+        while start < n:
+            count = min(self.slice_tokens, n - start)
+            for gen in self.generations:
+                if gen.state.window_limit:      # room for the window's growth
+                    gen.reserve_window(min(gen.state.n_window + count, gen.state.window_limit))
+            with ExitStack() as locks:
+                for gen in self.generations:
+                    locks.enter_context(gen.bit_generator.lock)
+                with nogil:
+                    if self.is_float:
+                        status = generate_batch(self.kernels, self.states, self.B,
+                                                <float*>self.X, <float*>self.F1,
+                                                <float*>self.logits, self.acc,
+                                                self.packed_scratch, &self.have_logits,
+                                                out + start, n, count, &done, &bad)
+                    else:
+                        status = generate_batch(self.kernels, self.states, self.B,
+                                                <double*>self.X, <double*>self.F1,
+                                                <double*>self.logits, self.acc,
+                                                self.packed_scratch, &self.have_logits,
+                                                out + start, n, count, &done, &bad)
+            for gen in self.generations:
+                gen.stepped = True
+                gen.state.have_logits = False
+            if status != OK:
+                raise ValueError(f"{step_message('generate', status, start + done)} "
+                                 f"(sequence {self.indexes[bad]} of the batch)")
+            start += count
+            PyErr_CheckSignals()
+        return 0

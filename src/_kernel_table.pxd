@@ -21,7 +21,14 @@ from libc.stdint cimport int32_t, int64_t
 from numpy cimport intp_t
 from numpy.random cimport bitgen_t
 
-from _defs cimport GenerationState, Penalties, SamplerOptions, SamplerScratch, Weights
+from _defs cimport (
+    GenerationState,
+    Penalties,
+    SamplerOptions,
+    SamplerScratch,
+    Weights,
+    tinyllm_packed,
+)
 
 
 cdef struct Kernels:
@@ -89,15 +96,27 @@ cdef struct Kernels:
     bint (*exp_weights_f32)(const float*, Py_ssize_t, double, float*, double*) noexcept nogil
     bint (*exp_weights_f64)(const double*, Py_ssize_t, double, double*, double*) noexcept nogil
 
+    # packed.h: f2 on a packed W2 (float32, float16, bfloat16, int8)
+    bint (*packed_project)(const tinyllm_packed*, const float*, Py_ssize_t, float*,
+                           void*) noexcept nogil
+    const char* (*int8_path)() noexcept nogil
+    int (*set_int8_vnni)(int) noexcept nogil
+
     # generate.pxi: the forward pass and the generation loop
     int (*forward_row_f32)(const Weights*, const int64_t*, float*, float*, float*,
-                           double*) noexcept nogil
+                           double*, void*) noexcept nogil
     int (*forward_row_f64)(const Weights*, const int64_t*, double*, double*, double*,
-                           double*) noexcept nogil
+                           double*, void*) noexcept nogil
     int (*generate_tokens_f32)(GenerationState*, float*, int64_t*, Py_ssize_t,
                                Py_ssize_t*) noexcept nogil
     int (*generate_tokens_f64)(GenerationState*, double*, int64_t*, Py_ssize_t,
                                Py_ssize_t*) noexcept nogil
+    int (*generate_batch_f32)(GenerationState**, Py_ssize_t, float*, float*, float*, double*,
+                              void*, bint*, int64_t*, Py_ssize_t, Py_ssize_t, Py_ssize_t*,
+                              Py_ssize_t*) noexcept nogil
+    int (*generate_batch_f64)(GenerationState**, Py_ssize_t, double*, double*, double*, double*,
+                              void*, bint*, int64_t*, Py_ssize_t, Py_ssize_t, Py_ssize_t*,
+                              Py_ssize_t*) noexcept nogil
 
     # train.pxi
     void (*gather_f32)(const float*, Py_ssize_t, const intp_t*, Py_ssize_t, Py_ssize_t,
@@ -283,11 +302,11 @@ cdef inline bint exp_weights(const Kernels* k, const floating* x, Py_ssize_t n, 
 
 cdef inline int forward_row(const Kernels* k, const Weights* m, const int64_t* positions,
                             floating* x, floating* f1, floating* logits,
-                            double* acc) noexcept nogil:
+                            double* acc, void* packed_scratch) noexcept nogil:
     if floating is float:
-        return k.forward_row_f32(m, positions, x, f1, logits, acc)
+        return k.forward_row_f32(m, positions, x, f1, logits, acc, packed_scratch)
     else:
-        return k.forward_row_f64(m, positions, x, f1, logits, acc)
+        return k.forward_row_f64(m, positions, x, f1, logits, acc, packed_scratch)
 
 
 cdef inline int generate_tokens(const Kernels* k, GenerationState* g, floating* logits,
@@ -296,6 +315,18 @@ cdef inline int generate_tokens(const Kernels* k, GenerationState* g, floating* 
         return k.generate_tokens_f32(g, logits, out, n, done)
     else:
         return k.generate_tokens_f64(g, logits, out, n, done)
+
+cdef inline int generate_batch(const Kernels* k, GenerationState** gs, Py_ssize_t B,
+                               floating* X, floating* F1, floating* logits, double* acc,
+                               void* packed_scratch, bint* have_logits, int64_t* out,
+                               Py_ssize_t out_stride, Py_ssize_t n, Py_ssize_t* done,
+                               Py_ssize_t* bad_row) noexcept nogil:
+    if floating is float:
+        return k.generate_batch_f32(gs, B, X, F1, logits, acc, packed_scratch, have_logits,
+                                    out, out_stride, n, done, bad_row)
+    else:
+        return k.generate_batch_f64(gs, B, X, F1, logits, acc, packed_scratch, have_logits,
+                                    out, out_stride, n, done, bad_row)
 
 
 cdef inline void gather(const Kernels* k, const floating* E, Py_ssize_t d, const intp_t* windows,

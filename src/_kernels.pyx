@@ -1,7 +1,7 @@
 """tinyllm's kernels, compiled once per instruction set.
 
 setup.py builds this file as ``tinyllm._kernels_baseline`` (any CPU of the target
-architecture) and, on x86-64, as ``tinyllm._kernels_avx2`` (AVX2 + FMA) and
+architecture) and, on x86-64, as ``tinyllm._kernels_avx2`` (AVX2 + FMA + F16C) and
 ``tinyllm._kernels_avx512`` (AVX-512 F/DQ/VL/BW): the same source, other compiler flags.
 Each build exports one thing, ``table``: a capsule holding its ``Kernels`` struct
 (``_kernel_table.pxd``), which ``tinyllm._cpu`` hands to the stage modules.
@@ -21,6 +21,7 @@ include "kernels/linalg.pxi"     # dot product, projection (the model's f1 and f
 include "kernels/softmax.pxi"    # softmax and log-softmax of rows
 include "kernels/filters.pxi"    # logit bias, penalties and the filters
 include "kernels/sampling.pxi"   # draws
+include "kernels/packed.pxi"     # f2 on W2 packed in panels, in four formats
 include "kernels/generate.pxi"   # the forward pass and the generation loop
 include "kernels/train.pxi"      # cross-entropy, gather/scatter, optimizers
 
@@ -66,6 +67,11 @@ TABLE.exp_weights_f32, TABLE.exp_weights_f64 = exp_weights[float], exp_weights[d
 TABLE.forward_row_f32, TABLE.forward_row_f64 = forward_row[float], forward_row[double]
 TABLE.generate_tokens_f32 = generate_tokens[float]
 TABLE.generate_tokens_f64 = generate_tokens[double]
+TABLE.generate_batch_f32 = generate_batch[float]
+TABLE.generate_batch_f64 = generate_batch[double]
+TABLE.packed_project = packed_project
+TABLE.int8_path = int8_path
+TABLE.set_int8_vnni = set_int8_vnni
 TABLE.gather_f32, TABLE.gather_f64 = gather[float], gather[double]
 TABLE.tanh_all_f32, TABLE.tanh_all_f64 = tanh_all[float], tanh_all[double]
 TABLE.xent_f32, TABLE.xent_f64 = xent[float], xent[double]

@@ -26,33 +26,52 @@ cdef enum:
 
 
 cdef int forward_row(const Weights* m, const int64_t* positions, floating* x, floating* f1,
-                     floating* logits, double* acc) noexcept nogil:
+                     floating* logits, double* acc, void* packed_scratch) noexcept nogil:
     """The forward pass of one context of c positions: x, f1 and the logits.
 
-    ``acc`` holds project_scratch(1, max(h, V)) doubles. Returns NOT_FINITE when a
-    logit is not finite (the weights are, but their products can overflow), else OK.
+    ``acc`` holds project_scratch(1, max(h, V)) doubles, and ``packed_scratch``
+    packed_scratch(m.W2_packed, 1) bytes when W2 is packed (float32 models only; then
+    f2 is packed.h's projection). Returns NOT_FINITE when a logit is not finite (the
+    weights are, but their products can overflow), else OK.
 
     Small models (the blog's: V = 5, d = 2, c = 3, h = 1) spend most of a step on
     fixed costs, not arithmetic: small projections keep their accumulators in
     registers (project_one), and short rows are copied by loops instead of memcpy.
     The arithmetic is the same, in the same order: the numbers do not depend on it.
     """
+    gather_context(m, positions, x)
+    project_one(x, <const floating*>m.W1, m.c * m.d, m.h, f1, acc)
+    hidden_activation(m, f1, m.h)
+    if floating is float:
+        if m.W2_packed != NULL:
+            if not packed_project(m.W2_packed, f1, 1, logits, packed_scratch):
+                return NOT_FINITE
+            return OK if row_all_finite(logits, m.V) else NOT_FINITE
+    project_one(f1, <const floating*>m.W2, m.h, m.V, logits, acc)
+    return OK if row_all_finite(logits, m.V) else NOT_FINITE
+
+
+cdef inline void gather_context(const Weights* m, const int64_t* positions,
+                                floating* x) noexcept nogil:
+    """x (c*d,) = the embeddings of the c positions, row after row."""
     cdef const floating* E = <const floating*>m.E
     cdef const floating* row
-    cdef Py_ssize_t i, j, d = m.d, c = m.c
-    for j in range(c):
+    cdef Py_ssize_t i, j, d = m.d
+    for j in range(m.c):
         row = E + positions[j] * d
         if d <= SMALL_COPY:
             for i in range(d):
                 x[j * d + i] = row[i]
         else:
             memcpy(x + j * d, row, d * sizeof(floating))
-    project_one(x, <const floating*>m.W1, c * d, m.h, f1, acc)
+
+
+cdef inline void hidden_activation(const Weights* m, floating* f1, Py_ssize_t n) noexcept nogil:
+    """f1 = tanh(f1) for a model with activation="tanh"; nothing otherwise."""
+    cdef Py_ssize_t j
     if m.tanh:
-        for j in range(m.h):
+        for j in range(n):
             f1[j] = tanh(f1[j])
-    project_one(f1, <const floating*>m.W2, m.h, m.V, logits, acc)
-    return OK if row_all_finite(logits, m.V) else NOT_FINITE
 
 
 cdef inline void remember(GenerationState* g, int64_t token) noexcept nogil:
@@ -77,14 +96,14 @@ cdef int generate_tokens(GenerationState* g, floating* logits, int64_t* out, Py_
     NOT_FINITE if a step's logits are not finite, FOUND_POSINF or NO_FINITE if the bias
     and penalties make one +inf or leave none, with ``done`` the tokens written.
     """
-    cdef Py_ssize_t step, j, c = g.weights.c
+    cdef Py_ssize_t step
     cdef Py_ssize_t token
     cdef int status
     for step in range(n):
         done[0] = step
         if not g.have_logits:
             if forward_row(&g.weights, g.context, <floating*>g.x, <floating*>g.f1, logits,
-                           g.acc) != OK:
+                           g.acc, g.packed_scratch) != OK:
                 return NOT_FINITE
         if g.penalties.n_bias or (g.penalties.active and g.n_window):
             status = adjust_logits(logits, g.weights.V, &g.penalties, g.window, g.n_window,
@@ -94,12 +113,78 @@ cdef int generate_tokens(GenerationState* g, floating* logits, int64_t* out, Py_
         token = draw_from_logits(logits, g.weights.V, &g.options, &g.scratch, g.rng)
         g.have_logits = False
         out[step] = token
-        remember(g, token)
-        if c <= SMALL_COPY:
-            for j in range(c - 1):
-                g.context[j] = g.context[j + 1]
-        else:
-            memmove(g.context, g.context + 1, (c - 1) * sizeof(int64_t))
-        g.context[c - 1] = token
+        append_token(g, token)
+    done[0] = n
+    return OK
+
+
+cdef inline void append_token(GenerationState* g, int64_t token) noexcept nogil:
+    """The drawn token joins the penalties' window and the end of the context."""
+    cdef Py_ssize_t j, c = g.weights.c
+    remember(g, token)
+    if c <= SMALL_COPY:
+        for j in range(c - 1):
+            g.context[j] = g.context[j + 1]
+    else:
+        memmove(g.context, g.context + 1, (c - 1) * sizeof(int64_t))
+    g.context[c - 1] = token
+
+
+cdef int generate_batch(GenerationState** gs, Py_ssize_t B, floating* X, floating* F1,
+                        floating* logits, double* acc, void* packed_scratch,
+                        bint* have_logits, int64_t* out, Py_ssize_t out_stride, Py_ssize_t n,
+                        Py_ssize_t* done, Py_ssize_t* bad_row) noexcept nogil:
+    """generate_tokens for B sequences of one model at once: out[b * out_stride + s] is
+    token s of sequence b, for s < n.
+
+    Each step runs the forward pass of the B contexts as batch products -- X (B, c*d),
+    F1 (B, h), logits (B, V): W1 and W2 are read once per step for the whole batch --
+    then filters and draws each row with its own sequence's options, penalties and
+    Generator. project_rows and packed_project give a batch row the bits of its
+    single projection, so sequence b gets the tokens generate_tokens gives it alone.
+
+    ``logits`` holds the batch's logits when ``have_logits[0]`` (the first step's,
+    computed when the sequences were made). ``acc`` holds project_scratch(B, max(h, V))
+    doubles, ``packed_scratch`` packed_scratch(W2_packed, B) bytes. Returns as
+    generate_tokens, with ``bad_row`` the sequence whose step failed.
+    """
+    cdef const Weights* m = &gs[0].weights
+    cdef Py_ssize_t step, b, V = m.V, h = m.h, cd = m.c * m.d
+    cdef GenerationState* g
+    cdef floating* row
+    cdef int status
+    cdef bint finite
+    for step in range(n):
+        done[0] = step
+        if not have_logits[0]:
+            for b in range(B):
+                gather_context(m, gs[b].context, X + b * cd)
+            project_rows(X, B, <const floating*>m.W1, cd, h, F1, acc)
+            hidden_activation(m, F1, B * h)
+            finite = True
+            if floating is float:
+                if m.W2_packed != NULL:
+                    finite = packed_project(m.W2_packed, F1, B, logits, packed_scratch)
+                else:
+                    project_rows(F1, B, <const floating*>m.W2, h, V, logits, acc)
+            else:
+                project_rows(F1, B, <const floating*>m.W2, h, V, logits, acc)
+            for b in range(B):
+                if not (finite and row_all_finite(logits + b * V, V)):
+                    bad_row[0] = b
+                    return NOT_FINITE
+        have_logits[0] = False
+        for b in range(B):
+            g = gs[b]
+            row = logits + b * V
+            if g.penalties.n_bias or (g.penalties.active and g.n_window):
+                status = adjust_logits(row, V, &g.penalties, g.window, g.n_window,
+                                       g.sorted_window)
+                if status != OK:
+                    bad_row[0] = b
+                    return status
+            out[b * out_stride + step] = draw_from_logits(row, V, &g.options, &g.scratch,
+                                                          g.rng)
+            append_token(g, out[b * out_stride + step])
     done[0] = n
     return OK

@@ -1,0 +1,439 @@
+/* kernels/packed.h -- f2 on a packed W2: the projection out (B, V) = H (B, k) @ W2 (k, V)
+ * with W2 stored in panels of 16 columns, in one of four formats.
+ *
+ * Why panels: W2 row-major (k, V) makes every output a sum over k rows that lie V
+ * apart, so the accumulators of a whole row of outputs travel through memory once
+ * per block of rows (linalg.pxi's project_rows). In a panel the k x 16 weights of 16
+ * outputs are contiguous: one sequential stream, 16 outputs summed in registers, W2
+ * read exactly once per step, whatever the batch (each panel stays in L1 while the
+ * batch's rows use it).
+ *
+ *   float32, float16, bfloat16   panel p = (k, 16): element (i, j) is W2[i, 16p + j]
+ *   int8                         panel p = (k/4, 16, 4): element (g, j, r) is
+ *                                W2[4g + r, 16p + j] -- the layout of VNNI's dpbusd,
+ *                                four rows of one column in each 32-bit lane
+ * (columns past V and rows past k are zeros).
+ *
+ * float16 and bfloat16 are widened to float32 in registers (F16C, AVX-512, a shift)
+ * and then go through the float32 arithmetic, which is project_rows' for one output:
+ * blocks of 8 rows summed in float, each block sum added to a double, one rounding at
+ * the end -- so a half-precision W2 gives the float32 logits of its widened values,
+ * bit for bit, and float32 gives project_rows' numbers.
+ *
+ * int8 (per-column scales s_j) quantises each row of H to int8 with one scale,
+ * a = max|h| / 127 and q = rint(h * 127 / max|h|), sums q_i * W2[i, j] exactly in
+ * int32, and returns float(sum_j) * (a * s_j). The integer sum is exact, so the
+ * three paths -- VNNI (AVX-512 VNNI), AVX2 (16-bit products, vpmaddwd) and the
+ * portable loop -- agree bit for bit.
+ */
+#ifndef TINYLLM_PACKED_H
+#define TINYLLM_PACKED_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TINYLLM_UNUSED __attribute__((unused))   /* the stage modules include this too */
+#else
+#define TINYLLM_UNUSED
+#endif
+
+#define TINYLLM_PANEL 16          /* outputs per panel */
+#define TINYLLM_ROW_BLOCK 8       /* rows summed in float before the double accumulator */
+#define TINYLLM_INT8_GROUP 4      /* rows per 32-bit lane of an int8 panel */
+
+enum { TINYLLM_FORMAT_F32 = 0, TINYLLM_FORMAT_F16 = 1, TINYLLM_FORMAT_BF16 = 2,
+       TINYLLM_FORMAT_I8 = 3 };
+
+typedef struct {
+    int format;                   /* TINYLLM_FORMAT_* */
+    const void* panels;           /* n_panels panels, as above */
+    const float* scales;          /* int8: (n_panels * 16,) column scales; else NULL */
+    const int32_t* column_sums;   /* int8: (n_panels * 16,) sum_i W2[i, j]; else NULL */
+    Py_ssize_t k, n;              /* W2's rows and columns */
+    Py_ssize_t n_panels;          /* ceil(n / 16) */
+    Py_ssize_t k_groups;          /* int8: ceil(k / 4) */
+} tinyllm_packed;
+
+/* Bytes of scratch tinyllm_packed_project needs for B rows. */
+static inline Py_ssize_t tinyllm_packed_scratch(const tinyllm_packed* W, Py_ssize_t B) {
+    if (W->format == TINYLLM_FORMAT_I8)   /* each row quantised, and its scale */
+        return B * (W->k_groups * TINYLLM_INT8_GROUP + (Py_ssize_t)sizeof(float)) + 64;
+    if (W->format == TINYLLM_FORMAT_F32)
+        return 64;
+    return W->k * TINYLLM_PANEL * (Py_ssize_t)sizeof(float) + 64;
+}
+
+/* ---------------------------------------------------------------------------
+ * Widening half-precision weights
+ * ------------------------------------------------------------------------- */
+
+/* IEEE half -> float, exactly (subnormals, inf and NaN included), without F16C. */
+static inline float tinyllm_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exponent = (h >> 10) & 0x1fu,
+             mantissa = h & 0x3ffu, bits;
+    float f;
+    if (exponent == 0x1fu) {
+        bits = sign | 0x7f800000u | (mantissa << 13);
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+    } else {   /* zero or subnormal: mantissa * 2^-24, exact in float */
+        f = (float)mantissa * 5.9604644775390625e-8f;
+        return sign ? -f : f;
+    }
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* out[0:count] = in[0:count] as float (count a multiple of 16). */
+static inline void tinyllm_widen_f16(const uint16_t* in, float* out, Py_ssize_t count) {
+    Py_ssize_t i = 0;
+#if defined(__AVX512F__)
+    for (; i < count; i += 16)
+        _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(in + i))));
+#elif defined(__F16C__)
+    for (; i < count; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(in + i))));
+#endif
+    for (; i < count; i++)
+        out[i] = tinyllm_half_to_float(in[i]);
+}
+
+/* bfloat16 is the upper half of a float32: widening is a 16-bit shift (vectorised). */
+static inline void tinyllm_widen_bf16(const uint16_t* in, float* out, Py_ssize_t count) {
+    Py_ssize_t i;
+    uint32_t bits;
+    for (i = 0; i < count; i++) {
+        bits = (uint32_t)in[i] << 16;
+        memcpy(out + i, &bits, sizeof bits);
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * float32 panels
+ * ------------------------------------------------------------------------- */
+
+/* w[0:16] = row i of a float32, float16 or bfloat16 panel, as float32. */
+static inline void tinyllm_panel_row(int format, const void* panel, Py_ssize_t i, float* w) {
+    if (format == TINYLLM_FORMAT_F32)
+        memcpy(w, (const float*)panel + i * TINYLLM_PANEL, TINYLLM_PANEL * sizeof(float));
+    else if (format == TINYLLM_FORMAT_F16)
+        tinyllm_widen_f16((const uint16_t*)panel + i * TINYLLM_PANEL, w, TINYLLM_PANEL);
+    else
+        tinyllm_widen_bf16((const uint16_t*)panel + i * TINYLLM_PANEL, w, TINYLLM_PANEL);
+}
+
+/* Independent sums per loop: one (panel, row of H) pair is a chain of dependent adds
+ * (~25 cycles per block of 8 rows), so the loop runs several pairs side by side --
+ * as many as the vector registers hold. */
+#if defined(__AVX512F__)
+#define TINYLLM_CHAINS 4
+#else
+#define TINYLLM_CHAINS 2
+#endif
+
+/* For each chain c < n_chains: out[c][0:width[c]] = h[c] (k,) @ panel[c] (k, 16), for
+ * the first width[c] of the panel's 16 columns; the panels' rows are widened to
+ * float32 as they are read. ``format`` and ``n_chains`` are constants at each call,
+ * so the compiler makes one fully unrolled loop per case. */
+static inline void tinyllm_panel_float(int format, int n_chains, const void* const* panel,
+                                       const float* const* h, Py_ssize_t k,
+                                       float* const* out, const Py_ssize_t* width) {
+    double acc[TINYLLM_CHAINS][TINYLLM_PANEL];
+    float w[TINYLLM_ROW_BLOCK][TINYLLM_PANEL];
+    float s;
+    const float* c;
+    Py_ssize_t i, j, full = k - k % TINYLLM_ROW_BLOCK;
+    int r, q;
+    for (q = 0; q < n_chains; q++)
+        for (j = 0; j < TINYLLM_PANEL; j++)
+            acc[q][j] = 0.0;
+    for (i = 0; i < full; i += TINYLLM_ROW_BLOCK) {
+        for (q = 0; q < n_chains; q++) {
+            for (r = 0; r < TINYLLM_ROW_BLOCK; r++)
+                tinyllm_panel_row(format, panel[q], i + r, w[r]);
+            c = h[q] + i;
+            for (j = 0; j < TINYLLM_PANEL; j++) {
+                /* project_rows' expression, in its order: the same bits */
+                s = (c[0] * w[0][j] + c[1] * w[1][j] + c[2] * w[2][j] + c[3] * w[3][j]) + (
+                    c[4] * w[4][j] + c[5] * w[5][j] + c[6] * w[6][j] + c[7] * w[7][j]);
+                acc[q][j] += s;
+            }
+        }
+    }
+    for (i = full; i < k; i++)
+        for (q = 0; q < n_chains; q++) {
+            tinyllm_panel_row(format, panel[q], i, w[0]);
+            for (j = 0; j < TINYLLM_PANEL; j++)
+                acc[q][j] += h[q][i] * w[0][j];     /* a float product, added in double */
+        }
+    for (q = 0; q < n_chains; q++)
+        for (j = 0; j < width[q]; j++)
+            out[q][j] = (float)acc[q][j];
+}
+
+/* The chains queued so far, run n at a time (the last few one by one). */
+typedef struct {
+    int format, n;
+    const void* panel[TINYLLM_CHAINS];
+    const float* h[TINYLLM_CHAINS];
+    float* out[TINYLLM_CHAINS];
+    Py_ssize_t width[TINYLLM_CHAINS];
+} tinyllm_chains;
+
+static inline void tinyllm_run_chains(tinyllm_chains* q, Py_ssize_t k, int all) {
+    int i;
+    if (q->n == TINYLLM_CHAINS) {
+        if (q->format == TINYLLM_FORMAT_F32)
+            tinyllm_panel_float(TINYLLM_FORMAT_F32, TINYLLM_CHAINS, q->panel, q->h, k, q->out, q->width);
+        else if (q->format == TINYLLM_FORMAT_F16)
+            tinyllm_panel_float(TINYLLM_FORMAT_F16, TINYLLM_CHAINS, q->panel, q->h, k, q->out, q->width);
+        else
+            tinyllm_panel_float(TINYLLM_FORMAT_BF16, TINYLLM_CHAINS, q->panel, q->h, k, q->out, q->width);
+        q->n = 0;
+    } else if (all) {
+        for (i = 0; i < q->n; i++) {
+            if (q->format == TINYLLM_FORMAT_F32)
+                tinyllm_panel_float(TINYLLM_FORMAT_F32, 1, q->panel + i, q->h + i, k, q->out + i, q->width + i);
+            else if (q->format == TINYLLM_FORMAT_F16)
+                tinyllm_panel_float(TINYLLM_FORMAT_F16, 1, q->panel + i, q->h + i, k, q->out + i, q->width + i);
+            else
+                tinyllm_panel_float(TINYLLM_FORMAT_BF16, 1, q->panel + i, q->h + i, k, q->out + i, q->width + i);
+        }
+        q->n = 0;
+    }
+}
+
+static inline void tinyllm_queue_chain(tinyllm_chains* q, const void* panel, const float* h,
+                                       float* out, Py_ssize_t width, Py_ssize_t k) {
+    q->panel[q->n] = panel;
+    q->h[q->n] = h;
+    q->out[q->n] = out;
+    q->width[q->n] = width;
+    q->n++;
+    tinyllm_run_chains(q, k, 0);
+}
+
+/* ---------------------------------------------------------------------------
+ * int8 panels
+ * ------------------------------------------------------------------------- */
+
+/* q[0:4*k_groups] = h quantised to int8 (zeros past k); *scale = max|h| / 127.
+ * Returns 0 if h is not finite. */
+static inline int tinyllm_quantize_row(const float* h, Py_ssize_t k, Py_ssize_t k_groups,
+                                       int8_t* q, float* scale) {
+    float amax = 0.0f, inv, v;
+    Py_ssize_t i;
+    for (i = 0; i < k; i++) {
+        v = fabsf(h[i]);
+        amax = v > amax ? v : amax;
+    }
+    if (!(amax <= 3.4028234663852886e38f))   /* inf or NaN */
+        return 0;
+    inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (i = 0; i < k; i++) {
+        v = rintf(h[i] * inv);
+        v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+        q[i] = (int8_t)v;
+    }
+    for (; i < k_groups * TINYLLM_INT8_GROUP; i++)
+        q[i] = 0;
+    *scale = amax / 127.0f;
+    return 1;
+}
+
+/* sums[j] = sum_i q_i * W2[i, j] for the 16 columns of one int8 panel, portably. */
+static inline void tinyllm_panel_i8_portable(const int8_t* panel, const int8_t* q,
+                                             Py_ssize_t k_groups, int32_t* sums) {
+    Py_ssize_t g, j;
+    int r;
+    const int8_t* line;
+    for (j = 0; j < TINYLLM_PANEL; j++)
+        sums[j] = 0;
+    for (g = 0; g < k_groups; g++) {
+        line = panel + g * 64;
+        for (j = 0; j < TINYLLM_PANEL; j++)
+            for (r = 0; r < TINYLLM_INT8_GROUP; r++)
+                sums[j] += (int32_t)q[4 * g + r] * line[4 * j + r];
+    }
+}
+
+#if defined(__AVX2__)
+/* The same with AVX2: bytes widened to 16 bits, pairs of products summed by vpmaddwd
+ * (exact: no 16-bit saturation, unlike vpmaddubsw). */
+static inline void tinyllm_panel_i8_avx2(const int8_t* panel, const int8_t* q,
+                                         Py_ssize_t k_groups, int32_t* sums) {
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0, acc2 = acc0, acc3 = acc0, a;
+    const __m128i* line;
+    int32_t lanes[32];
+    int32_t quad;
+    Py_ssize_t g;
+    int j;
+    for (g = 0; g < k_groups; g++) {
+        memcpy(&quad, q + 4 * g, 4);
+        /* q's 4 bytes as 16-bit values, repeated for the 4 columns of a quarter line */
+        a = _mm256_cvtepi8_epi16(_mm_set1_epi32(quad));
+        line = (const __m128i*)(panel + g * 64);
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(line)), a));
+        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(line + 1)), a));
+        acc2 = _mm256_add_epi32(acc2, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(line + 2)), a));
+        acc3 = _mm256_add_epi32(acc3, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(line + 3)), a));
+    }
+    _mm256_storeu_si256((__m256i*)lanes, acc0);
+    _mm256_storeu_si256((__m256i*)(lanes + 8), acc1);
+    _mm256_storeu_si256((__m256i*)(lanes + 16), acc2);
+    _mm256_storeu_si256((__m256i*)(lanes + 24), acc3);
+    for (j = 0; j < TINYLLM_PANEL; j++)      /* column j: rows 0-1 and rows 2-3 */
+        sums[j] = lanes[2 * j] + lanes[2 * j + 1];
+}
+#endif
+
+#if defined(__AVX512F__) && (defined(__GNUC__) || defined(__clang__))
+#define TINYLLM_HAVE_VNNI_PATH 1
+/* The same with AVX-512 VNNI: one vpdpbusd per 64-byte line (4 rows x 16 columns).
+ * dpbusd multiplies unsigned by signed bytes, so q is offset to q + 128 and
+ * 128 * sum_i W2[i, j] taken back at the end. Compiled for VNNI whatever the build's
+ * flags, and called only where the CPU has it (checked at import). */
+__attribute__((target("avx512f,avx512vnni")))
+static TINYLLM_UNUSED void tinyllm_panel_i8_vnni(const int8_t* panel, const int8_t* q, Py_ssize_t k_groups,
+                                  const int32_t* column_sums, int32_t* sums) {
+    __m512i acc = _mm512_setzero_si512(), offset = _mm512_set1_epi8((char)0x80);
+    int32_t quad;
+    Py_ssize_t g;
+    for (g = 0; g < k_groups; g++) {
+        memcpy(&quad, q + 4 * g, 4);
+        acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(_mm512_set1_epi32(quad), offset),
+                                  _mm512_loadu_si512((const void*)(panel + g * 64)));
+    }
+    acc = _mm512_sub_epi32(acc, _mm512_slli_epi32(_mm512_loadu_si512((const void*)column_sums), 7));
+    _mm512_storeu_si512((void*)sums, acc);
+}
+
+static TINYLLM_UNUSED int tinyllm_cpu_has_vnni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni");
+}
+#else
+#define TINYLLM_HAVE_VNNI_PATH 0
+#endif
+
+/* Which int8 path runs: the best the CPU has; tests turn VNNI off to compare. */
+static TINYLLM_UNUSED int tinyllm_int8_vnni = -1;    /* -1: not decided yet */
+
+static inline int tinyllm_use_vnni(void) {
+#if TINYLLM_HAVE_VNNI_PATH
+    if (tinyllm_int8_vnni < 0)
+        tinyllm_int8_vnni = tinyllm_cpu_has_vnni();
+    return tinyllm_int8_vnni;
+#else
+    return 0;
+#endif
+}
+
+/* Turn the VNNI path on (if the CPU has it) or off; returns whether it was on. */
+static TINYLLM_UNUSED int tinyllm_set_int8_vnni(int on) {
+    int before = tinyllm_use_vnni();
+#if TINYLLM_HAVE_VNNI_PATH
+    tinyllm_int8_vnni = on && tinyllm_cpu_has_vnni();
+#endif
+    (void)on;
+    return before;
+}
+
+static TINYLLM_UNUSED const char* tinyllm_int8_path(void) {
+    if (tinyllm_use_vnni())
+        return "avx512-vnni";
+#if defined(__AVX2__)
+    return "avx2";
+#else
+    return "portable";
+#endif
+}
+
+static inline void tinyllm_panel_i8(const tinyllm_packed* W, const int8_t* panel,
+                                    const int8_t* q, const int32_t* column_sums,
+                                    int32_t* sums) {
+#if TINYLLM_HAVE_VNNI_PATH
+    if (tinyllm_int8_vnni > 0) {
+        tinyllm_panel_i8_vnni(panel, q, W->k_groups, column_sums, sums);
+        return;
+    }
+#endif
+#if defined(__AVX2__)
+    tinyllm_panel_i8_avx2(panel, q, W->k_groups, sums);
+#else
+    tinyllm_panel_i8_portable(panel, q, W->k_groups, sums);
+#endif
+    (void)column_sums;
+}
+
+/* ---------------------------------------------------------------------------
+ * The projection
+ * ------------------------------------------------------------------------- */
+
+/* out (B, n) = H (B, k) @ W2 for a packed W2; ``scratch`` holds
+ * tinyllm_packed_scratch(W, B) bytes. Returns 0 if a row of H is not finite (int8
+ * only: the others let the caller's check of the outputs see it). */
+static TINYLLM_UNUSED int tinyllm_packed_project(const tinyllm_packed* W, const float* H, Py_ssize_t B,
+                                  float* out, void* scratch) {
+    const Py_ssize_t k = W->k, n = W->n, panel_size = k * TINYLLM_PANEL;
+    float* wide = (float*)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    float* a_scale = wide;                                   /* int8: (B,) row scales */
+    int8_t* q = (int8_t*)(a_scale + B);                      /* int8: (B, 4 k_groups) */
+    int32_t sums[TINYLLM_PANEL];
+    Py_ssize_t p, b, j, width, j0;
+    tinyllm_chains chains;
+    Py_ssize_t element;
+    if (W->format == TINYLLM_FORMAT_I8) {
+        tinyllm_use_vnni();
+        for (b = 0; b < B; b++)
+            if (!tinyllm_quantize_row(H + b * k, k, W->k_groups,
+                                      q + b * W->k_groups * TINYLLM_INT8_GROUP, a_scale + b))
+                return 0;
+        for (p = 0; p < W->n_panels; p++) {
+            j0 = p * TINYLLM_PANEL;
+            width = n - j0 < TINYLLM_PANEL ? n - j0 : TINYLLM_PANEL;
+            for (b = 0; b < B; b++) {
+                tinyllm_panel_i8(W, (const int8_t*)W->panels + p * W->k_groups * 64,
+                                 q + b * W->k_groups * TINYLLM_INT8_GROUP,
+                                 W->column_sums + j0, sums);
+                for (j = 0; j < width; j++)
+                    out[b * n + j0 + j] = (float)sums[j] * (a_scale[b] * W->scales[j0 + j]);
+            }
+        }
+        return 1;
+    }
+    /* One row: chains over consecutive panels (the widening in registers). A batch:
+     * a half-precision panel is widened once, into L1, and chains run over its rows. */
+    chains.format = W->format;
+    chains.n = 0;
+    for (p = 0; p < W->n_panels; p++) {
+        j0 = p * TINYLLM_PANEL;
+        width = n - j0 < TINYLLM_PANEL ? n - j0 : TINYLLM_PANEL;
+        if (B == 1 || W->format == TINYLLM_FORMAT_F32) {
+            element = W->format == TINYLLM_FORMAT_F32 ? sizeof(float) : sizeof(uint16_t);
+            for (b = 0; b < B; b++)
+                tinyllm_queue_chain(&chains, (const char*)W->panels + p * panel_size * element,
+                                    H + b * k, out + b * n + j0, width, k);
+            continue;
+        }
+        tinyllm_run_chains(&chains, k, 1);   /* the queued chains read the last panel */
+        if (W->format == TINYLLM_FORMAT_F16)
+            tinyllm_widen_f16((const uint16_t*)W->panels + p * panel_size, wide, panel_size);
+        else
+            tinyllm_widen_bf16((const uint16_t*)W->panels + p * panel_size, wide, panel_size);
+        chains.format = TINYLLM_FORMAT_F32;
+        for (b = 0; b < B; b++)
+            tinyllm_queue_chain(&chains, wide, H + b * k, out + b * n + j0, width, k);
+        tinyllm_run_chains(&chains, k, 1);
+        chains.format = W->format;
+    }
+    tinyllm_run_chains(&chains, k, 1);
+    return 1;
+}
+
+#endif  /* TINYLLM_PACKED_H */
