@@ -68,7 +68,6 @@ cdef enum:
     SLICE_WORK = 1 << 21   # step work (see Generation.slice_tokens) per nogil call: ~1-5 ms
 
 
-
 # ===========================================================================
 # W2 packed in panels
 # ===========================================================================
@@ -212,10 +211,10 @@ cdef int checked_weights(object E, object W1, object W2, bint tanh, str func,
     the model's own: kernel-ready 2-D arrays of one dtype whose shapes fit together;
     W2 may be a PackedMatrix (with float32 E and W1)."""
     cdef bint packed = isinstance(W2, PackedMatrix)
-    cdef int typenum = cnp.NPY_FLOAT if packed or (cnp.PyArray_Check(E) and
-        cnp.PyArray_TYPE(<cnp.ndarray>E) == cnp.NPY_FLOAT) else cnp.NPY_DOUBLE
-    arrays = (("embeddings", E), ("W1", W1)) if packed else (("embeddings", E), ("W1", W1),
-                                                               ("W2", W2))
+    cdef bint float_E = (cnp.PyArray_Check(E)
+                         and cnp.PyArray_TYPE(<cnp.ndarray>E) == cnp.NPY_FLOAT)
+    cdef int typenum = cnp.NPY_FLOAT if packed or float_E else cnp.NPY_DOUBLE
+    arrays = [("embeddings", E), ("W1", W1)] + ([] if packed else [("W2", W2)])
     for name, arr in arrays:
         if not (cnp.PyArray_Check(arr) and cnp.PyArray_TYPE(<cnp.ndarray>arr) == typenum
                 and cnp.PyArray_NDIM(<cnp.ndarray>arr) == 2
@@ -780,7 +779,7 @@ cdef class BatchGeneration:
     cdef int fill(self, int64_t* out, Py_ssize_t n) except -1:
         """out (B, n): as Generation.fill, all the sequences at once, under the locks of
         all their Generators."""
-        cdef Py_ssize_t start = 0, count, done = 0, bad = 0, b
+        cdef Py_ssize_t start = 0, count, done = 0, bad = 0
         cdef int status = OK
         cdef Generation gen
         while start < n:

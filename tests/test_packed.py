@@ -68,7 +68,7 @@ SHAPES = [(5, 2, 3, 1), (17, 2, 3, 5), (100, 3, 4, 8), (1000, 3, 3, 13), (4099, 
 def test_float_formats_equal_the_float32_projection_of_their_values(isa, shape):
     E, W1, W2 = random_arrays(*shape)
     context = list(range(shape[2]))
-    x, f1, logits = forward(E, W1, W2, context)
+    logits = forward(E, W1, W2, context)[2]
     # float32 panels: the bits of the row-major projection (same tokens as before)
     assert np.array_equal(forward(E, W1, PackedMatrix(W2), context)[2], logits)
     half = W2.astype(np.float16)
@@ -224,7 +224,12 @@ def test_generation_on_packed_float32_gives_the_same_tokens(isa, options):
 
 
 def formats_of(W2):
-    return [W2, PackedMatrix(W2), PackedMatrix(W2.astype(np.float16)), PackedMatrix(*int8_columns(W2))]
+    return [
+        W2,
+        PackedMatrix(W2),
+        PackedMatrix(W2.astype(np.float16)),
+        PackedMatrix(*int8_columns(W2)),
+    ]
 
 
 @pytest.mark.parametrize("options", SAMPLING)
@@ -240,7 +245,10 @@ def test_a_batch_gives_each_sequence_its_own_tokens(isa, options, dtype):
             for i, ctx in enumerate(contexts)
         ]
         batch = BatchGeneration(
-            [Generation(E, W1, w, ctx, rng=i, history=ctx, **options) for i, ctx in enumerate(contexts)]
+            [
+                Generation(E, W1, w, ctx, rng=i, history=ctx, **options)
+                for i, ctx in enumerate(contexts)
+            ]
         )
         got = np.concatenate([batch.take(7), batch.take(0), batch.take(23)], axis=1)
         assert np.array_equal(got, np.array(alone)), type(w)
@@ -283,7 +291,9 @@ def test_a_batch_needs_one_model_and_a_generator_per_sequence():
     with pytest.raises(ValueError, match="one model"):
         BatchGeneration([Generation(E, W1, W2, [0, 1]), Generation(E, W1, other, [0, 1])])
     with pytest.raises(ValueError, match="Generator of its own"):
-        BatchGeneration([Generation(E, W1, W2, [0, 1], rng=gen), Generation(E, W1, W2, [0, 1], rng=gen)])
+        BatchGeneration(
+            [Generation(E, W1, W2, [0, 1], rng=gen), Generation(E, W1, W2, [0, 1], rng=gen)]
+        )
     with pytest.raises(ValueError, match="n must be >= 0"):
         BatchGeneration([Generation(E, W1, W2, [0, 1])]).take(-1)
 
