@@ -420,3 +420,48 @@ def test_bench_run_py_is_the_same_command(tmp_path, monkeypatch, capsys):
     assert done.value.code == 0
     assert "sample_logits(x, temperature=0)" in capsys.readouterr().out
     assert {r["op"] for r in json.loads(out.read_text())["results"]} == {"greedy"}
+
+
+# ---------------------------------------------------------------------------
+# The read floor's probe
+# ---------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(words=st.lists(st.integers(0, 2**64 - 1), max_size=300), start=st.integers(0, 3))
+def test_read_probe_ors_every_word(words, start):
+    """Every word counts: the vector body, the tail, any length and alignment (a slice
+    that starts 8 bytes into the array makes the vector loads unaligned)."""
+    from tinyllm._linalg import _read_bandwidth_probe
+
+    buffer = np.array([0] * start + words, dtype=np.uint64)[start:]
+    want = int(np.bitwise_or.reduce(buffer)) if len(words) else 0
+    assert _read_bandwidth_probe(buffer) == want
+
+
+def test_read_probe_sees_one_bit_anywhere():
+    from tinyllm._linalg import _read_bandwidth_probe
+
+    words = np.zeros(1000, dtype=np.uint64)
+    for at in (0, 15, 16, 17, 511, 999):
+        words[:] = 0
+        words[at] = 1 << (at % 64)
+        assert _read_bandwidth_probe(words) == 1 << (at % 64)
+    words.flags.writeable = False  # a read-only buffer is read as well
+    assert _read_bandwidth_probe(words) == 1 << (999 % 64)
+
+
+@pytest.mark.parametrize(
+    ("buffer", "error"),
+    [
+        (np.ones(4, dtype=np.float64), ValueError),
+        (np.ones(8, dtype=np.uint64)[::2], ValueError),
+        (np.ones((2, 2), dtype=np.uint64), ValueError),
+        ([1, 2], TypeError),
+    ],
+)
+def test_read_probe_refuses_what_it_cannot_read(buffer, error):
+    from tinyllm._linalg import _read_bandwidth_probe
+
+    with pytest.raises(error):
+        _read_bandwidth_probe(buffer)
