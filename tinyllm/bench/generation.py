@@ -206,9 +206,9 @@ def numpy_contenders(case: GenerationCase, batches, model, prompt) -> list[Conte
         if B == 1:
             common = models.NumpyLM(model)
             models.check_same_model(model, prompt, common)
-            call = functools.partial(common.generate, prompt, n, np.random.default_rng(0))
+            common_call = functools.partial(common.generate, prompt, n, np.random.default_rng(0))
             label = "x @ W1 @ W2, np.exp, np.cumsum + searchsorted"
-            found.append(Contender("numpy:loop", "common", dtype, 1, 1, n, call, label))
+            found.append(Contender("numpy:loop", "common", dtype, 1, 1, n, common_call, label))
         for idiom in models.NUMPY_LOOPS:
             loop = models.NumpyLoop(model, idiom, B)
             models.check_same_model(model, prompt, loop)
