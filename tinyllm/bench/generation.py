@@ -278,7 +278,7 @@ def time_case(case: GenerationCase, rounds: int, min_time: float, budget: float)
     V, h = model.config.vocab_size, model.config.hidden
     base = {
         c.batch: times[c.key].median / c.tokens
-        for c in reversed(found)  # the first format wins
+        for c in found
         if c.library == "tinyllm" and c.dtype == case.formats[0] and c.threads == 1
     }
     floors: dict[int, float] = {}
