@@ -9,6 +9,7 @@ blog's vectors are so short that a check or a copy would cost more than the prod
 cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport isfinite
+from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 
 from _checks cimport (
@@ -273,3 +274,88 @@ def project(h, W, out=None):
         project_arrays(ha, Wa, result)
         return result
     return project_general(h, W, out)
+
+
+# ===========================================================================
+# The benchmark's read floor
+# ===========================================================================
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* OR every 8-byte word of words[0..n) together. Eight independent accumulators of
+       16-byte vectors (gcc/clang vector extensions: SSE2 on x86-64, NEON on arm64) keep
+       eight loads in flight and no dependency between them, so the loop is bound by how
+       fast the memory (or the cache level the buffer fits in) delivers bytes, not by the
+       OR. A compiler without vector extensions gets the same shape with scalar words. */
+    #if defined(__GNUC__) || defined(__clang__)
+    typedef uint64_t tinyllm_u64x2 __attribute__((vector_size(16)));
+    #define TINYLLM_PROBE_LANES 2
+    #else
+    typedef uint64_t tinyllm_u64x2;
+    #define TINYLLM_PROBE_LANES 1
+    #endif
+    static uint64_t tinyllm_or_words(const uint64_t* words, Py_ssize_t n) {
+        const Py_ssize_t step = 8 * TINYLLM_PROBE_LANES;
+        tinyllm_u64x2 a0, a1, a2, a3, a4, a5, a6, a7, v;
+        Py_ssize_t i = 0, j;
+        uint64_t total = 0;
+        memset(&a0, 0, sizeof a0); a1 = a2 = a3 = a4 = a5 = a6 = a7 = a0;
+        for (; i + step <= n; i += step) {
+            const uint64_t* p = words + i;
+            /* memcpy: an unaligned-safe vector load (compiled to one movdqu/ldr). */
+            memcpy(&v, p + 0 * TINYLLM_PROBE_LANES, sizeof v); a0 |= v;
+            memcpy(&v, p + 1 * TINYLLM_PROBE_LANES, sizeof v); a1 |= v;
+            memcpy(&v, p + 2 * TINYLLM_PROBE_LANES, sizeof v); a2 |= v;
+            memcpy(&v, p + 3 * TINYLLM_PROBE_LANES, sizeof v); a3 |= v;
+            memcpy(&v, p + 4 * TINYLLM_PROBE_LANES, sizeof v); a4 |= v;
+            memcpy(&v, p + 5 * TINYLLM_PROBE_LANES, sizeof v); a5 |= v;
+            memcpy(&v, p + 6 * TINYLLM_PROBE_LANES, sizeof v); a6 |= v;
+            memcpy(&v, p + 7 * TINYLLM_PROBE_LANES, sizeof v); a7 |= v;
+        }
+        a0 |= a1 | a2 | a3 | a4 | a5 | a6 | a7;
+        for (j = 0; j < TINYLLM_PROBE_LANES; j++) {
+            uint64_t lane;
+            memcpy(&lane, (const char*)&a0 + j * sizeof lane, sizeof lane);
+            total |= lane;
+        }
+        for (; i < n; i++) total |= words[i];
+        return total;
+    }
+    """
+    uint64_t tinyllm_or_words(const uint64_t* words, Py_ssize_t n) noexcept nogil
+
+
+def _read_bandwidth_probe(const uint64_t[::1] words):
+    """Read a buffer once, as fast as one core can: the benchmark's read floor.
+
+    ``tinyllm bench`` times this on a buffer of W2's size to say how close generation
+    comes to the memory (or cache) bandwidth for that size: a projection that reads W2
+    once per token cannot beat it. The loop ORs the buffer's 8-byte words together in
+    eight independent 16-byte accumulators, without the GIL, so it is bound by the
+    loads alone; the result is returned so that no compiler can drop the reads.
+
+    Parameters
+    ----------
+    words : numpy.ndarray of uint64, shape (n,), C-contiguous
+        The buffer (read-only arrays are fine); n may be 0.
+
+    Returns
+    -------
+    int
+        The bitwise OR of every word (0 for an empty buffer).
+
+    Raises
+    ------
+    ValueError
+        ``words`` is not one-dimensional, not contiguous, or not of uint64.
+    TypeError
+        ``words`` is not a buffer (a list, say).
+    """
+    cdef Py_ssize_t n = words.shape[0]
+    cdef uint64_t total = 0
+    if n:
+        with nogil:
+            total = tinyllm_or_words(&words[0], n)
+    return total

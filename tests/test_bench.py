@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyllm
-from tinyllm.bench import families, ops, runner, targets
+from tinyllm.bench import families, generation, models, ops, report, runner, targets
 from tinyllm.bench import numpy_idioms as npi
 from tinyllm.bench import python_idioms as pyi
 from tinyllm.cli import main
@@ -340,8 +340,17 @@ def test_tiny_run_writes_well_formed_json(tiny_run):
             assert set(contenders) == {"tinyllm"} | {i.key for i in op.idioms}
             for r in contenders.values():
                 assert r["ratio"] == pytest.approx(r["seconds"] / contenders["tinyllm"]["seconds"])
-    generated = {r["family"] for r in records if r["op"] == "generate"}
-    assert generated == {"blog"}
+    generated = [r for r in records if r["op"] == "generate"]
+    assert {r["family"] for r in generated} == {"blog"}
+    assert all(set(r) >= RECORD_FIELDS | {"batch", "threads", "h", "w2_bytes"} for r in generated)
+    blog = {r["idiom"]: r for r in generated}
+    assert set(blog) == {"tinyllm", "numpy:loop", "python:loop"} | {
+        f"numpy:{idiom}" for idiom in models.NUMPY_LOOPS
+    }
+    assert blog["tinyllm"]["dtype"] == "float64" and blog["tinyllm"]["ratio"] == 1.0
+    assert "gb_per_s" not in blog["tinyllm"]  # W2 of 40 bytes: no read rate
+    goals = {t["goal"]: t for t in results["targets"]}
+    assert goals["generation, blog model: ≥ 30× plain Python"]["cases"] == 1
     assert {t["status"] for t in results["targets"]} <= {"MET", "NOT MET", "not measured"}
 
 
@@ -356,7 +365,11 @@ def test_tiny_run_prints_markdown_tables(tiny_run, capsys):
     rows = [line for line in out.splitlines() if line.startswith("| ") and "×" in line]
     assert len(rows) >= len(families.FAMILIES) + 2
     assert all(line.count("|") == header.count("|") for line in rows[: len(families.FAMILIES)])
-    assert "| blog |" in out and "## Targets" in out
+    assert "| blog | float64 | 1 | 1 |" in out and "## Targets" in out
+    assert "## Generation: tokens/s of TinyLM.generate per weight format" in out
+    generation_head = next(line for line in out.splitlines() if line.startswith("| model |"))
+    for column in ("tinyllm tokens/s", "W2 GB/s", "read floor GB/s", "vs NumPy best"):
+        assert f"| {column} |" in generation_head
 
 
 def test_progress_bar_and_plot(tmp_path, capsys):
@@ -420,3 +433,232 @@ def test_bench_run_py_is_the_same_command(tmp_path, monkeypatch, capsys):
     assert done.value.code == 0
     assert "sample_logits(x, temperature=0)" in capsys.readouterr().out
     assert {r["op"] for r in json.loads(out.read_text())["results"]} == {"greedy"}
+
+
+# ---------------------------------------------------------------------------
+# The read floor's probe
+# ---------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(words=st.lists(st.integers(0, 2**64 - 1), max_size=300), start=st.integers(0, 3))
+def test_read_probe_ors_every_word(words, start):
+    """Every word counts: the vector body, the tail, any length and alignment (a slice
+    that starts 8 bytes into the array makes the vector loads unaligned)."""
+    from tinyllm._linalg import _read_bandwidth_probe
+
+    buffer = np.array([0] * start + words, dtype=np.uint64)[start:]
+    want = int(np.bitwise_or.reduce(buffer)) if len(words) else 0
+    assert _read_bandwidth_probe(buffer) == want
+
+
+def test_read_probe_sees_one_bit_anywhere():
+    from tinyllm._linalg import _read_bandwidth_probe
+
+    words = np.zeros(1000, dtype=np.uint64)
+    for at in (0, 15, 16, 17, 511, 999):
+        words[:] = 0
+        words[at] = 1 << (at % 64)
+        assert _read_bandwidth_probe(words) == 1 << (at % 64)
+    words.flags.writeable = False  # a read-only buffer is read as well
+    assert _read_bandwidth_probe(words) == 1 << (999 % 64)
+
+
+@pytest.mark.parametrize(
+    ("buffer", "error"),
+    [
+        (np.ones(4, dtype=np.float64), ValueError),
+        (np.ones(8, dtype=np.uint64)[::2], ValueError),
+        (np.ones((2, 2), dtype=np.uint64), ValueError),
+        ([1, 2], TypeError),
+    ],
+)
+def test_read_probe_refuses_what_it_cannot_read(buffer, error):
+    from tinyllm._linalg import _read_bandwidth_probe
+
+    with pytest.raises(error):
+        _read_bandwidth_probe(buffer)
+
+
+# ---------------------------------------------------------------------------
+# Generation: the loops compute the model's logits, formats, batches, the section
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    """d = 64, c = 8 as the large model, V = 4096, h = 64: W2 float32 is exactly 1 MiB."""
+    return models.shape_model(4096, 64)
+
+
+@pytest.mark.parametrize("idiom", list(models.NUMPY_LOOPS))
+@pytest.mark.parametrize("batch", [1, 3])
+def test_numpy_loops_compute_the_models_logits(small_model, idiom, batch):
+    model, prompt = small_model
+    loop = models.NumpyLoop(model, idiom, batch)
+    models.check_same_model(model, prompt, loop)  # every row of the batch
+    loop.W2 = loop.W2 * np.float32(1.01)  # a loop that computes something else is caught
+    with pytest.raises(AssertionError, match="does not compute the model's logits"):
+        models.check_same_model(model, prompt, loop)
+
+
+def test_numpy_loops_draw_the_same_tokens(small_model):
+    """The idioms differ in speed only: the same u gives the same tokens, one prompt or
+    a batch (gemm rows against gemv), with cumsum or the block draw."""
+    model, _ = small_model
+    contexts = np.random.default_rng(0).integers(0, 4096, size=(5, 8))
+    u = np.random.default_rng(1).random(5)
+    batched = {
+        idiom: models.NumpyLoop(model, idiom, 5).step(contexts, u) for idiom in models.NUMPY_LOOPS
+    }
+    single = [
+        models.NumpyLoop(model, "dot", 1).step(contexts[b : b + 1], u[b : b + 1])[0]
+        for b in range(5)
+    ]
+    for idiom, drawn in batched.items():
+        assert drawn == single, idiom
+    assert len(set(single)) > 1
+
+
+def test_numpy_loop_generates_texts_of_n_tokens(small_model):
+    model, prompt = small_model
+    texts = models.NumpyLoop(model, "dot", 2).generate(
+        [prompt, prompt], 4, np.random.default_rng(0)
+    )
+    assert len(texts) == 2 and all(len(t.split()) == 4 for t in texts)
+    again = models.NumpyLoop(model, "dot", 2).generate(
+        [prompt, prompt], 4, np.random.default_rng(0)
+    )
+    assert again == texts
+
+
+@pytest.mark.skipif(tmi is None, reason="PyTorch is not installed")
+@pytest.mark.parametrize("idiom", ["cumsum", "multinomial"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_torch_loops(small_model, idiom, batch):
+    model, prompt = small_model
+    loop = tmi.TorchLoop(model, "float32", idiom, batch)
+    models.check_same_model(model, prompt, loop)
+    half = tmi.TorchLoop(model, "bfloat16", idiom, batch)
+    want = model.logits(prompt)
+    got = half.logits_of(np.array([prompt[-8:]] * batch)).float().numpy()
+    assert np.all(np.abs(got - want) <= 0.03 * np.abs(want).max())  # bfloat16: 8 bits
+    texts = loop.generate([prompt] * batch, 3, tmi.generator(0))
+    assert len(texts) == batch and all(len(t.split()) == 3 for t in texts)
+
+
+def test_w2_bytes_and_read_floor():
+    assert generation.w2_bytes("float32", 256, 32_000) == 256 * 32_000 * 4
+    assert generation.w2_bytes("bfloat16", 256, 32_000) == 256 * 32_000 * 2
+    assert generation.w2_bytes("int8", 256, 32_000) == 256 * 32_000 + 4 * 32_000  # + scales
+    floor = generation.read_floor(2**20, min_time=0.0)
+    assert math.isfinite(floor) and 0.1 < floor < 10_000  # GB/s
+
+
+def test_missing_formats_and_batches_are_skipped_with_the_reason(small_model, monkeypatch):
+    model, prompt = small_model
+    assert generation.in_format(model, "float32") == (model, None)
+    monkeypatch.delattr(tinyllm.TinyLM, "quantize", raising=False)
+    variant, why = generation.in_format(model, "int8")
+    assert variant is None and "TinyLM.quantize is missing" in why
+    monkeypatch.setattr(tinyllm.TinyLM, "generate", lambda self, p, n, rng=None: "a b")
+    assert "returned str, not 2 texts" in generation.batch_unsupported(model, prompt)
+
+    def refuses(self, prompt, n, rng=None):
+        raise TypeError("a position must be an integer")
+
+    monkeypatch.setattr(tinyllm.TinyLM, "generate", refuses)
+    why = generation.batch_unsupported(model, prompt)
+    assert "no batch of prompts" in why and "a position must be an integer" in why
+
+
+def contract_model(monkeypatch) -> list:
+    """TinyLM as issue 12's contract has it, faked: quantize(fmt) (a copy that says its
+    format) and generate on a list of prompts with one rng each. Returns the formats
+    quantize was asked for."""
+    asked = []
+    original = tinyllm.TinyLM.generate
+
+    def quantize(self, fmt):
+        asked.append(fmt)
+        return self
+
+    def generate(self, prompt, n=20, rng=None, **options):
+        if prompt and isinstance(prompt[0], list):
+            return [original(self, p, n, rng=r, **options) for p, r in zip(prompt, rng)]
+        return original(self, prompt, n, rng=rng, **options)
+
+    monkeypatch.setattr(tinyllm.TinyLM, "quantize", quantize, raising=False)
+    monkeypatch.setattr(tinyllm.TinyLM, "generate", generate)
+    return asked
+
+
+def test_generation_case_times_every_format_and_batch(small_model, monkeypatch):
+    asked = contract_model(monkeypatch)
+    monkeypatch.setitem(generation.MODELS, "small", (lambda: small_model, "V = 4096, h = 64"))
+    case = generation.GenerationCase(
+        "small", generation.FORMATS, (1, 2), (1, 2),
+        tokens={"tinyllm": 2, "numpy": 2, "torch": 2, "python": 0},
+    )  # fmt: skip
+    records, skipped = generation.time_case(case, rounds=1, min_time=0.0, budget=None)
+    assert asked == ["float16", "bfloat16", "int8"]
+    assert {s["idiom"] for s in skipped} == {"tinyllm threads=2"}
+    tiny = {(r["dtype"], r["batch"]): r for r in records if r["library"] == "tinyllm"}
+    assert set(tiny) == {(f, B) for f in generation.FORMATS for B in (1, 2)}
+    for (fmt, B), r in tiny.items():
+        assert r["threads"] == 1 and r["tokens_per_call"] == 2 * B and r["h"] == 64
+        assert r["w2_bytes"] == generation.w2_bytes(fmt, 64, 4096)
+        assert ("gb_per_s" in r) == ("read_floor_gb_per_s" in r) == (r["w2_bytes"] >= 2**20)
+        if "gb_per_s" in r:  # bytes of one step ÷ its time
+            assert r["gb_per_s"] == pytest.approx(r["w2_bytes"] / (r["seconds"] * B) / 1e9)
+        assert r["ratio"] == pytest.approx(r["seconds"] / tiny[("float32", B)]["seconds"])
+    idioms = {(r["idiom"], r["dtype"], r["batch"]) for r in records if r["library"] != "tinyllm"}
+    want = {("numpy:loop", "float32", 1)}
+    want |= {(f"numpy:{i}", "float32", B) for i in models.NUMPY_LOOPS for B in (1, 2)}
+    if tmi is not None:
+        torch_dtypes = ("float32", "bfloat16")
+        want |= {
+            (f"torch:{i}", d, B) for i in tmi.TORCH_LOOPS for d in torch_dtypes for B in (1, 2)
+        }
+    assert idioms == want
+    results = {"results": records, "skipped": skipped}
+    lines = report.generation_section(results, markdown=True)
+    rows = [line for line in lines if line.startswith("| small |")]
+    assert len(rows) == 8 and all(line.count("|") == lines[2].count("|") for line in rows)
+    assert "| small | float16 | 2 | 1 |" in "\n".join(rows)
+    assert "not run: small tinyllm threads=2: TinyLM.generate has no threads= option yet" in lines
+
+
+def test_generation_targets():
+    def record(library, dtype, batch, seconds, role="best", family="large"):
+        return dict(op="generate", family=family, V=32_000, dtype=dtype, batch=batch, threads=1,
+                    idiom=f"{library}:x", library=library, role=role, seconds=seconds)  # fmt: skip
+
+    results = [
+        record("tinyllm", "float32", 1, 1.0, "measured"),
+        record("tinyllm", "float16", 1, 0.5, "measured"),
+        record("tinyllm", "float32", 8, 0.2, "measured"),
+        record("numpy", "float32", 1, 1.2),
+        record("numpy", "float32", 1, 1.5, "common"),
+        record("numpy", "float32", 8, 0.1),
+    ]
+    by_goal = {t.goal: t for t in targets.generation_targets(vnni=True)}
+    f16 = targets.check_generation(by_goal["float16: ≥ 2.5× the best float32 NumPy loop"], results)
+    assert f16["status"] == "NOT MET" and f16["worst"]["ratio"] == pytest.approx(1.2 / 0.5)
+    assert f16["worst"]["batch"] == 1 and f16["worst"]["dtype"] == "float16"
+    batch = targets.check_generation(
+        by_goal["float32, 8 prompts: ≥ 4× one prompt's tokens/s"], results
+    )
+    assert batch["status"] == "MET" and batch["worst"]["ratio"] == pytest.approx(5.0)
+    int8 = next(t for t in by_goal.values() if t.fmt == "int8")
+    assert int8.needed == 5 and targets.check_generation(int8, results)["status"] == "not measured"
+    assert next(t for t in targets.generation_targets(vnni=False) if t.fmt == "int8").needed == 2.5
+
+
+def test_a_variant_slower_than_tinyllm_is_reported():
+    """The tinyllm column of the penalties: tinyllm's own call is not its variant."""
+    records = [
+        dict(idiom="tinyllm", library="tinyllm", role="measured", ratio=1.0, spread=0.0),
+        dict(idiom="tinyllm:no-penalties", library="tinyllm", role="best", ratio=1.05, spread=0.0),
+    ]
+    assert report.cell(records, "tinyllm", "best") == "1.05×"

@@ -27,3 +27,6 @@ def project(
     W: ArrayLike,  # const double[:, ::1], shape (k, V)
     out: NDArray[np.float64] | None = None,  # double[:, ::1], shape (V,) or (B, V)
 ) -> NDArray[np.float64]: ...
+def _read_bandwidth_probe(
+    words: NDArray[np.uint64],  # const uint64_t[::1], shape (n,)
+) -> int: ...  # uint64_t: the OR of every word

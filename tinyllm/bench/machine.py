@@ -49,6 +49,7 @@ SIMD_FLAGS = (
     "avx512vl",
     "avx512bw",
     "avx512_bf16",
+    "avx512_vnni",
     "avx_vnni",
     "asimd",
     "sve",
@@ -78,6 +79,11 @@ def cpu() -> dict:
     info["simd"] = [flag for flag in SIMD_FLAGS if flag in info["flags"]]
     info["l3_bytes"] = l3_bytes()
     return info
+
+
+def has_vnni(cpu_info: dict) -> bool:
+    """Whether the CPU (:func:`cpu`) has int8 dot products: AVX-512 VNNI or AVX-VNNI."""
+    return bool({"avx512_vnni", "avx_vnni"} & set(cpu_info["flags"]))
 
 
 def l3_bytes() -> int | None:

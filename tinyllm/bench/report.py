@@ -109,7 +109,11 @@ def legend(op_info: dict) -> str:
 def cell(records: list[dict], library: str, role: str) -> str:
     """The ratio of a column in one case; for "best", the winning idiom's name too."""
     chosen = [
-        r for r in records if r["library"] == library and (role == "best" or r["role"] == role)
+        r
+        for r in records
+        if r["library"] == library
+        and r["role"] != "measured"  # tinyllm's own call is the reference, not a variant
+        and (role == "best" or r["role"] == role)
     ]
     if not chosen:
         return "–"
@@ -146,7 +150,7 @@ def header(results: dict) -> list[str]:
     ]
     lines += [f"note: {note}" for note in results["notes"]]
     lines += [f"not run: {s['op']}: {s['reason']}" for s in results["skipped"] if "idiom" not in s]
-    if any("idiom" in s for s in results["skipped"]):
+    if any("idiom" in s and s["op"] != "generate" for s in results["skipped"]):
         lines.append(f"Python: not timed above {PYTHON_MAX:,} numbers (–).")
     return lines + [""]
 
@@ -180,36 +184,109 @@ def op_sections(results: dict, markdown: bool) -> list[str]:
     return lines
 
 
-def generation_section(results: dict, markdown: bool) -> list[str]:
-    gens: dict[str, dict[str, dict]] = defaultdict(dict)
-    for r in results["results"]:
-        if r["op"] == "generate":
-            gens[r["family"]][r["idiom"]] = r
-    if not gens:
-        return []
-    head = ["model", "V", "tinyllm tokens/s", "vs NumPy loop", "vs Python loop"]
-    rows = [
-        [
-            name,
-            size(recs["tinyllm"]["V"]),
-            si(1 / recs["tinyllm"]["seconds"]),
-            ratio(recs.get("numpy:loop", {}).get("ratio")),
-            ratio(recs.get("python:loop", {}).get("ratio")),
-        ]
-        for name, recs in gens.items()
+GENERATION_ORDER = ("blog", "large", "8k-h128", "32k-h64")
+
+
+def generation_cell(records: list[dict], row: dict, library: str, **match) -> str:
+    """The fastest of ``library``'s idioms (with ``match``ed fields) at the row's model
+    and batch, as its time per token ÷ the row's, and the idiom's name when it has
+    several; "–" when none ran."""
+    chosen = [
+        r
+        for r in records
+        if r["library"] == library
+        and r["family"] == row["family"]
+        and r["batch"] == row["batch"]
+        and all(r[k] == v for k, v in match.items())
     ]
-    title = "Generation: TinyLM.generate against the same model step in NumPy and plain Python"
-    return (
-        [f"## {title}" if markdown else title, ""]
-        + table(head, rows, markdown)
-        + [
-            "",
-            "blog: the blog's model (V = 5); large: V = 32,000, d = 64, c = 8, h = 256, "
-            "float32. NumPy loop: x @ W1 @ W2, exp, cumsum + searchsorted; Python loop: "
-            "tinyllm.reference.PythonLM (sum(map(mul)) per output, random.choices).",
-            "",
-        ]
+    if not chosen:
+        return "–"
+    best = min(chosen, key=lambda r: r["seconds"])
+    text = ratio(best["seconds"] / row["seconds"], max(best["spread"], row["spread"]) > NOISY)
+    names = {r["idiom"] for r in chosen}
+    return text + (f" {best['idiom'].split(':', 1)[1]}" if len(names) > 1 else "")
+
+
+def generation_section(results: dict, markdown: bool) -> list[str]:
+    """One row per tinyllm variant (model, weight format, batch, threads): tokens/s,
+    W2's read rate next to the read floor, the gain over one prompt, and the ratios to
+    the NumPy, PyTorch and Python loops at the same batch size."""
+    records = [r for r in results["results"] if r["op"] == "generate"]
+    skipped = [s for s in results["skipped"] if s.get("op") == "generate" and "idiom" in s]
+    if not records and not skipped:
+        return []
+    order = {name: i for i, name in enumerate(GENERATION_ORDER)}
+    tiny = sorted(
+        (r for r in records if r["library"] == "tinyllm"),
+        key=lambda r: (order.get(r["family"], len(order)), r["batch"], r["threads"]),
     )
+    head = [
+        "model", "format", "B", "threads", "tinyllm tokens/s", "W2 MiB", "W2 GB/s",
+        "read floor GB/s", "× B=1", "vs NumPy best", "vs NumPy x@W1@W2",
+        "vs PyTorch float32", "vs PyTorch bfloat16", "vs Python loop",
+    ]  # fmt: skip
+    rows = []
+    for r in tiny:
+        single = next(
+            (
+                o
+                for o in tiny
+                if (o["family"], o["dtype"], o["threads"], o["batch"])
+                == (r["family"], r["dtype"], r["threads"], 1)
+            ),
+            None,
+        )
+        floor, rate = r.get("read_floor_gb_per_s"), r.get("gb_per_s")
+        mib = r["w2_bytes"] / 2**20
+        rows.append(
+            [
+                r["family"],
+                r["dtype"],
+                str(r["batch"]),
+                str(r["threads"]),
+                si(1 / r["seconds"]),
+                f"{mib:.3g}" if mib >= 0.01 else "< 0.01",
+                (f"{rate:.3g}" if rate else "–") + (f" ({rate / floor:.0%})" if floor else ""),
+                f"{floor:.3g}" if floor else "–",
+                ratio(single["seconds"] / r["seconds"]) if single and r["batch"] > 1 else "–",
+                generation_cell(records, r, "numpy", role="best"),
+                generation_cell(records, r, "numpy", role="common"),
+                generation_cell(records, r, "torch", dtype="float32"),
+                generation_cell(records, r, "torch", dtype="bfloat16"),
+                generation_cell(records, r, "python"),
+            ]
+        )
+    title = (
+        "Generation: tokens/s of TinyLM.generate per weight format, batch size B and "
+        "thread count, against the same model step in NumPy, PyTorch and plain Python"
+    )
+    lines = [f"## {title}" if markdown else title, ""]
+    if rows:
+        lines += table(head, rows, markdown) + [""]
+    from tinyllm.bench.generation import MODELS
+
+    shown = dict.fromkeys(r["family"] for r in tiny)
+    idioms: dict[str, str] = {}
+    for r in records:
+        if r["library"] != "tinyllm" and r.get("label"):
+            idioms.setdefault(r["idiom"], r["label"])
+    lines += [
+        "Models: "
+        + "; ".join(f"{name}: {MODELS[name][1]}" for name in shown if name in MODELS)
+        + ". Random weights from seed 0, except the blog's.",
+        "tokens/s: all B sequences together. W2 GB/s: W2's bytes in that format ÷ the "
+        "time of one step (each step reads W2 once, for the whole batch), and the share "
+        "of the read floor: the fastest plain read of a buffer of W2's size on one core "
+        "(tinyllm._linalg._read_bandwidth_probe, best of several runs); both for W2 of "
+        "1 MiB or more. × B=1: tokens/s "
+        "÷ the same format's with one prompt. vs X: X's time per token ÷ tinyllm's, at "
+        "the same B, in the same interleaved rounds; NumPy and PyTorch float32 run the "
+        "float32 weights whatever tinyllm's format; the fastest idiom of each column is "
+        "named when it has several.",
+        "Idioms: " + "; ".join(f"{key}: {label}" for key, label in idioms.items()) + ".",
+    ]
+    lines += [f"not run: {s['family']} {s['idiom']}: {s['reason']}" for s in skipped]
+    return lines + [""]
 
 
 def targets_section(results: dict, markdown: bool) -> list[str]:
@@ -221,6 +298,8 @@ def targets_section(results: dict, markdown: bool) -> list[str]:
             if worst
             else "–"
         )
+        if worst and "batch" in worst:  # generation: the model, tinyllm's format, B
+            where = f"{worst['family']}, {worst['dtype']}, B={worst['batch']}"
         rows.append(
             [
                 t["goal"],

@@ -9,16 +9,14 @@ tinyllm's, so 3 means tinyllm takes a third of the time.
 
 from __future__ import annotations
 
-import random
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 
-import numpy as np
-
-from tinyllm.bench import families, machine, models, ops, targets
+from tinyllm.bench import families, generation, machine, ops, targets
+from tinyllm.bench.generation import FORMATS, GenerationCase
 from tinyllm.bench.timing import interleaved
 
 SCHEMA = "tinyllm-bench/1"
@@ -34,7 +32,7 @@ class Plan:
     min_time: float  # seconds of calls per timed sample
     budget: float  # seconds of timed rounds per case, at most (then fewer rounds, >= 1)
     float64: bool  # also float64 rows (N(0, 1) only)
-    generation_tokens: dict[str, dict[str, int]] = field(default_factory=dict)
+    generation: tuple[GenerationCase, ...] = ()
     only: str | None = None  # a regular expression on the case's key
 
     def cases(self, all_ops: tuple[ops.Op, ...]) -> Iterator[tuple[ops.Op, str, int, str]]:
@@ -59,10 +57,15 @@ QUICK = Plan(
     min_time=0.002,
     budget=5.0,
     float64=False,
-    generation_tokens={
-        "blog": {"tinyllm": 200, "numpy": 200, "python": 200},
-        "large": {"tinyllm": 20, "numpy": 20, "python": 1},
-    },
+    generation=(
+        GenerationCase("blog", ("float64",), tokens={"tinyllm": 200, "numpy": 200, "python": 200}),
+        GenerationCase(
+            "large",
+            FORMATS,
+            (1, 8),
+            tokens={"tinyllm": 20, "numpy": 20, "torch": 20, "python": 1},
+        ),
+    ),
 )
 FULL = Plan(
     mode="full",
@@ -71,10 +74,17 @@ FULL = Plan(
     min_time=0.01,
     budget=30.0,
     float64=True,
-    generation_tokens={
-        "blog": {"tinyllm": 1000, "numpy": 200, "python": 200},
-        "large": {"tinyllm": 50, "numpy": 20, "python": 2},
-    },
+    generation=(
+        GenerationCase("blog", ("float64",), tokens={"tinyllm": 1000, "numpy": 200, "python": 200}),
+        GenerationCase(
+            "large",
+            FORMATS,
+            (1, 8, 64),
+            tokens={"tinyllm": 50, "numpy": 20, "torch": 20, "python": 2},
+        ),
+        GenerationCase("8k-h128", tokens={"tinyllm": 100, "numpy": 50, "torch": 50}),
+        GenerationCase("32k-h64", tokens={"tinyllm": 100, "numpy": 50, "torch": 50}),
+    ),
 )
 
 
@@ -175,36 +185,9 @@ def time_case(op: ops.Op, family: str, V: int, dtype: str, plan: Plan) -> tuple[
 # ---------------------------------------------------------------------------
 
 
-def time_generation(name: str, tokens: dict[str, int], plan: Plan) -> list[dict]:
-    """Seconds per token of ``TinyLM.generate`` and the same loop in NumPy and Python."""
-    model, prompt = models.blog_model() if name == "blog" else models.large_model()
-    py, npy = models.PythonLM(model), models.NumpyLM(model)
-    models.check_same_model(model, prompt, py, npy)
-    g_tiny, g_np, g_py = np.random.default_rng(0), np.random.default_rng(0), random.Random(0)
-    contenders: dict[str, Callable[[], object]] = {
-        "tinyllm": lambda: model.generate(prompt, tokens["tinyllm"], rng=g_tiny),
-        "numpy:loop": lambda: npy.generate(prompt, tokens["numpy"], g_np),
-        "python:loop": lambda: py.generate(prompt, tokens["python"], g_py),
-    }
-    times = interleaved(contenders, plan.rounds, plan.min_time, plan.budget)
-    per_token = {key: t.median / tokens[key.split(":")[0]] for key, t in times.items()}
-    return [
-        {
-            "op": "generate",
-            "family": name,
-            "V": model.config.vocab_size,
-            "dtype": model.config.dtype,
-            "idiom": key,
-            "library": key.split(":")[0],
-            "role": "measured" if key == "tinyllm" else "common",
-            "seconds": seconds,
-            "ratio": seconds / per_token["tinyllm"],
-            "spread": times[key].spread,
-            "tokens_per_call": tokens[key.split(":")[0]],
-            "samples": times[key].samples,
-        }
-        for key, seconds in per_token.items()
-    ]
+def time_generation(case: GenerationCase, plan: Plan) -> tuple[list, list]:
+    """Seconds per token of every contender of a generation case (see :mod:`.generation`)."""
+    return generation.time_case(case, plan.rounds, plan.min_time, plan.budget)
 
 
 # ---------------------------------------------------------------------------
@@ -228,12 +211,10 @@ def run(plan: Plan, progress: bool | None = None) -> dict:
         unsupported = {op.name: ops.unsupported(op) for op in all_ops}
         runnable = tuple(op for op in all_ops if not unsupported[op.name])
         cases = list(plan.cases(runnable))
-        generation = [
-            name
-            for name in plan.generation_tokens
-            if not plan.only or re.search(plan.only, f"generate {name}")
+        generation_cases = [
+            case for case in plan.generation if not plan.only or re.search(plan.only, case.name)
         ]
-        bar = Progress(len(cases) + len(generation), progress)
+        bar = Progress(len(cases) + len(generation_cases), progress)
         results: list[dict] = []
         skipped = [{"op": name, "reason": why} for name, why in unsupported.items() if why]
         try:
@@ -242,9 +223,11 @@ def run(plan: Plan, progress: bool | None = None) -> dict:
                 records, skips = time_case(op, family, V, dtype, plan)
                 results += records
                 skipped += skips
-            for name in generation:
-                bar.step(f"generate {name}")
-                results += time_generation(name, plan.generation_tokens[name], plan)
+            for case in generation_cases:
+                bar.step(case.name)
+                records, skips = time_generation(case, plan)
+                results += records
+                skipped += skips
         finally:
             bar.close()
         described = machine.describe()
@@ -266,7 +249,7 @@ def run(plan: Plan, progress: bool | None = None) -> dict:
         },
         "results": results,
         "skipped": skipped,
-        "targets": targets.check_all(results),
+        "targets": targets.check_all(results, vnni=machine.has_vnni(described["cpu"])),
         "seconds": time.perf_counter() - started,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
     }

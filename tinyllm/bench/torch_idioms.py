@@ -156,3 +156,73 @@ def penalty_scores(t: torch.Tensor, window: torch.Tensor, r: float) -> torch.Ten
 
 def penalty(t: torch.Tensor, window: torch.Tensor, r: float, T: float, gen) -> Draw:
     return lambda: multinomial(penalty_scores(t, window, r), gen, T)
+
+
+# ---------------------------------------------------------------------------
+# Generation: the model step in PyTorch
+# ---------------------------------------------------------------------------
+
+#: The idioms of :class:`TorchLoop`: name -> (the draw, a label).
+TORCH_LOOPS = {
+    "cumsum": ("cumsum", "matmul(out=) twice, exp_, cumsum(out=) + searchsorted"),
+    "multinomial": ("multinomial", "matmul(out=) twice, softmax + multinomial"),
+}
+
+
+class TorchLoop:
+    """The model step in PyTorch, weights in ``dtype`` (float32 or bfloat16), for B
+    sequences, into preallocated tensors: ``index_select(out=)``, ``matmul(x, W1,
+    out=f1)``, ``matmul(f1, W2, out=logits)``, then the draw in float32 (the logits
+    are copied into a float32 buffer first when the weights are bfloat16). The
+    tensors are matrices even for B = 1: ``matmul`` of a vector with ``out=`` resizes
+    its output (deprecated), and a 1-row ``mm`` measured as fast as ``mv``."""
+
+    def __init__(self, model, dtype: str = "float32", idiom: str = "cumsum", batch: int = 1):
+        self.draw, self.label = TORCH_LOOPS[idiom]
+        self.vocab, self.context, self.batch = model.vocab, model.config.context, batch
+        self.tanh = model.config.activation == "tanh"
+        kind = getattr(torch, dtype)
+
+        def weights(a: np.ndarray) -> torch.Tensor:
+            return torch.tensor(np.asarray(a, dtype=np.float32), dtype=kind)  # a copy
+
+        self.E, self.W1, self.W2 = (weights(a) for a in (model.embedding.table, model.W1, model.W2))
+        B, V, h = batch, model.config.vocab_size, model.config.hidden
+        self.x = torch.empty((B * self.context, model.config.dim), dtype=kind)
+        self.x_flat = self.x.view(B, -1)
+        self.f1 = torch.empty((B, h), dtype=kind)
+        self.logits = torch.empty((B, V), dtype=kind)
+        self.work = torch.empty((B, V), dtype=torch.float32)
+        self.cum = torch.empty((B, V), dtype=torch.float64)
+        self.u = torch.empty((B, 1), dtype=torch.float64)
+        self.index = torch.empty(B * self.context, dtype=torch.long)
+        self.last = V - 1
+
+    def logits_of(self, contexts: np.ndarray) -> torch.Tensor:
+        """The logits (B, V) of ``contexts`` (B, c) positions."""
+        self.index.copy_(torch.from_numpy(np.ascontiguousarray(contexts, dtype=np.int64).ravel()))
+        torch.index_select(self.E, 0, self.index, out=self.x)
+        torch.matmul(self.x_flat, self.W1, out=self.f1)
+        if self.tanh:
+            self.f1.tanh_()
+        torch.matmul(self.f1, self.W2, out=self.logits)
+        return self.logits
+
+    def step(self, contexts: np.ndarray, gen: torch.Generator) -> list[int]:
+        """One token per row of ``contexts`` (B, c)."""
+        work = self.work
+        work.copy_(self.logits_of(contexts))
+        if self.draw == "multinomial":
+            drawn = torch.multinomial(torch.softmax(work, dim=-1), 1, generator=gen)
+            return drawn.view(-1).tolist()
+        work.sub_(work.amax(dim=1, keepdim=True)).exp_()
+        torch.cumsum(work, 1, dtype=torch.float64, out=self.cum)
+        self.u.uniform_(generator=gen).mul_(self.cum[:, -1:])
+        drawn = torch.searchsorted(self.cum, self.u, right=True).clamp_(max=self.last)
+        return drawn.view(-1).tolist()
+
+    def generate(self, prompts: list[list[int]], n: int, gen: torch.Generator) -> list[str]:
+        """Continue each of the B ``prompts`` (positions) with ``n`` tokens, as texts."""
+        from tinyllm.bench.models import continue_batch
+
+        return continue_batch(lambda c: self.step(c, gen), prompts, n, self)
