@@ -33,6 +33,8 @@ __all__ = [
     "as_generator",
     "forward",
     "Generation",
+    "BatchGeneration",
+    "PackedMatrix",
     "TrainState",
     "Diverged",
     "cross_entropy_grad",
@@ -121,7 +123,7 @@ except ImportError as exc:
 SIMD: str = _MODULES["_cpu"].CHOSEN
 
 if TYPE_CHECKING:  # the same functions for type checkers, from the stubs
-    from tinyllm._generate import Generation, forward
+    from tinyllm._generate import BatchGeneration, Generation, PackedMatrix, forward
     from tinyllm._linalg import dot, project
     from tinyllm._sampling import as_generator, filter_logits, sample, sample_logits
     from tinyllm._softmax import log_softmax, softmax
@@ -133,7 +135,10 @@ else:
         getattr(_MODULES["_sampling"], name)
         for name in ("as_generator", "filter_logits", "sample", "sample_logits")
     )
-    forward, Generation = _MODULES["_generate"].forward, _MODULES["_generate"].Generation
+    forward, Generation, BatchGeneration, PackedMatrix = (
+        getattr(_MODULES["_generate"], name)
+        for name in ("forward", "Generation", "BatchGeneration", "PackedMatrix")
+    )
     TrainState, Diverged, cross_entropy_grad = (
         getattr(_MODULES["_train"], name)
         for name in ("TrainState", "Diverged", "cross_entropy_grad")

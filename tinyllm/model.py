@@ -17,6 +17,7 @@ import numpy as np
 
 from tinyllm._arrays import as_weight_matrix, check_memory, checked_int
 from tinyllm._compiled import (
+    BatchGeneration,
     Generation,
     as_generator,
     forward,
@@ -460,8 +461,8 @@ class TinyLM:
 
     def generate(
         self,
-        prompt: str | list[int],
-        max_new_tokens: int = 20,
+        prompt: str | list[int] | list[str] | list[list[int]],
+        max_new_tokens: int | list[int] = 20,
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
@@ -470,24 +471,34 @@ class TinyLM:
         *,
         stop: str | list[str] | None = None,
         **sampling,
-    ) -> str:
+    ) -> str | list[str]:
         """Continue ``prompt`` with up to ``max_new_tokens`` sampled tokens.
 
         Parameters
         ----------
-        prompt : str or list of int
-            Text (at least ``c`` known words) or vocabulary positions.
-        max_new_tokens : int, default 20
-            How many tokens to generate (>= 0).
+        prompt : str or list of int, or a list of them (a batch)
+            Text (at least ``c`` known words) or vocabulary positions. A list of
+            texts or of position lists is a batch: each sequence is generated with
+            its own Generator, as if alone, and each step reads the model's weights
+            once for the whole batch (faster per token than one prompt at a time).
+        max_new_tokens : int or list of int, default 20
+            How many tokens to generate (>= 0); for a batch, one number for all or
+            one per prompt.
         temperature : float, default 1.0
             0 is greedy (always the most likely token); see :func:`tinyllm.sample_logits`.
         top_k, top_p, min_p : optional
             The filters of :func:`tinyllm.sample_logits`, applied in that order.
-        rng : None, int or numpy.random.Generator
-            The same seed gives the same text, in every run and process.
+        rng : None, int or numpy.random.Generator, or a list of them
+            The same seed gives the same text, in every run and process. For a
+            batch: a list holds one per prompt (sequence i then gives exactly what
+            ``generate(prompt[i], ..., rng=rng[i])`` gives); a single seed or
+            Generator is split into one independent stream per prompt, sequence i
+            getting ``numpy.random.default_rng(numpy.random.SeedSequence(seed).spawn(B)[i])``
+            (for a Generator ``g``: ``g.spawn(B)[i]``); None: fresh entropy for each.
         stop : str or list of str, optional
             Stop words (or texts of several words): generation ends when the new
             tokens end with one of them, which is not included (as OpenAI's ``stop``).
+            In a batch each sequence stops on its own.
         **sampling
             The rest of the decoding chain of :func:`tinyllm.sample_logits`:
             ``typical_p``, ``top_n_sigma``, ``min_tokens_to_keep``, ``logit_bias``
@@ -497,7 +508,7 @@ class TinyLM:
 
         Returns
         -------
-        str
+        str, or list of str for a batch
             The continuation only (not the prompt), tokens joined by spaces. Use
             :meth:`generate_positions` for the positions.
 
@@ -508,7 +519,14 @@ class TinyLM:
         'azul azul azul'
         >>> model.generate("el cielo es", max_new_tokens=3, temperature=0, repetition_penalty=3.0)
         'azul frío azul'
+        >>> model.generate(["el cielo es", "es el cielo"], max_new_tokens=2, rng=[1, 2])
+        ['cielo es', 'cielo azul']
         """
+        if _is_batch(prompt):
+            batch = self._batch(
+                prompt, max_new_tokens, rng, temperature, top_k, top_p, min_p, stop, sampling
+            )
+            return [self.vocab.join([self.vocab[p] for p in seq]) for seq in batch]
         continuation = self.continuation(
             prompt,
             max_new_tokens,
@@ -525,8 +543,8 @@ class TinyLM:
 
     def generate_positions(
         self,
-        prompt: str | list[int],
-        max_new_tokens: int = 20,
+        prompt: str | list[int] | list[str] | list[list[int]],
+        max_new_tokens: int | list[int] = 20,
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
@@ -535,12 +553,17 @@ class TinyLM:
         *,
         stop: str | list[str] | None = None,
         **sampling,
-    ) -> list[int]:
-        """As :meth:`generate`, returning the vocabulary positions of the new tokens.
+    ) -> list[int] | list[list[int]]:
+        """As :meth:`generate`, returning the vocabulary positions of the new tokens
+        (a list of them per prompt for a batch).
 
         Without ``stop``, all the tokens come from one call of the compiled loop (one
         nogil call, no array allocated per token).
         """
+        if _is_batch(prompt):
+            return self._batch(
+                prompt, max_new_tokens, rng, temperature, top_k, top_p, min_p, stop, sampling
+            )
         continuation = self.continuation(
             prompt,
             max_new_tokens,
@@ -554,6 +577,37 @@ class TinyLM:
             **sampling,
         )
         return continuation.take(max_new_tokens)
+
+    def _batch(
+        self, prompts, max_new_tokens, rng, temperature, top_k, top_p, min_p, stop, sampling
+    ) -> list[list[int]]:
+        """The positions generated for each prompt of a batch (see :meth:`generate`)."""
+        B = len(prompts)
+        counts = _per_prompt("max_new_tokens", max_new_tokens, B)
+        generators = _batch_generators(rng, B)
+        continuations = [
+            self.continuation(
+                p, n, temperature, top_k, top_p, min_p, g, stop=stop, held=True, **sampling
+            )
+            for p, n, g in zip(prompts, counts, generators)
+        ]
+        outputs: list[list[int]] = [[] for _ in range(B)]
+        batch = BatchGeneration([c.generation for c in continuations])
+        for i, c in enumerate(continuations):
+            if c.done:
+                batch.retire(i)
+        while batch.active:
+            # Steps that no sequence in the batch overshoots (its length), in chunks
+            # that let stop words retire sequences early.
+            k = min(continuations[i].left for i in batch.active)
+            if continuations[0].stops:
+                k = min(k, _STOP_CHUNK)
+            active = batch.active
+            for i, drawn in zip(active, batch.take(k).tolist()):
+                outputs[i] += continuations[i].accept(drawn)
+                if continuations[i].done:
+                    batch.retire(i)
+        return outputs
 
     def draw_next(
         self, prompt: str | list[int], draws: int = 20, temperature: float = 1.0, rng=None
@@ -614,9 +668,12 @@ class Continuation:
         than ``k``, or none, when a stop sequence may be starting)."""
         if self.done:
             return []
-        k = min(k, self.left)
-        drawn = self.generation.take(k).tolist()
-        self.left -= k
+        return self.accept(self.generation.take(min(k, self.left)).tolist())
+
+    def accept(self, drawn: list[int]) -> list[int]:
+        """Count ``drawn`` (the next tokens, at most :attr:`left`, from this
+        continuation's generation, alone or in a batch) and return those that are final."""
+        self.left -= len(drawn)
         if not self.stops:
             self.done = self.left == 0
             return drawn
@@ -632,6 +689,36 @@ class Continuation:
         cut = max(len(pending) - self.hold, 0)
         self.pending = pending[cut:]
         return pending[:cut]
+
+
+def _is_batch(prompt) -> bool:
+    """A list or tuple of prompts (texts or position lists), not one prompt."""
+    return (
+        isinstance(prompt, (list, tuple))
+        and len(prompt) > 0
+        and all(isinstance(p, (str, list, tuple, np.ndarray)) for p in prompt)
+    )
+
+
+def _per_prompt(name: str, value, B: int) -> list:
+    """``value`` for each of B prompts: a list of B items as they are, else B copies."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != B:
+            raise ValueError(f"{name} has {len(value)} items for {B} prompts")
+        return list(value)
+    return [value] * B
+
+
+def _batch_generators(rng, B: int) -> list:
+    """One independent Generator (or seed) per sequence of a batch (see generate's rng)."""
+    if isinstance(rng, (list, tuple)):
+        return _per_prompt("rng", rng, B)
+    if isinstance(rng, np.random.Generator):
+        return rng.spawn(B)
+    is_seed = isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0
+    if rng is None or is_seed:
+        return [np.random.default_rng(s) for s in np.random.SeedSequence(rng).spawn(B)]
+    return [rng] * B  # not a seed: each Generation's check says why
 
 
 def _first_stop(positions: list[int], stops: list[tuple[int, ...]]) -> int | None:
@@ -655,6 +742,9 @@ def _one_at_a_time(continuation: Continuation, tokens: tuple | None = None) -> I
         for position in continuation.take(1):
             yield position if tokens is None else tokens[position]
 
+
+#: Tokens per batched step call when stop words may retire sequences early.
+_STOP_CHUNK = 16
 
 #: Memory per token that generate() and generate_positions() hold until they return
 #: (an int64 from the loop, a list slot, an int or the token's text): an estimate

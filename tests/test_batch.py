@@ -1,0 +1,130 @@
+"""Batched generation: TinyLM.generate and generate_positions on a list of prompts give
+each sequence exactly what it would get alone, with its own Generator."""
+
+import numpy as np
+import pytest
+
+import tinyllm
+from tinyllm import TinyLM, TinyLMConfig
+
+
+@pytest.fixture(scope="module")
+def models():
+    def random(dtype):
+        config = TinyLMConfig(vocab_size=300, dim=4, context=3, hidden=24, dtype=dtype)
+        return TinyLM.random(config, seed=1)
+
+    return {"blog": TinyLM.from_blog(), "float32": random("float32"), "float64": random("float64")}
+
+
+def prompts_of(model, B, seed=0):
+    rng = np.random.default_rng(seed)
+    c, V = model.config.context, model.config.vocab_size
+    return [rng.integers(0, V, size=c + i % 3).tolist() for i in range(B)]
+
+
+OPTIONS = [
+    {},
+    {"temperature": 0},
+    {"temperature": 0.8, "top_k": 7, "top_p": 0.9},
+    {"min_p": 0.1, "repetition_penalty": 1.5, "penalty_last_n": 4},
+    {"typical_p": 0.7, "presence_penalty": 0.3, "frequency_penalty": 0.1},
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+@pytest.mark.parametrize("name", ["blog", "float32", "float64"])
+def test_each_sequence_gets_its_tokens_alone(models, name, options):
+    model = models[name]
+    prompts = prompts_of(model, 6)
+    seeds = [11, 12, 13, 14, 15, 16]
+    batch = model.generate_positions(prompts, 25, rng=seeds, **options)
+    alone = [model.generate_positions(p, 25, rng=s, **options) for p, s in zip(prompts, seeds)]
+    assert batch == alone
+    texts = model.generate(prompts, 25, rng=seeds, **options)
+    assert texts == [model.generate(p, 25, rng=s, **options) for p, s in zip(prompts, seeds)]
+
+
+def test_a_single_seed_is_split_with_seed_sequence_spawn(models):
+    model = models["float32"]
+    prompts = prompts_of(model, 4)
+    streams = np.random.SeedSequence(2024).spawn(4)
+    alone = [
+        model.generate_positions(p, 30, rng=np.random.default_rng(s))
+        for p, s in zip(prompts, streams)
+    ]
+    assert model.generate_positions(prompts, 30, rng=2024) == alone
+
+
+def test_a_generator_is_split_with_its_spawn(models):
+    model = models["float32"]
+    prompts = prompts_of(model, 3)
+    children = np.random.default_rng(5).spawn(3)
+    alone = [model.generate_positions(p, 30, rng=g) for p, g in zip(prompts, children)]
+    assert model.generate_positions(prompts, 30, rng=np.random.default_rng(5)) == alone
+
+
+def test_no_seed_gives_independent_sequences(models):
+    model = models["float32"]
+    out = model.generate_positions([prompts_of(model, 1)[0]] * 4, 40)
+    assert len(out) == 4 and all(len(seq) == 40 for seq in out)
+    assert len({tuple(seq) for seq in out}) > 1
+
+
+def test_lengths_and_stop_words_per_sequence():
+    model = TinyLM.from_blog()
+    prompts = ["el cielo es"] * 4
+    lengths = [0, 3, 9, 20]
+    seeds = [1, 2, 3, 4]
+    batch = model.generate(prompts, lengths, rng=seeds, stop=["frío"])
+    alone = [model.generate(p, n, rng=s, stop=["frío"]) for p, n, s in zip(prompts, lengths, seeds)]
+    assert batch == alone
+    assert batch[0] == ""
+
+
+def test_texts_and_positions_mix_in_one_batch(models):
+    model = models["blog"]
+    mixed = ["el cielo es", model.encode_prompt("es el cielo")]
+    assert model.generate(mixed, 5, rng=[0, 1]) == [
+        model.generate(mixed[0], 5, rng=0),
+        model.generate(mixed[1], 5, rng=1),
+    ]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"max_new_tokens": [1, 2]}, ValueError, "max_new_tokens has 2 items for 3 prompts"),
+        ({"rng": [1, 2]}, ValueError, "rng has 2 items for 3 prompts"),
+        ({"max_new_tokens": [1, -1, 2]}, ValueError, "max_new_tokens"),
+        ({"rng": -1}, ValueError, "rng"),
+    ],
+)
+def test_bad_batch_arguments(kwargs, error, match):
+    model = TinyLM.from_blog()
+    with pytest.raises(error, match=match):
+        model.generate(["el cielo es"] * 3, **kwargs)
+
+
+def test_a_generator_shared_between_sequences_is_refused():
+    model = TinyLM.from_blog()
+    g = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="Generator of its own"):
+        model.generate(["el cielo es"] * 2, 3, rng=[g, g])
+
+
+def test_a_bad_prompt_in_a_batch_is_named_like_a_single_one():
+    model = TinyLM.from_blog()
+    with pytest.raises(tinyllm.UnknownTokenError):
+        model.generate(["el cielo es", "el mar es"], 3)
+    with pytest.raises(ValueError, match="needs at least 3"):
+        model.generate(["el cielo es", "el cielo"], 3)
+
+
+def test_one_prompt_as_positions_is_not_a_batch():
+    model = TinyLM.from_blog()
+    positions = model.encode_prompt("el cielo es")
+    assert isinstance(model.generate(positions, 3, rng=0), str)
+    assert isinstance(model.generate_positions(positions, 3, rng=0), list)
+    with pytest.raises(ValueError, match="needs at least 3"):  # an empty prompt, not a batch
+        model.generate([], 3)
