@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -528,8 +528,8 @@ class TinyLM:
             )
             return [self.vocab.join([self.vocab[p] for p in seq]) for seq in batch]
         continuation = self.continuation(
-            prompt,
-            max_new_tokens,
+            cast("str | list[int]", prompt),  # one prompt, and so one length
+            cast(int, max_new_tokens),
             temperature,
             top_k,
             top_p,
@@ -539,7 +539,7 @@ class TinyLM:
             held=True,
             **sampling,
         )
-        return self.vocab.join(continuation.take_tokens(max_new_tokens, self.vocab.tokens))
+        return self.vocab.join(continuation.take_tokens(continuation.left, self.vocab.tokens))
 
     def generate_positions(
         self,
@@ -565,8 +565,8 @@ class TinyLM:
                 prompt, max_new_tokens, rng, temperature, top_k, top_p, min_p, stop, sampling
             )
         continuation = self.continuation(
-            prompt,
-            max_new_tokens,
+            cast("str | list[int]", prompt),  # one prompt, and so one length
+            cast(int, max_new_tokens),
             temperature,
             top_k,
             top_p,
@@ -576,7 +576,7 @@ class TinyLM:
             held=True,
             **sampling,
         )
-        return continuation.take(max_new_tokens)
+        return continuation.take(continuation.left)
 
     def _batch(
         self, prompts, max_new_tokens, rng, temperature, top_k, top_p, min_p, stop, sampling
