@@ -24,7 +24,8 @@ gives the same bytes (:func:`quantize`):
 - bfloat16: the float32 bits rounded to nearest even at bit 16; a weight that rounds
   to infinity is an error.
 - int8: per column, ``s_j = max_i |W2[i, j]| / 127`` as float32 (a column of zeros
-  gets ``s_j = 1``), ``values = clip(rint(W2 / s_j), -127, 127)``.
+  gets ``s_j = 1``), ``values = clip(rint(W2 / s_j), -127, 127)``. (A column whose
+  largest weight is below 1.5e-36 gets a subnormal scale, and fewer bits.)
 
 The int8 projection also quantises its input: ``f1`` is scaled to [-127, 127] per
 call, the dot products are exact integer sums, and each logit is rescaled once
