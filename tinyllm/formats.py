@@ -65,7 +65,7 @@ FORMATS = ("float32", "float64", "float16", "bfloat16", "int8")
 PACKED_FORMATS = ("float16", "bfloat16", "int8")
 
 #: The dtype of ``values`` per packed format (bfloat16: the upper half of a float32's bits).
-VALUE_DTYPES = {
+VALUE_DTYPES: dict[str, np.dtype] = {
     "float16": np.dtype(np.float16),
     "bfloat16": np.dtype(np.uint16),
     "int8": np.dtype(np.int8),

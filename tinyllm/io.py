@@ -471,9 +471,12 @@ def load_model(path):
         if not isinstance(v, dict):
             raise TypeError("the vocab entry is not an object")
         vocab = Vocab(v["tokens"], v["ids"], tokenizer=v["tokenizer"])
-        fmt, W2 = _weight_format(meta, config), arrays["W2"]
-        if fmt in PACKED_FORMATS:
-            W2 = QuantizedMatrix(fmt, W2, arrays.get(_SCALES))
+        fmt = _weight_format(meta, config)
+        W2 = (
+            QuantizedMatrix(fmt, arrays["W2"], arrays.get(_SCALES))
+            if fmt in PACKED_FORMATS
+            else arrays["W2"]
+        )
         return TinyLM(config, vocab, arrays["embeddings"], arrays["W1"], W2)
     except (KeyError, TypeError, ValueError) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
