@@ -586,7 +586,7 @@ def test_spanish_errors_read_as_the_blog_says(capsys, locale, tmp_path):
         ),
         ("bogus",): (
             "argumento COMANDO: opción no válida: 'bogus' "
-            "(elige entre 'explain', 'generate', 'sample', 'train', 'plot', 'bench')"
+            "(elige entre 'explain', 'generate', 'sample', 'train', 'quantize', 'plot', 'bench')"
         ),
         ("generate", BLOG_PROMPT, "--repetition-penalty", "0"): (
             "repetition_penalty debe ser un número finito > 0, no 0.0"

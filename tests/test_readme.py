@@ -41,3 +41,13 @@ def test_spanish_explain_block_is_the_real_output(capsys):
     block = re.search(r"```text\n(Parte 3 — vectores y embeddings.*?)```", spanish, re.S).group(1)
     assert cli_output(capsys, "--lang", "es", "explain", "el cielo es") == block
     assert "--html pagina.html" in spanish  # the page for the classroom
+
+
+def test_quantize_line_is_the_real_output(capsys, tmp_path, monkeypatch):
+    """The "Weight formats" section's `tinyllm quantize` line, on `train --seed 0`'s model."""
+    text = README.read_text(encoding="utf-8")
+    shown = re.search(r"# (wrote model-int8\.npz: W2 in int8 [^\n]*)", text).group(1)
+    monkeypatch.chdir(tmp_path)
+    cli_output(capsys, "train", "--seed", "0", "--out", "model.npz", "--progress", "off", "-q")
+    out = cli_output(capsys, "quantize", "model.npz", "--to", "int8", "--out", "model-int8.npz")
+    assert out.strip() == shown

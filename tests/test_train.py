@@ -343,7 +343,8 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, trained, dtype):
             assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
     assert TinyLM.load(tmp_path / "m0.npz").vocab.ids == blog.IDS
     meta = load_metadata(tmp_path / "m0.npz")
-    assert meta["format"] == "tinyllm" and meta["version"] == 1
+    assert meta["format"] == "tinyllm" and meta["version"] == 2
+    assert meta["weight_format"] == dtype
 
 
 def test_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
@@ -402,7 +403,7 @@ def test_bad_model_files(tmp_path):
         with pytest.raises(ValueError, match="not a tinyllm model"):
             TinyLM.load(path)
     for changes, match in (
-        (dict(meta={"version": 2}), "version 2"),
+        (dict(meta={"version": 3}), "version 3"),
         (dict(W2=np.zeros((1, 4))), "W2 has shape"),
         (dict(W1=np.zeros((6, 1), dtype=np.float32)), "float32"),
         (dict(W1=None), "no W1"),

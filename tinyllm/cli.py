@@ -4,6 +4,7 @@
     tinyllm generate "el cielo es" -n 10 --seed 0  sample a continuation
     tinyllm sample   "el cielo es" --draws 20      the notebooks' experiment
     tinyllm train [CORPUS.txt] --out model.npz     learn a model from text
+    tinyllm quantize model.npz --to int8 --out q.npz   store W2 in 16 or 8 bits
     tinyllm plot embeddings --out emb.png          the embeddings as labelled points
     tinyllm bench [--full] [--json FILE]           tinyllm against NumPy, PyTorch, Python
 
@@ -316,6 +317,49 @@ def _knows(model: TinyLM, prompt: str) -> bool:
     """True when every word of ``prompt`` is a real token of the model (not <unk>)."""
     words = model.vocab.split(prompt)
     return len(words) >= model.config.context and all(w in model.vocab for w in words)
+
+
+def _cmd_quantize(args: argparse.Namespace) -> str:
+    from tinyllm import io
+    from tinyllm._files import check_outputs
+
+    check_outputs({"--out": args.out}, inputs={"MODEL": args.model})
+    model = TinyLM.load(args.model)
+    quantized = model.quantize(args.to)
+    # The training facts stay with the weights they describe.
+    io.save_model(quantized, args.out, training=io.load_metadata(args.model).get("training"))
+    w2_before = model.nbytes - model.embedding.table.nbytes - model.W1.nbytes
+    w2_after = quantized.nbytes - quantized.embedding.table.nbytes - quantized.W1.nbytes
+    return _(
+        "wrote {path}: W2 in {format} ({w2_before} -> {w2_after}), all weights {before} -> {after}"
+    ).format(
+        path=args.out,
+        format=quantized.weight_format,
+        w2_before=display.byte_size(w2_before),
+        w2_after=display.byte_size(w2_after),
+        before=display.byte_size(model.nbytes),
+        after=display.byte_size(quantized.nbytes),
+    )
+
+
+def _add_quantize_parser(commands) -> None:
+    from tinyllm.formats import PACKED_FORMATS
+
+    quantize = commands.add_parser(
+        "quantize",
+        help=_("store a model's W2 in 16 or 8 bits"),
+        description=_(
+            "Write MODEL with W2 stored in --to: float16 or bfloat16 (half the bytes of "
+            "float32) or int8 with one scale per token (a quarter). The embeddings and W1 "
+            "become float32. What each format costs in accuracy is in the README."
+        ),
+    )
+    quantize.add_argument("model", metavar="MODEL", help=_("a model saved by 'tinyllm train'"))
+    quantize.add_argument("--to", required=True, choices=PACKED_FORMATS, help=_("the format"))
+    quantize.add_argument(
+        "--out", required=True, metavar=_("FILE"), help=_("where to save the quantized model")
+    )
+    quantize.set_defaults(run=_cmd_quantize)
 
 
 def _cmd_plot(args: argparse.Namespace) -> str:
@@ -1017,6 +1061,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(run=_cmd_sample)
 
     _add_train_parser(commands)
+    _add_quantize_parser(commands)
     _add_plot_parser(commands)
     _add_bench_parser(commands)
     return parser
@@ -1176,6 +1221,17 @@ KNOWN_MESSAGES = [
     N_("the loss is {loss}, above {limit}"),
     N_("the loss is {loss}"),
     N_("a gradient or an updated weight is not finite"),
+    # weight formats
+    N_(
+        "a weight of magnitude {value} does not fit in float16 (largest {largest}); "
+        "use bfloat16 or int8"
+    ),
+    N_("a weight of magnitude {value} does not fit in bfloat16 (it rounds to infinity)"),
+    N_("its weight format is {format}; this tinyllm reads {formats}"),
+    N_("{key} is {dtype}, W2 in {format} is stored as {stored}"),
+    N_("int8 values must be in [-127, 127], got -128"),
+    N_("int8 scales must be finite and > 0"),
+    N_("{format} values contain NaN or infinite values"),
     # optional dependencies
     N_(
         "plotting needs matplotlib, which is not installed: "

@@ -127,6 +127,7 @@ LABELS: dict[str, str | tuple[str, str]] = {
     "tanh": N_("tanh, f1 = tanh(x · W1)"),
     "weights": N_("weights"),
     "weights_value": N_("{dtype}, {params} parameters, {size}"),
+    "weights_value_packed": N_("{dtype}, W2 in {format}, {params} parameters, {size}"),
     "first_tokens": N_("first tokens"),
     "bytes": N_("{n} byte", "{n} bytes"),
     # the page
@@ -671,7 +672,7 @@ def draws_html(draws: Draws) -> str:
     )
 
 
-def _bytes(n: int) -> str:
+def byte_size(n: int) -> str:
     """512 bytes, 1.5 KiB, 31.3 MiB."""
     if n < 1024:
         return label("bytes", n=n)
@@ -685,9 +686,18 @@ def _bytes(n: int) -> str:
 
 def _model_table(model: TinyLM) -> str:
     c = model.config
-    arrays = (model.embedding.table, model.W1, model.W2)
-    params = sum(a.size for a in arrays)
-    size = sum(a.nbytes for a in arrays)
+    params = model.embedding.table.size + model.W1.size + c.hidden * c.vocab_size
+    weights = (
+        label("weights_value", dtype=c.dtype, params=f"{params:,}", size=byte_size(model.nbytes))
+        if model.packed_W2 is None
+        else label(
+            "weights_value_packed",
+            dtype=c.dtype,
+            format=model.weight_format,
+            params=f"{params:,}",
+            size=byte_size(model.nbytes),
+        )
+    )
     tokens = model.vocab.tokens
     first = ", ".join(_short(t) for t in tokens[:TOP_TOKENS])
     if len(tokens) > TOP_TOKENS:
@@ -698,10 +708,7 @@ def _model_table(model: TinyLM) -> str:
         (label("context"), f'<span class="tl-n">{c.context}</span>'),
         (label("hidden"), f'<span class="tl-n">{c.hidden}</span>'),
         (label("activation"), _e(label("tanh" if c.activation == "tanh" else "linear"))),
-        (
-            label("weights"),
-            _e(label("weights_value", dtype=c.dtype, params=f"{params:,}", size=_bytes(size))),
-        ),
+        (label("weights"), _e(weights)),
         (label("first_tokens"), first),
     ]
     body = "".join(f"<tr><th>{_e(name)}</th><td>{value}</td></tr>" for name, value in rows)

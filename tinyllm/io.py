@@ -1,16 +1,26 @@
 """Saving and loading a model: one ``.npz`` file, written atomically.
 
-The format (version 1) is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) with
-four entries and nothing that needs pickle, so it is read with ``allow_pickle=False``:
+The format (version 2) is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) with
+four or five entries and nothing that needs pickle, so it is read with
+``allow_pickle=False``:
 
 =============  ===========================================================
 ``meta``       a 0-d unicode array holding JSON: ``{"format": "tinyllm",
-               "version": 1, "config": {...}, "vocab": {"tokens", "ids",
-               "tokenizer"}, "training": {...} or null}``
+               "version": 2, "config": {...}, "weight_format": "...",
+               "vocab": {"tokens", "ids", "tokenizer"}, "training": {...}
+               or null}``
 ``embeddings`` (V, d) in the configuration's dtype
 ``W1``         (c*d, h)
-``W2``         (h, V)
+``W2``         (h, V): in the configuration's dtype when ``weight_format`` is
+               that dtype ("float32" or "float64"); otherwise the packed
+               values of :mod:`tinyllm.formats` (float16, uint16 holding
+               bfloat16's bits, or int8 in [-127, 127]), the configuration's
+               dtype being float32
+``W2_scales``  (V,) float32, finite and > 0: int8 only, one scale per column
 =============  ===========================================================
+
+Version 1 (tinyllm before weight formats) is the same without ``weight_format`` and
+``W2_scales``: ``W2`` in the configuration's dtype. It still loads.
 
 One file rather than a JSON + ``.npz`` pair: it cannot be separated from its
 configuration, is replaced in one rename, and ``numpy.load`` opens it anywhere.
@@ -24,9 +34,11 @@ at the (replaced) model; a replaced file keeps its mode.
 
 A load trusts nothing in the file. It refuses a directory, FIFO or device without
 blocking on it, reads the zip directory and each entry's ``.npy`` header (a few
-hundred bytes), and checks every shape and dtype against the configuration before it
-decompresses anything large: a small file that claims, or inflates to, gigabytes is
-refused at once. The JSON is bounded in size (:data:`MAX_META_CHARS`) and nesting
+hundred bytes), and checks every shape and dtype against the configuration and the
+weight format before it decompresses anything large: a small file that claims, or
+inflates to, gigabytes is refused at once. Then the packed values are checked (int8
+in [-127, 127], scales finite and > 0, no infinity or NaN in float16 or bfloat16).
+The JSON is bounded in size (:data:`MAX_META_CHARS`) and nesting
 (:data:`MAX_META_DEPTH`). Every failure is a ``ValueError`` naming the file, or an
 ``OSError`` (missing, permission denied, not a regular file).
 """
@@ -47,6 +59,7 @@ import numpy as np
 
 from tinyllm._files import as_path, atomic_writer, check_writable, open_regular
 from tinyllm.config import TinyLMConfig
+from tinyllm.formats import FORMATS, PACKED_FORMATS, VALUE_DTYPES, QuantizedMatrix
 from tinyllm.vocab import Vocab
 
 __all__ = [
@@ -61,8 +74,11 @@ __all__ = [
 ]
 
 FORMAT = "tinyllm"
-VERSION = 1
-_ARRAYS = ("embeddings", "W1", "W2")
+VERSION = 2
+#: The format versions this tinyllm reads (it writes :data:`VERSION`).
+READS_VERSIONS = (1, 2)
+_ARRAYS = ("embeddings", "W1", "W2")  # in every file
+_SCALES = "W2_scales"  # in int8 files
 
 #: Longest JSON a model file may hold, in characters: far above what ``tinyllm train``
 #: writes (about 2 million for a 100 000-token vocabulary, 200 per epoch of history),
@@ -90,6 +106,7 @@ def _meta(model, training: dict[str, Any] | None) -> str:
                 "dtype": c.dtype,
                 "activation": c.activation,
             },
+            "weight_format": model.weight_format,
             "vocab": {
                 "tokens": list(model.vocab.tokens),
                 "ids": list(model.vocab.ids),
@@ -127,8 +144,12 @@ def save_model(model, path, training: dict[str, Any] | None = None) -> None:
             f"the model's JSON would hold {len(meta):,} characters, more than the "
             f"{MAX_META_CHARS:,} a model file may hold (a shorter training history?)"
         )
+    packed = model.packed_W2
+    W2 = {"W2": model.W2} if packed is None else {"W2": packed.values}
+    if packed is not None and packed.scales is not None:
+        W2[_SCALES] = packed.scales
     with atomic_writer(path) as f:
-        np.savez(f, meta=np.array(meta), embeddings=model.embedding.table, W1=model.W1, W2=model.W2)
+        np.savez(f, meta=np.array(meta), embeddings=model.embedding.table, W1=model.W1, **W2)
 
 
 # ---------------------------------------------------------------------------
@@ -166,10 +187,12 @@ def _open_archive(f) -> zipfile.ZipFile:
         raise _Bad("not a zip archive") from None
 
 
-def _entries(archive: zipfile.ZipFile, file_size: int) -> dict[str, zipfile.ZipInfo]:
-    """The four entries, checked to be readable and to fit in the file as stored."""
+def _entries(
+    archive: zipfile.ZipFile, file_size: int, keys: tuple[str, ...]
+) -> dict[str, zipfile.ZipInfo]:
+    """The entries ``keys``, checked to be readable and to fit in the file as stored."""
     infos = {}
-    for key in ("meta", *_ARRAYS):
+    for key in keys:
         try:
             info = archive.getinfo(key + ".npy")
         except KeyError:
@@ -326,21 +349,48 @@ def _config(meta: dict[str, Any]) -> TinyLMConfig:
         raise _Inconsistent(str(exc)) from None
 
 
-def _check_against(config: TinyLMConfig, headers: dict[str, _Header]) -> None:
-    """Every array's shape and dtype as the configuration says (before reading any)."""
+def _weight_format(meta: dict[str, Any], config: TinyLMConfig) -> str:
+    """How the file stores W2: its ``weight_format`` (version 2), or the dtype (version 1)."""
+    if meta["version"] == 1:
+        return config.dtype
+    fmt = meta.get("weight_format")
+    if fmt not in FORMATS:
+        raise _Inconsistent(
+            f"its weight format is {fmt!r}; this tinyllm reads {', '.join(FORMATS)}"
+        )
+    if fmt in PACKED_FORMATS and config.dtype != "float32":
+        raise _Inconsistent(
+            f"W2 in {fmt} goes with dtype float32, the configuration says {config.dtype}"
+        )
+    if fmt not in PACKED_FORMATS and fmt != config.dtype:
+        raise _Inconsistent(f"the weight format {fmt} differs from the dtype {config.dtype}")
+    return fmt
+
+
+def _check_against(config: TinyLMConfig, fmt: str, headers: dict[str, _Header]) -> None:
+    """Every array's shape and dtype as the configuration and the weight format say
+    (before reading any)."""
+    dtype = np.dtype(config.dtype)
     expected = {
-        "embeddings": (config.vocab_size, config.dim),
-        "W1": (config.input_size, config.hidden),
-        "W2": (config.hidden, config.vocab_size),
+        "embeddings": ((config.vocab_size, config.dim), dtype),
+        "W1": ((config.input_size, config.hidden), dtype),
+        "W2": ((config.hidden, config.vocab_size), VALUE_DTYPES.get(fmt, dtype)),
+        _SCALES: ((config.vocab_size,), np.dtype(np.float32)),
     }
-    for key in _ARRAYS:
-        h = headers[key]
-        if h.dtype.kind != "f" or h.dtype.itemsize != np.dtype(config.dtype).itemsize:
-            raise _Inconsistent(
-                f"{key} is {h.dtype.newbyteorder('=')}, the configuration says {config.dtype}"
-            )
-        if h.shape != expected[key]:
-            raise _Inconsistent(f"{key} has shape {h.shape}, expected {expected[key]}")
+    for key, h in headers.items():
+        if key == "meta":
+            continue
+        shape, want = expected[key]
+        if h.dtype.newbyteorder("=") != want:
+            if key == _SCALES:
+                says = "expected float32"
+            elif key == "W2" and fmt in PACKED_FORMATS:
+                says = f"W2 in {fmt} is stored as {want}"
+            else:
+                says = f"the configuration says {config.dtype}"
+            raise _Inconsistent(f"{key} is {h.dtype.newbyteorder('=')}, {says}")
+        if h.shape != shape:
+            raise _Inconsistent(f"{key} has shape {h.shape}, expected {shape}")
 
 
 def _read(path, arrays: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -350,20 +400,25 @@ def _read(path, arrays: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarr
         file_size = os.fstat(f.fileno()).st_size
         try:
             with _open_archive(f) as archive:
-                infos = _entries(archive, file_size)
+                infos = _entries(archive, file_size, ("meta", *_ARRAYS))
                 headers = {key: _Header(archive, infos[key], key) for key in infos}
                 meta = _parse_meta(archive, headers["meta"])
                 version = meta.get("version")
-                if version != VERSION:
+                if version not in READS_VERSIONS or isinstance(version, bool):
                     raise _OtherVersion(
                         f"is a tinyllm model of format version {version!r}; "
-                        f"this tinyllm reads version {VERSION} (a newer "
+                        f"this tinyllm reads versions 1 to {VERSION} (a newer "
                         "tinyllm may read it)"
                     )
                 if not arrays:
                     return meta, {}
-                _check_against(_config(meta), headers)
-                return meta, {key: headers[key].read(archive) for key in _ARRAYS}
+                config = _config(meta)
+                fmt = _weight_format(meta, config)
+                if fmt == "int8":
+                    (info,) = _entries(archive, file_size, (_SCALES,)).values()
+                    headers[_SCALES] = _Header(archive, info, _SCALES)
+                _check_against(config, fmt, headers)
+                return meta, {key: headers[key].read(archive) for key in headers if key != "meta"}
         except _Inconsistent as exc:
             raise ValueError(f"{name} does not hold a consistent tinyllm model: {exc}") from None
         except _OtherVersion as exc:
@@ -416,7 +471,13 @@ def load_model(path):
         if not isinstance(v, dict):
             raise TypeError("the vocab entry is not an object")
         vocab = Vocab(v["tokens"], v["ids"], tokenizer=v["tokenizer"])
-        return TinyLM(config, vocab, arrays["embeddings"], arrays["W1"], arrays["W2"])
+        fmt = _weight_format(meta, config)
+        W2 = (
+            QuantizedMatrix(fmt, arrays["W2"], arrays.get(_SCALES))
+            if fmt in PACKED_FORMATS
+            else arrays["W2"]
+        )
+        return TinyLM(config, vocab, arrays["embeddings"], arrays["W1"], W2)
     except (KeyError, TypeError, ValueError) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ValueError(f"{name} does not hold a consistent tinyllm model: {detail}") from None

@@ -8,6 +8,7 @@ softmax(logits / T) -> next-token probabilities
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from tinyllm._compiled import (
 )
 from tinyllm.config import TinyLMConfig
 from tinyllm.embedding import Embedding
+from tinyllm.formats import QuantizedMatrix, check_format, quantize
 from tinyllm.vocab import Vocab
 
 __all__ = ["Draws", "SamplingOptions", "TinyLM", "Trace"]
@@ -156,8 +158,10 @@ class TinyLM:
     embeddings : array_like or Embedding, shape (V, d)
     W1 : array_like, shape (c*d, h)
         Weights of ``f1``.
-    W2 : array_like, shape (h, V)
-        Weights of ``f2``.
+    W2 : array_like or QuantizedMatrix, shape (h, V)
+        Weights of ``f2``: an array, or a :class:`tinyllm.formats.QuantizedMatrix`
+        (float16, bfloat16 or int8; ``config.dtype`` must then be float32). Made by
+        :meth:`quantize`.
 
     Examples
     --------
@@ -181,7 +185,108 @@ class TinyLM:
             as_weight_matrix(table, "embeddings", c.dtype, (c.vocab_size, c.dim)), c.dtype
         )
         self.W1 = as_weight_matrix(W1, "W1", c.dtype, (c.input_size, c.hidden))
-        self.W2 = as_weight_matrix(W2, "W2", c.dtype, (c.hidden, c.vocab_size))
+        self._packed: QuantizedMatrix | None = None
+        self._W2: np.ndarray | None = None
+        if isinstance(W2, QuantizedMatrix):
+            if c.dtype != "float32":
+                raise ValueError(
+                    f"a model with W2 in {W2.format} computes in float32: "
+                    f"config.dtype must be float32, got {c.dtype}"
+                )
+            if W2.shape != (c.hidden, c.vocab_size):
+                raise ValueError(f"W2 has shape {W2.shape}, expected {(c.hidden, c.vocab_size)}")
+            self._packed = W2
+        else:
+            self._W2 = as_weight_matrix(W2, "W2", c.dtype, (c.hidden, c.vocab_size))
+        self._kernel_matrix = None  # the packed copy the kernels read, made on first use
+
+    # -- the weights ----------------------------------------------------------------
+    @property
+    def W2(self) -> np.ndarray:
+        """The (h, V) weights of ``f2``, read-only. For a quantized model (see
+        :meth:`quantize`) a new float32 array, dequantised on each access: the model
+        keeps only the packed values (:attr:`packed_W2`)."""
+        if self._packed is None:
+            return self._stored_W2  # type: ignore[return-value]
+        W2 = self._packed.dequantize()
+        W2.flags.writeable = False
+        return W2
+
+    @property
+    def packed_W2(self) -> QuantizedMatrix | None:
+        """``W2`` as stored by a quantized model (values and scales); None for a float32
+        or float64 model."""
+        return self._packed
+
+    @property
+    def weight_format(self) -> str:
+        """How ``W2`` is stored: "float32", "float64" (the model's dtype), or
+        "float16", "bfloat16", "int8" (a quantized model, see :meth:`quantize`)."""
+        return self.config.dtype if self._packed is None else self._packed.format
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the weights as the model stores them (embeddings, W1, W2 packed)."""
+        return self.embedding.table.nbytes + self.W1.nbytes + self._stored_W2.nbytes
+
+    @property
+    def _stored_W2(self) -> np.ndarray | QuantizedMatrix:
+        """W2 as the model holds it: its array, or its packed values."""
+        stored = self._W2 if self._packed is None else self._packed
+        assert stored is not None
+        return stored
+
+    @property
+    def _kernel_W2(self):
+        """What every compiled call gets as W2: the array of a float32 or float64 model;
+        for a quantized one, a ``tinyllm._generate.PackedMatrix`` of its values (made
+        once, on first use, and kept)."""
+        if self._packed is None:
+            return self._W2
+        if self._kernel_matrix is None:
+            from tinyllm._generate import PackedMatrix  # type: ignore[attr-defined,unused-ignore]
+
+            self._kernel_matrix = PackedMatrix(self._packed.values, self._packed.scales)
+        return self._kernel_matrix
+
+    def quantize(self, fmt: str) -> TinyLM:
+        """This model with ``W2`` stored in the weight format ``fmt``: a new model.
+
+        Parameters
+        ----------
+        fmt : {"float16", "bfloat16", "int8", "float32", "float64"}
+            float16 and bfloat16 halve the bytes of ``W2``, int8 quarters them (plus
+            one float32 scale per token); :mod:`tinyllm.formats` gives the rules and
+            the README the error each one costs. The embeddings and ``W1`` become
+            float32, and the model computes in float32. "float32" and "float64" give
+            a plain model of that dtype (from a quantized one: ``W2`` dequantised).
+            The model's own format gives a model with the same weights.
+
+        Returns
+        -------
+        TinyLM
+
+        Raises
+        ------
+        ValueError
+            An unknown format, or a weight out of the format's range (float16:
+            magnitude above 65504; bfloat16 and float32: rounding to infinity).
+
+        Examples
+        --------
+        >>> q = TinyLM.from_blog().quantize("bfloat16")
+        >>> q.weight_format, q.config.dtype
+        ('bfloat16', 'float32')
+        >>> q.W2[0].tolist()  # 0.7 and 0.2 keep 8 bits of mantissa
+        [2.5, 0.69921875, 2.0, 0.2001953125, 0.5]
+        """
+        fmt = check_format(fmt)
+        if fmt == self.weight_format:
+            return TinyLM(self.config, self.vocab, self.embedding, self.W1, self._stored_W2)
+        dtype = "float64" if fmt == "float64" else "float32"
+        config = dataclasses.replace(self.config, dtype=dtype)
+        W2 = self.W2 if fmt in ("float32", "float64") else quantize(self.W2, fmt)
+        return TinyLM(config, self.vocab, self.embedding.table, self.W1, W2)
 
     # -- constructors -----------------------------------------------------------
     @classmethod
@@ -212,9 +317,10 @@ class TinyLM:
     def __repr__(self) -> str:
         c = self.config
         act = f", activation={c.activation!r}" if c.activation else ""
+        packed = "" if self._packed is None else f", weight_format={self._packed.format!r}"
         return (
             f"TinyLM(vocab_size={c.vocab_size}, dim={c.dim}, context={c.context}, "
-            f"hidden={c.hidden}, dtype={c.dtype}{act})"
+            f"hidden={c.hidden}, dtype={c.dtype}{act}{packed})"
         )
 
     def _repr_html_(self) -> str:
@@ -284,7 +390,11 @@ class TinyLM:
         """x (c*d,), f1 (h,) and the logits (V,) of c positions: the compiled forward
         pass (tinyllm._generate.forward), the one the generation loop runs."""
         return forward(
-            self.embedding.table, self.W1, self.W2, positions, self.config.activation == "tanh"
+            self.embedding.table,
+            self.W1,
+            self._kernel_W2,
+            positions,
+            self.config.activation == "tanh",
         )
 
     def logits(self, prompt: str | list[int]) -> np.ndarray:
@@ -412,7 +522,7 @@ class TinyLM:
             generation = Generation(
                 self.embedding.table,
                 self.W1,
-                self.W2,
+                self._kernel_W2,
                 positions[-self.config.context :],
                 options.temperature,
                 options.top_k,

@@ -80,6 +80,7 @@ __all__ = [
     "learning_rate",
     "fit",
     "train",
+    "held_out_examples",
     "progress_bar",
     "require_tqdm",
     "training_memory",
@@ -374,6 +375,48 @@ def _split_lines(lines: list[str], val_fraction: float, rng: np.random.Generator
     )
 
 
+def _split_examples(vocab: Vocab, lines: list[str], context: int, options: TrainOptions, rng):
+    """The training and held-out examples (windows and targets) of ``lines``: a share
+    ``options.val_fraction`` of the lines is held out, drawn from ``rng`` (the run's
+    generator, seeded with ``options.seed``)."""
+    train_lines, val_lines = _split_lines(lines, options.val_fraction, rng)
+    train_w, train_t = windows(encode_lines(vocab, train_lines), context)
+    val_w, val_t = windows(encode_lines(vocab, val_lines), context)
+    if len(train_w) == 0:  # the held-out lines took too much: use everything
+        train_w, train_t = windows(encode_lines(vocab, lines), context)
+        val_w, val_t = val_w[:0], val_t[:0]
+    return train_w, train_t, val_w, val_t
+
+
+def held_out_examples(
+    model: TinyLM, text: str | None = None, options: TrainOptions | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The validation examples a training run held out: what :func:`fit` measured
+    ``val_loss`` on.
+
+    Parameters
+    ----------
+    model : TinyLM
+        The trained model (its vocabulary and context).
+    text : str, optional
+        The corpus it was trained on; the built-in corpus when None.
+    options : TrainOptions, optional
+        The run's options (``val_fraction`` and ``seed`` decide the split), as saved
+        in the model file's ``training`` facts; the defaults when None.
+
+    Returns
+    -------
+    windows : numpy.ndarray of intp, shape (N, c)
+        Each example's ``c`` context positions.
+    targets : numpy.ndarray of intp, shape (N,)
+        The position that followed.
+    """
+    options = TrainOptions() if options is None else options
+    lines = corpus_lines(builtin_text() if text is None else text)
+    rng = np.random.default_rng(options.seed)
+    return _split_examples(model.vocab, lines, model.config.context, options, rng)[2:]
+
+
 def fit(
     model: TinyLM,
     text: str,
@@ -420,6 +463,11 @@ def fit(
         stopped being finite (a ``ValueError``; see the module docstring).
     """
     options = TrainOptions() if options is None else options
+    if model.packed_W2 is not None:
+        raise ValueError(
+            f"cannot train a model whose W2 is stored in {model.weight_format}: train in "
+            f"float32 or float64, then quantize (model.quantize({model.weight_format!r}))"
+        )
     cfg = model.config
     c = cfg.context
     lines = corpus_lines(text)
@@ -433,12 +481,7 @@ def fit(
         )
     _check_memory(cfg, options, examples=len(stream) - c)
     rng = np.random.default_rng(options.seed)
-    train_lines, val_lines = _split_lines(lines, options.val_fraction, rng)
-    train_w, train_t = windows(encode_lines(model.vocab, train_lines), c)
-    val_w, val_t = windows(encode_lines(model.vocab, val_lines), c)
-    if len(train_w) == 0:  # the held-out lines took too much: use everything
-        train_w, train_t = windows(stream, c)
-        val_w, val_t = val_w[:0], val_t[:0]
+    train_w, train_t, val_w, val_t = _split_examples(model.vocab, lines, c, options, rng)
 
     state = TrainState(
         model.embedding.table,
