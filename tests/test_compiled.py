@@ -35,6 +35,8 @@ EXPORTS = {
     "as_generator": "_sampling",
     "forward": "_generate",
     "Generation": "_generate",
+    "BatchGeneration": "_generate",
+    "PackedMatrix": "_generate",
     "TrainState": "_train",
     "Diverged": "_train",
     "cross_entropy_grad": "_train",

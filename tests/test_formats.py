@@ -320,7 +320,10 @@ def test_quantize_a_model(fmt):
 def test_quantize_between_formats():
     model = small("float32")
     assert model.weight_format == "float32" and model.packed_W2 is None
-    assert model._kernel_W2 is model.W2  # the float models' kernels read the array
+    # float32 models' kernels read W2 packed in panels (float64 ones, the array)
+    assert model._kernel_W2.format == "float32" and model._kernel_W2 is model._kernel_W2
+    wide_model = small("float64")
+    assert wide_model._kernel_W2 is wide_model.W2
     q = model.quantize("int8")
     back = q.quantize("float32")
     assert back.weight_format == "float32" and back.packed_W2 is None

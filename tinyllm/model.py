@@ -20,6 +20,7 @@ from tinyllm._arrays import as_weight_matrix, check_memory, checked_int
 from tinyllm._compiled import (
     BatchGeneration,
     Generation,
+    PackedMatrix,
     as_generator,
     forward,
     sample_logits,
@@ -198,7 +199,7 @@ class TinyLM:
             self._packed = W2
         else:
             self._W2 = as_weight_matrix(W2, "W2", c.dtype, (c.hidden, c.vocab_size))
-        self._kernel_matrix = None  # the packed copy the kernels read, made on first use
+        self._kernel_matrix: PackedMatrix | None = None  # what the kernels read (see _kernel_W2)
 
     # -- the weights ----------------------------------------------------------------
     @property
@@ -237,17 +238,19 @@ class TinyLM:
         return stored
 
     @property
-    def _kernel_W2(self):
-        """What every compiled call gets as W2: the array of a float32 or float64 model;
-        for a quantized one, a ``tinyllm._generate.PackedMatrix`` of its values (made
-        once, on first use, and kept)."""
-        if self._packed is None:
-            return self._W2
+    def _kernel_W2(self) -> np.ndarray | PackedMatrix:
+        """What every compiled call gets as W2: for a float32 or quantized model, a
+        :class:`~tinyllm._generate.PackedMatrix` of it -- panels the projection reads
+        as one stream, with the float32 logits of the plain array bit for bit -- made
+        on first use and kept; for a float64 model, the array."""
+        if self._packed is None and self.config.dtype != "float32":
+            return self._stored_W2  # type: ignore[return-value]
         if self._kernel_matrix is None:
-            from tinyllm._generate import PackedMatrix  # type: ignore[attr-defined,unused-ignore]
-
-            self._kernel_matrix = PackedMatrix(self._packed.values, self._packed.scales)
-        return self._kernel_matrix
+            if self._W2 is not None:
+                self._kernel_matrix = PackedMatrix(self._W2)
+            elif self._packed is not None:
+                self._kernel_matrix = PackedMatrix(self._packed.values, self._packed.scales)
+        return cast(PackedMatrix, self._kernel_matrix)
 
     def quantize(self, fmt: str) -> TinyLM:
         """This model with ``W2`` stored in the weight format ``fmt``: a new model.
