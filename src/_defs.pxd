@@ -13,6 +13,7 @@ from numpy.random cimport bitgen_t
 cdef extern from "kernels/packed.h":
     enum:
         TINYLLM_PANEL
+        TINYLLM_WIDE_PANEL
         TINYLLM_INT8_GROUP
         TINYLLM_FORMAT_F32
         TINYLLM_FORMAT_F16

@@ -39,6 +39,7 @@ from _defs cimport (
     TINYLLM_FORMAT_I8,
     TINYLLM_INT8_GROUP,
     TINYLLM_PANEL,
+    TINYLLM_WIDE_PANEL,
     GenerationState,
     Weights,
     n_draw_blocks,
@@ -90,11 +91,11 @@ def _aligned_empty(Py_ssize_t nbytes):
 
 @cython.auto_pickle(False)     # holds a pointer into its own arrays: not picklable
 cdef class PackedMatrix:
-    """W2 (h, V) re-laid for f2: panels of 16 columns, in one weight format.
+    """W2 (h, V) re-laid for f2: panels of 64 columns (16 for int8), in one weight format.
 
     The generation loop and :func:`forward` take one in place of W2 (with float32
     embeddings and W1). Each panel's ``h x 16`` weights are contiguous, so a step
-    reads W2 once, as one stream, and sums 16 outputs in registers (kernels/packed.h).
+    reads W2 once, as one stream, and sums 64 outputs in registers (kernels/packed.h).
 
     Parameters
     ----------
@@ -128,7 +129,8 @@ cdef class PackedMatrix:
         values = values.astype(values.dtype.newbyteorder("="), copy=False)
         self.format, self.packed.format = _FORMATS[values.dtype]
         cdef Py_ssize_t h = values.shape[0], V = values.shape[1]
-        cdef Py_ssize_t P = (V + TINYLLM_PANEL - 1) // TINYLLM_PANEL
+        cdef Py_ssize_t width = TINYLLM_PANEL if values.dtype == np.int8 else TINYLLM_WIDE_PANEL
+        cdef Py_ssize_t P = (V + width - 1) // width
         self.shape = (h, V)
         self.packed.k, self.packed.n, self.packed.n_panels = h, V, P
         self.packed.k_groups = (h + TINYLLM_INT8_GROUP - 1) // TINYLLM_INT8_GROUP
@@ -141,9 +143,9 @@ cdef class PackedMatrix:
                 raise ValueError("PackedMatrix: values must be finite")
             if self.format == "bfloat16" and ((values & 0x7F80) == 0x7F80).any():
                 raise ValueError("PackedMatrix: values must be finite bfloat16 numbers")
-            padded = np.zeros((h, P * TINYLLM_PANEL), dtype=values.dtype)
+            padded = np.zeros((h, P * width), dtype=values.dtype)
             padded[:, :V] = values
-            self.panels = self.into_panels(padded.reshape(h, P, TINYLLM_PANEL).transpose(1, 0, 2))
+            self.panels = self.into_panels(padded.reshape(h, P, width).transpose(1, 0, 2))
             self.packed.scales = NULL
             self.packed.column_sums = NULL
 

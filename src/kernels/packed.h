@@ -1,14 +1,14 @@
 /* kernels/packed.h -- f2 on a packed W2: the projection out (B, V) = H (B, k) @ W2 (k, V)
- * with W2 stored in panels of 16 columns, in one of four formats.
+ * with W2 stored in panels of columns, in one of four formats.
  *
  * Why panels: W2 row-major (k, V) makes every output a sum over k rows that lie V
  * apart, so the accumulators of a whole row of outputs travel through memory once
- * per block of rows (linalg.pxi's project_rows). In a panel the k x 16 weights of 16
- * outputs are contiguous: one sequential stream, 16 outputs summed in registers, W2
- * read exactly once per step, whatever the batch (each panel stays in L1 while the
- * batch's rows use it).
+ * per block of rows (linalg.pxi's project_rows). In a panel the k x 64 weights of 64
+ * outputs are contiguous: one sequential stream, the outputs summed in registers, W2
+ * read exactly once per step whatever the batch (the batch's rows re-read each panel
+ * from cache).
  *
- *   float32, float16, bfloat16   panel p = (k, 16): element (i, j) is W2[i, 16p + j]
+ *   float32, float16, bfloat16   panel p = (k, 64): element (i, j) is W2[i, 64p + j]
  *   int8                         panel p = (k/4, 16, 4): element (g, j, r) is
  *                                W2[4g + r, 16p + j] -- the layout of VNNI's dpbusd,
  *                                four rows of one column in each 32-bit lane
@@ -42,7 +42,8 @@
 #define TINYLLM_UNUSED
 #endif
 
-#define TINYLLM_PANEL 16          /* outputs per panel */
+#define TINYLLM_PANEL 16          /* outputs per int8 panel, and per block of a float one */
+#define TINYLLM_WIDE_PANEL 64     /* outputs per float32 / float16 / bfloat16 panel */
 #define TINYLLM_ROW_BLOCK 8       /* rows summed in float before the double accumulator */
 #define TINYLLM_INT8_GROUP 4      /* rows per 32-bit lane of an int8 panel */
 
@@ -55,7 +56,7 @@ typedef struct {
     const float* scales;          /* int8: (n_panels * 16,) column scales; else NULL */
     const int32_t* column_sums;   /* int8: (n_panels * 16,) sum_i W2[i, j]; else NULL */
     Py_ssize_t k, n;              /* W2's rows and columns */
-    Py_ssize_t n_panels;          /* ceil(n / 16) */
+    Py_ssize_t n_panels;          /* ceil(n / 64), int8: ceil(n / 16) */
     Py_ssize_t k_groups;          /* int8: ceil(k / 4) */
 } tinyllm_packed;
 
@@ -65,7 +66,7 @@ static inline Py_ssize_t tinyllm_packed_scratch(const tinyllm_packed* W, Py_ssiz
         return B * (W->k_groups * TINYLLM_INT8_GROUP + (Py_ssize_t)sizeof(float)) + 64;
     if (W->format == TINYLLM_FORMAT_F32)
         return 64;
-    return W->k * TINYLLM_PANEL * (Py_ssize_t)sizeof(float) + 64;
+    return B > 1 ? W->k * TINYLLM_WIDE_PANEL * (Py_ssize_t)sizeof(float) + 64 : 64;
 }
 
 /* ---------------------------------------------------------------------------
@@ -117,105 +118,103 @@ static inline void tinyllm_widen_bf16(const uint16_t* in, float* out, Py_ssize_t
  * float32 panels
  * ------------------------------------------------------------------------- */
 
-/* w[0:16] = row i of a float32, float16 or bfloat16 panel, as float32. */
-static inline void tinyllm_panel_row(int format, const void* panel, Py_ssize_t i, float* w) {
+/* w[0:16] = row i of a 16-column block of a float32, float16 or bfloat16 panel (its
+ * rows TINYLLM_WIDE_PANEL apart), as float32. */
+static inline void tinyllm_panel_row(int format, const void* block, Py_ssize_t i, float* w) {
     if (format == TINYLLM_FORMAT_F32)
-        memcpy(w, (const float*)panel + i * TINYLLM_PANEL, TINYLLM_PANEL * sizeof(float));
+        memcpy(w, (const float*)block + i * TINYLLM_WIDE_PANEL, TINYLLM_PANEL * sizeof(float));
     else if (format == TINYLLM_FORMAT_F16)
-        tinyllm_widen_f16((const uint16_t*)panel + i * TINYLLM_PANEL, w, TINYLLM_PANEL);
+        tinyllm_widen_f16((const uint16_t*)block + i * TINYLLM_WIDE_PANEL, w, TINYLLM_PANEL);
     else
-        tinyllm_widen_bf16((const uint16_t*)panel + i * TINYLLM_PANEL, w, TINYLLM_PANEL);
+        tinyllm_widen_bf16((const uint16_t*)block + i * TINYLLM_WIDE_PANEL, w, TINYLLM_PANEL);
 }
 
-/* Independent sums per loop: one (panel, row of H) pair is a chain of dependent adds
- * (~25 cycles per block of 8 rows), so the loop runs several pairs side by side --
- * as many as the vector registers hold. */
-#if defined(__AVX512F__)
-#define TINYLLM_CHAINS 4
+/* Prefetch distance of the panel stream, in bytes (measured: the hardware prefetcher
+ * alone leaves ~10% of the read rate of W2 in L3 on the table). */
+#define TINYLLM_PREFETCH_BYTES 4096
+
+static inline void tinyllm_prefetch_row_block(int format, const void* panel, Py_ssize_t i) {
+#if defined(__GNUC__) || defined(__clang__)
+    const Py_ssize_t size = format == TINYLLM_FORMAT_F32 ? 4 : 2;
+    const char* ahead = (const char*)panel + TINYLLM_PREFETCH_BYTES + i * TINYLLM_WIDE_PANEL * size;
+    int line;
+    for (line = 0; line < TINYLLM_ROW_BLOCK * TINYLLM_WIDE_PANEL * size / 64; line++)
+        __builtin_prefetch(ahead + 64 * line);
 #else
-#define TINYLLM_CHAINS 2
+    (void)format; (void)panel; (void)i;
 #endif
+}
 
-/* For each chain c < n_chains: out[c][0:width[c]] = h[c] (k,) @ panel[c] (k, 16), for
- * the first width[c] of the panel's 16 columns; the panels' rows are widened to
- * float32 as they are read. ``format`` and ``n_chains`` are constants at each call,
- * so the compiler makes one fully unrolled loop per case. */
-static inline void tinyllm_panel_float(int format, int n_chains, const void* const* panel,
-                                       const float* const* h, Py_ssize_t k,
-                                       float* const* out, const Py_ssize_t* width) {
-    double acc[TINYLLM_CHAINS][TINYLLM_PANEL];
+/* One block of 8 rows of one 16-column block: acc[0:16] += the block's sums, in
+ * project_rows' expression and order (the same bits), the rows widened to float32 as
+ * they are read. Needs ``format``, ``h``, ``i`` and a ``float w[8][16]`` in scope. */
+#define TINYLLM_BLOCK_SUMS(acc, block)                                                     \
+    do {                                                                                   \
+        const float* c_ = h + i;                                                           \
+        int r_, j_;                                                                        \
+        float s_;                                                                          \
+        for (r_ = 0; r_ < TINYLLM_ROW_BLOCK; r_++)                                         \
+            tinyllm_panel_row(format, (block), i + r_, w[r_]);                             \
+        for (j_ = 0; j_ < TINYLLM_PANEL; j_++) {                                           \
+            s_ = (c_[0] * w[0][j_] + c_[1] * w[1][j_] + c_[2] * w[2][j_] + c_[3] * w[3][j_]) \
+                + (c_[4] * w[4][j_] + c_[5] * w[5][j_] + c_[6] * w[6][j_] + c_[7] * w[7][j_]); \
+            (acc)[j_] += s_;                                                               \
+        }                                                                                  \
+    } while (0)
+
+/* The rows after the last full block, then out[0:min(width, 16)] (nothing if width <= 0). */
+#define TINYLLM_BLOCK_FINISH(acc, block, out, width)                                       \
+    do {                                                                                   \
+        int j_;                                                                            \
+        for (i = full; i < k; i++) {                                                       \
+            tinyllm_panel_row(format, (block), i, w[0]);                                   \
+            for (j_ = 0; j_ < TINYLLM_PANEL; j_++)                                         \
+                (acc)[j_] += h[i] * w[0][j_];  /* a float product, added in double */      \
+        }                                                                                  \
+        for (j_ = 0; j_ < (width) && j_ < TINYLLM_PANEL; j_++)                             \
+            (out)[j_] = (float)(acc)[j_];                                                  \
+    } while (0)
+
+/* out[0:width] = h (k,) @ panel (k, 64), for the first ``width`` of its columns.
+ *
+ * Each 16-column block is a chain of dependent adds (~25 cycles per block of 8 rows),
+ * so blocks run side by side, each in registers of its own (written out: compilers
+ * keep an array indexed by a loop variable in memory): all four with AVX-512's 32
+ * registers, two at a time with AVX2's 16. ``format`` is a constant at each call. */
+static inline void tinyllm_panel_float(int format, const void* panel, const float* h,
+                                       Py_ssize_t k, float* out, Py_ssize_t width) {
+    const Py_ssize_t size = format == TINYLLM_FORMAT_F32 ? 4 : 2;
+    const char* block = (const char*)panel;
     float w[TINYLLM_ROW_BLOCK][TINYLLM_PANEL];
-    float s;
-    const float* c;
-    Py_ssize_t i, j, full = k - k % TINYLLM_ROW_BLOCK;
-    int r, q;
-    for (q = 0; q < n_chains; q++)
-        for (j = 0; j < TINYLLM_PANEL; j++)
-            acc[q][j] = 0.0;
+    Py_ssize_t i, full = k - k % TINYLLM_ROW_BLOCK;
+#if defined(__AVX512F__)
+    double acc0[TINYLLM_PANEL] = {0}, acc1[TINYLLM_PANEL] = {0};
+    double acc2[TINYLLM_PANEL] = {0}, acc3[TINYLLM_PANEL] = {0};
     for (i = 0; i < full; i += TINYLLM_ROW_BLOCK) {
-        for (q = 0; q < n_chains; q++) {
-            for (r = 0; r < TINYLLM_ROW_BLOCK; r++)
-                tinyllm_panel_row(format, panel[q], i + r, w[r]);
-            c = h[q] + i;
-            for (j = 0; j < TINYLLM_PANEL; j++) {
-                /* project_rows' expression, in its order: the same bits */
-                s = (c[0] * w[0][j] + c[1] * w[1][j] + c[2] * w[2][j] + c[3] * w[3][j]) + (
-                    c[4] * w[4][j] + c[5] * w[5][j] + c[6] * w[6][j] + c[7] * w[7][j]);
-                acc[q][j] += s;
-            }
-        }
+        tinyllm_prefetch_row_block(format, panel, i);
+        TINYLLM_BLOCK_SUMS(acc0, block);
+        TINYLLM_BLOCK_SUMS(acc1, block + 16 * size);
+        TINYLLM_BLOCK_SUMS(acc2, block + 32 * size);
+        TINYLLM_BLOCK_SUMS(acc3, block + 48 * size);
     }
-    for (i = full; i < k; i++)
-        for (q = 0; q < n_chains; q++) {
-            tinyllm_panel_row(format, panel[q], i, w[0]);
-            for (j = 0; j < TINYLLM_PANEL; j++)
-                acc[q][j] += h[q][i] * w[0][j];     /* a float product, added in double */
+    TINYLLM_BLOCK_FINISH(acc0, block, out, width);
+    TINYLLM_BLOCK_FINISH(acc1, block + 16 * size, out + 16, width - 16);
+    TINYLLM_BLOCK_FINISH(acc2, block + 32 * size, out + 32, width - 32);
+    TINYLLM_BLOCK_FINISH(acc3, block + 48 * size, out + 48, width - 48);
+#else
+    int half;
+    for (half = 0; half < 2; half++, block += 32 * size, out += 32, width -= 32) {
+        double acc0[TINYLLM_PANEL] = {0}, acc1[TINYLLM_PANEL] = {0};
+        for (i = 0; i < full; i += TINYLLM_ROW_BLOCK) {
+            if (half == 0)
+                tinyllm_prefetch_row_block(format, panel, i);
+            TINYLLM_BLOCK_SUMS(acc0, block);
+            TINYLLM_BLOCK_SUMS(acc1, block + 16 * size);
         }
-    for (q = 0; q < n_chains; q++)
-        for (j = 0; j < width[q]; j++)
-            out[q][j] = (float)acc[q][j];
-}
-
-/* The chains queued so far, run n at a time (the last few one by one). */
-typedef struct {
-    int format, n;
-    const void* panel[TINYLLM_CHAINS];
-    const float* h[TINYLLM_CHAINS];
-    float* out[TINYLLM_CHAINS];
-    Py_ssize_t width[TINYLLM_CHAINS];
-} tinyllm_chains;
-
-static inline void tinyllm_run_chains(tinyllm_chains* q, Py_ssize_t k, int all) {
-    int i;
-    if (q->n == TINYLLM_CHAINS) {
-        if (q->format == TINYLLM_FORMAT_F32)
-            tinyllm_panel_float(TINYLLM_FORMAT_F32, TINYLLM_CHAINS, q->panel, q->h, k, q->out, q->width);
-        else if (q->format == TINYLLM_FORMAT_F16)
-            tinyllm_panel_float(TINYLLM_FORMAT_F16, TINYLLM_CHAINS, q->panel, q->h, k, q->out, q->width);
-        else
-            tinyllm_panel_float(TINYLLM_FORMAT_BF16, TINYLLM_CHAINS, q->panel, q->h, k, q->out, q->width);
-        q->n = 0;
-    } else if (all) {
-        for (i = 0; i < q->n; i++) {
-            if (q->format == TINYLLM_FORMAT_F32)
-                tinyllm_panel_float(TINYLLM_FORMAT_F32, 1, q->panel + i, q->h + i, k, q->out + i, q->width + i);
-            else if (q->format == TINYLLM_FORMAT_F16)
-                tinyllm_panel_float(TINYLLM_FORMAT_F16, 1, q->panel + i, q->h + i, k, q->out + i, q->width + i);
-            else
-                tinyllm_panel_float(TINYLLM_FORMAT_BF16, 1, q->panel + i, q->h + i, k, q->out + i, q->width + i);
-        }
-        q->n = 0;
+        TINYLLM_BLOCK_FINISH(acc0, block, out, width);
+        TINYLLM_BLOCK_FINISH(acc1, block + 16 * size, out + 16, width - 16);
     }
-}
-
-static inline void tinyllm_queue_chain(tinyllm_chains* q, const void* panel, const float* h,
-                                       float* out, Py_ssize_t width, Py_ssize_t k) {
-    q->panel[q->n] = panel;
-    q->h[q->n] = h;
-    q->out[q->n] = out;
-    q->width[q->n] = width;
-    q->n++;
-    tinyllm_run_chains(q, k, 0);
+#endif
 }
 
 /* ---------------------------------------------------------------------------
@@ -392,14 +391,14 @@ static inline void tinyllm_panel_i8(const tinyllm_packed* W, const int8_t* panel
  * only: the others let the caller's check of the outputs see it). */
 static TINYLLM_UNUSED int tinyllm_packed_project(const tinyllm_packed* W, const float* H, Py_ssize_t B,
                                   float* out, void* scratch) {
-    const Py_ssize_t k = W->k, n = W->n, panel_size = k * TINYLLM_PANEL;
+    const Py_ssize_t k = W->k, n = W->n, panel_size = k * TINYLLM_WIDE_PANEL;
     float* wide = (float*)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float* a_scale = wide;                                   /* int8: (B,) row scales */
     int8_t* q = (int8_t*)(a_scale + B);                      /* int8: (B, 4 k_groups) */
     int32_t sums[TINYLLM_PANEL];
     Py_ssize_t p, b, j, width, j0;
-    tinyllm_chains chains;
-    Py_ssize_t element;
+    const float* panel;
+    const uint16_t* half;
     if (W->format == TINYLLM_FORMAT_I8) {
         tinyllm_use_vnni();
         for (b = 0; b < B; b++)
@@ -419,32 +418,31 @@ static TINYLLM_UNUSED int tinyllm_packed_project(const tinyllm_packed* W, const 
         }
         return 1;
     }
-    /* One row: chains over consecutive panels (the widening in registers). A batch:
-     * a half-precision panel is widened once, into L1, and chains run over its rows. */
-    chains.format = W->format;
-    chains.n = 0;
+    /* A batch re-reads each panel from cache, once per row; a half-precision panel is
+     * widened once, into scratch, for all of them. */
     for (p = 0; p < W->n_panels; p++) {
-        j0 = p * TINYLLM_PANEL;
-        width = n - j0 < TINYLLM_PANEL ? n - j0 : TINYLLM_PANEL;
-        if (B == 1 || W->format == TINYLLM_FORMAT_F32) {
-            element = W->format == TINYLLM_FORMAT_F32 ? sizeof(float) : sizeof(uint16_t);
+        j0 = p * TINYLLM_WIDE_PANEL;
+        width = n - j0 < TINYLLM_WIDE_PANEL ? n - j0 : TINYLLM_WIDE_PANEL;
+        if (W->format == TINYLLM_FORMAT_F32) {
+            panel = (const float*)W->panels + p * panel_size;
             for (b = 0; b < B; b++)
-                tinyllm_queue_chain(&chains, (const char*)W->panels + p * panel_size * element,
-                                    H + b * k, out + b * n + j0, width, k);
+                tinyllm_panel_float(TINYLLM_FORMAT_F32, panel, H + b * k, k, out + b * n + j0, width);
             continue;
         }
-        tinyllm_run_chains(&chains, k, 1);   /* the queued chains read the last panel */
-        if (W->format == TINYLLM_FORMAT_F16)
-            tinyllm_widen_f16((const uint16_t*)W->panels + p * panel_size, wide, panel_size);
-        else
-            tinyllm_widen_bf16((const uint16_t*)W->panels + p * panel_size, wide, panel_size);
-        chains.format = TINYLLM_FORMAT_F32;
-        for (b = 0; b < B; b++)
-            tinyllm_queue_chain(&chains, wide, H + b * k, out + b * n + j0, width, k);
-        tinyllm_run_chains(&chains, k, 1);
-        chains.format = W->format;
+        half = (const uint16_t*)W->panels + p * panel_size;
+        if (B == 1 && W->format == TINYLLM_FORMAT_F16) {
+            tinyllm_panel_float(TINYLLM_FORMAT_F16, half, H, k, out + j0, width);
+        } else if (B == 1) {
+            tinyllm_panel_float(TINYLLM_FORMAT_BF16, half, H, k, out + j0, width);
+        } else {
+            if (W->format == TINYLLM_FORMAT_F16)
+                tinyllm_widen_f16(half, wide, panel_size);
+            else
+                tinyllm_widen_bf16(half, wide, panel_size);
+            for (b = 0; b < B; b++)
+                tinyllm_panel_float(TINYLLM_FORMAT_F32, wide, H + b * k, k, out + b * n + j0, width);
+        }
     }
-    tinyllm_run_chains(&chains, k, 1);
     return 1;
 }
 
