@@ -53,7 +53,7 @@ cdef const Kernels** KERNELS = active_table()
 # of H from registers. Measured with ``python bench/project_blas.py`` (interleaved
 # rounds, min) on the project's 2-core AMD EPYC (AVX-512), NumPy 2.4 on OpenBLAS
 # 0.3.31 (2 threads), float32 and float64, k x V from 16 x 64 to 256 x 32 000:
-# np.matmul is 1.7-2.6x faster than the kernel from B = 4 and 3-6x from B = 8; at
+# np.matmul is 1.7-2.6x faster than the kernel from B = 4 (4-5.6x at B = 64); at
 # B = 2 it is 0.9-1.6x (slower on a 31 MiB float32 W), so B = 2 stays here. Below
 # ~64k multiply-adds the call into NumPy (~3 us with the checks) costs more than the
 # product (16 x 64 at B = 8: kernel 0.9 us, np.matmul 1.1 us before the checks).
