@@ -4,6 +4,9 @@ The entry points validate and coerce their inputs (``_checks.pxd``), then call t
 ``dot`` and ``project`` kernels (``src/kernels/linalg.pxi``) through the table of the
 instruction set in use. A fast path takes plain arrays straight to the kernel: the
 blog's vectors are so short that a check or a copy would cost more than the product.
+Large enough batches of ``project`` go to NumPy's BLAS instead (``np.matmul``), as
+training's matrix products do: a matrix-matrix product blocked for registers and
+cache beats a kernel that streams W.
 """
 
 cimport numpy as cnp
@@ -24,7 +27,7 @@ from _checks cimport (
     shape_of,
 )
 from _defs cimport GIL_FREE_MIN, project_scratch
-from _kernel_table cimport Kernels, active_table
+from _kernel_table cimport Kernels, absmax, active_table
 from _kernel_table cimport dot as dot_kernel
 from _kernel_table cimport project as project_kernel
 
@@ -44,6 +47,23 @@ cdef extern from *:
 DEBUG_CHECKS = bool(TINYLLM_DEBUG_CHECKS)
 
 cdef const Kernels** KERNELS = active_table()
+
+# Where ``project`` hands a batch to NumPy's BLAS: at least BLAS_MIN_ROWS rows and
+# BLAS_MIN_WORK multiply-adds (B * k * V). The kernel streams W once per column tile
+# at 15-25 GFLOP/s whatever B is; gemm reuses each loaded value of W for several rows
+# of H from registers. Measured with ``python bench/project_blas.py`` (interleaved
+# rounds, min) on the project's 2-core AMD EPYC (AVX-512), NumPy 2.4 on OpenBLAS
+# 0.3.31 (2 threads), float32 and float64, k x V from 16 x 64 to 256 x 32 000:
+# np.matmul is 1.7-2.6x faster than the kernel from B = 4 (4-5.6x at B = 64); at
+# B = 2 it is 0.9-1.6x (slower on a 31 MiB float32 W), so B = 2 stays here. Below
+# ~64k multiply-adds the call into NumPy (~3 us with the checks) costs more than the
+# product (16 x 64 at B = 8: kernel 0.9 us, np.matmul 1.1 us before the checks).
+cdef enum:
+    BLAS_MIN_ROWS = 4
+    BLAS_MIN_WORK = 65536
+
+#: The switch point above, for the tests and the benchmark: (rows, multiply-adds).
+BLAS_SWITCH = (BLAS_MIN_ROWS, BLAS_MIN_WORK)
 
 
 # ===========================================================================
@@ -81,6 +101,50 @@ cdef int run_project(const floating* H, Py_ssize_t B, const floating* W, Py_ssiz
             finite = project_kernel(k, H, B, W, n_in, n_out, out, acc)
     if acc != &stack_acc[0]:
         free(acc)
+    return finite
+
+
+cdef bint uses_blas(Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out) noexcept:
+    """Whether a projection of B rows of n_in onto n_out goes to BLAS (see BLAS_SWITCH)."""
+    return B >= BLAS_MIN_ROWS and B * n_in * n_out >= BLAS_MIN_WORK
+
+
+cdef bint unused_rows_finite(const floating* H, Py_ssize_t B, const floating* W,
+                             Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
+    """Whether every row i of W that all of H's rows multiply by zero is finite.
+
+    A BLAS may skip the products of a zero in H (the reference BLAS does), so a NaN or
+    an infinity in such a row would vanish from the result instead of showing in it.
+    Usually no column of H is all zeros and this reads one entry per column.
+    """
+    cdef Py_ssize_t i, b
+    for i in range(n_in):
+        b = 0
+        while b < B and H[b * n_in + i] == 0:
+            b += 1
+        if b == B and not isfinite(absmax(KERNELS[0], W + i * n_out, n_out)):
+            return False
+    return True
+
+
+cdef bint project_blas(cnp.ndarray ha, cnp.ndarray Wa, cnp.ndarray target,
+                       floating* like) except -1:
+    """target = ha @ Wa by NumPy's BLAS; 0 if the result (or an input) is not finite.
+
+    ``like`` (NULL) picks the fused specialisation of ``target``'s dtype.
+    """
+    cdef Py_ssize_t B = cnp.PyArray_DIM(ha, 0)
+    cdef Py_ssize_t n_in = cnp.PyArray_DIM(Wa, 0), n_out = cnp.PyArray_DIM(Wa, 1)
+    cdef const floating* H = <const floating*>cnp.PyArray_DATA(ha)
+    cdef const floating* W = <const floating*>cnp.PyArray_DATA(Wa)
+    cdef const floating* out = <const floating*>cnp.PyArray_DATA(target)
+    cdef bint finite
+    # Non-finite results are reported below, with the entry at fault, not as warnings.
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.matmul(ha, Wa, out=target)
+    with nogil:
+        finite = (isfinite(absmax(KERNELS[0], out, B * n_out))
+                  and unused_rows_finite(H, B, W, n_in, n_out))
     return finite
 
 
@@ -171,15 +235,24 @@ def dot(x, w):
     return result
 
 
-cdef int project_arrays(cnp.ndarray ha, cnp.ndarray Wa, cnp.ndarray target) except -1:
-    """target = ha @ Wa on kernel-ready arrays of one dtype; ValueError if not finite."""
+cdef int project_arrays(cnp.ndarray ha, cnp.ndarray Wa, cnp.ndarray target,
+                        bint blas_allowed=True) except -1:
+    """target = ha @ Wa on kernel-ready arrays of one dtype; ValueError if not finite.
+
+    Large batches go to BLAS (see BLAS_SWITCH) unless ``blas_allowed`` is False.
+    """
     cdef Py_ssize_t n_in = cnp.PyArray_DIM(Wa, 0), n_out = cnp.PyArray_DIM(Wa, 1)
     cdef Py_ssize_t B = cnp.PyArray_DIM(ha, 0) if cnp.PyArray_NDIM(ha) == 2 else 1
     cdef void* H = cnp.PyArray_DATA(ha)
     cdef void* W = cnp.PyArray_DATA(Wa)
     cdef void* out = cnp.PyArray_DATA(target)
     cdef int finite
-    if cnp.PyArray_TYPE(Wa) == cnp.NPY_FLOAT:
+    if blas_allowed and uses_blas(B, n_in, n_out):
+        if cnp.PyArray_TYPE(Wa) == cnp.NPY_FLOAT:
+            finite = project_blas(ha, Wa, target, <float*>NULL)
+        else:
+            finite = project_blas(ha, Wa, target, <double*>NULL)
+    elif cnp.PyArray_TYPE(Wa) == cnp.NPY_FLOAT:
         finite = run_project(<const float*>H, B, <const float*>W, n_in, n_out, <float*>out)
     else:
         finite = run_project(<const double*>H, B, <const double*>W, n_in, n_out, <double*>out)
@@ -188,7 +261,7 @@ cdef int project_arrays(cnp.ndarray ha, cnp.ndarray Wa, cnp.ndarray target) exce
     return 0
 
 
-cdef project_general(h, W, out):
+cdef project_general(h, W, out, bint blas_allowed=True):
     """The general path of ``project``: any dtype, layout or ``out``."""
     cdef cnp.ndarray ha = as_float_array(h, "project: h")
     cdef cnp.ndarray Wa = as_float_array(W, "project: W")
@@ -220,7 +293,7 @@ cdef project_general(h, W, out):
         or may_share_memory(result, Wa)
     ):
         target = new_array(shape, typenum)
-    project_arrays(ha, Wa, target)
+    project_arrays(ha, Wa, target, blas_allowed)
     if target is not result:
         result[...] = target
     return result
@@ -255,6 +328,18 @@ def project(h, W, out=None):
     TypeError
         A complex, object or otherwise non-real dtype; an ``out`` that is not an
         array of the result's dtype.
+
+    Notes
+    -----
+    A batch of at least 4 rows and 65 536 multiply-adds (B * k * V) is computed by
+    NumPy's BLAS (``np.matmul``), several times faster than tinyllm's own kernel
+    there. Its rows may then differ from the single-row results
+    ``project(h[b], W)`` in the last bits, and in float32 BLAS sums in float32, so
+    its rounding error grows with k (the kernel's, summing blocks of 8 products into
+    double, does not). Smaller batches run on the kernel: each row equals its single
+    projection bit for bit. A multi-threaded BLAS waits for all its threads: when
+    other work keeps the cores busy, limit it to one (``OPENBLAS_NUM_THREADS=1``
+    or threadpoolctl).
     """
     cdef cnp.ndarray ha, Wa, result
     cdef cnp.npy_intp dims[2]
@@ -359,3 +444,11 @@ def _read_bandwidth_probe(const uint64_t[::1] words):
         with nogil:
             total = tinyllm_or_words(&words[0], n)
     return total
+
+
+def _project_kernel(h, W):
+    """``project(h, W)`` on tinyllm's kernel whatever the batch size (never BLAS).
+
+    For the benchmark of the BLAS switch (``bench/project_blas.py``) and the tests.
+    """
+    return project_general(h, W, None, False)

@@ -2,12 +2,14 @@
 
 Random inputs come from hypothesis: both dtypes, 1-D and batched, every memory layout
 of conftest.LAYOUTS. Then sizes hypothesis never reaches (long reductions, wide
-outputs), the dtype rules and ``out=`` of project, and each bad input on its own.
+outputs), the batches project hands to NumPy's BLAS, the dtype rules and ``out=`` of
+project, and each bad input on its own.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 
 import tinyllm
 from tinyllm import reference as ref
+from tinyllm._linalg import BLAS_SWITCH, _project_kernel
 
 from conftest import (
     BLOG_LOGITS,
@@ -189,6 +192,139 @@ def test_dot_long_float32_accumulates_in_double(linalg):
     w = rng.random(100_003, dtype=np.float32)
     exact = math.fsum(x.astype(np.float64) * w.astype(np.float64))
     assert abs(linalg.dot(x, w) - exact) <= 1e-13 * exact
+
+
+# ===========================================================================
+# Batches through BLAS: from BLAS_SWITCH = (rows, multiply-adds) on, project calls
+# np.matmul. Its rows may differ from the single projections in the last bits; its
+# error is bounded like any order of summation: k * eps * sum_i |h_i W_ij| (the
+# classic gamma_k bound, k * eps / 2, with a margin of 2).
+# ===========================================================================
+
+BLAS_ROWS, BLAS_WORK = BLAS_SWITCH
+
+
+def exact_batch_projection(H, W):
+    return np.array([exact_projection(h, W) for h in H])
+
+
+def blas_bound(H, W):
+    k = W.shape[0]
+    scale = np.abs(H.astype(np.float64)) @ np.abs(W.astype(np.float64))
+    return k * np.finfo(W.dtype).eps * scale
+
+
+@pytest.mark.parametrize("B, k, V", [(BLAS_ROWS, 256, 300), (64, 67, 1000), (9, 1000, 80)])
+def test_blas_batches_match_exact_projection(dtype, B, k, V):
+    assert B >= BLAS_ROWS and B * k * V >= BLAS_WORK
+    rng = np.random.default_rng(6)
+    H = rng.standard_normal((B, k)).astype(dtype)
+    W = rng.standard_normal((k, V)).astype(dtype)
+    got = tinyllm.project(H, W)
+    assert got.dtype == dtype and got.shape == (B, V)
+    assert np.all(np.abs(got - exact_batch_projection(H, W)) <= blas_bound(H, W))
+
+
+def switch_sides(rows, work, k=24):
+    """Shapes (B, k, V) just below the switch point (B or work) and at it."""
+    V_at = -(-work // (rows * k))  # ceil: rows * k * V_at >= work
+    V_below = (work - 1) // (rows * k)
+    return {
+        "at": (rows, k, V_at),
+        "fewer rows": (rows - 1, k, V_at * 2),
+        "less work": (rows, k, V_below),
+    }
+
+
+@pytest.mark.parametrize("side", ["at", "fewer rows", "less work"])
+def test_blas_switch_point(dtype, side):
+    B, k, V = switch_sides(BLAS_ROWS, BLAS_WORK)[side]
+    rng = np.random.default_rng(7)
+    H = rng.standard_normal((B, k)).astype(dtype)
+    W = rng.standard_normal((k, V)).astype(dtype)
+    blas, kernel = np.matmul(H, W), _project_kernel(H, W)
+    assert not np.array_equal(blas, kernel)  # the two paths can be told apart
+    got = tinyllm.project(H, W)
+    if side == "at":
+        assert B * k * V >= BLAS_WORK
+        np.testing.assert_array_equal(got, blas)
+    else:
+        assert B < BLAS_ROWS or B * k * V < BLAS_WORK
+        np.testing.assert_array_equal(got, kernel)
+        for b in range(B):  # below the switch, a batch row is its single projection
+            np.testing.assert_array_equal(got[b], tinyllm.project(H[b], W))
+
+
+@pytest.mark.parametrize("layout", [*LAYOUTS, "byte-swapped"])
+def test_blas_batches_any_layout(dtype, layout):
+    rng = np.random.default_rng(8)
+    H = rng.standard_normal((8, 64)).astype(dtype)
+    W = rng.standard_normal((64, 200)).astype(dtype)
+    expected = tinyllm.project(H, W)
+    if layout == "byte-swapped":
+        swapped = np.dtype(dtype).newbyteorder()
+        h_in, W_in = H.astype(swapped), W.astype(swapped)
+    else:
+        h_in, W_in = with_layout(H, layout), with_layout(W, layout)
+    before = (h_in.copy(), W_in.copy())
+    np.testing.assert_array_equal(tinyllm.project(h_in, W_in), expected)
+    np.testing.assert_array_equal(tinyllm.project(h_in, W), expected)
+    np.testing.assert_array_equal(tinyllm.project(H, W_in), expected)
+    unchanged(before[0], h_in), unchanged(before[1], W_in)
+
+
+@pytest.mark.parametrize(
+    "out_layout", ["C", "F", "strided", "sliced", "row-steps", "reversed", "unaligned"]
+)
+def test_blas_batches_out_any_layout(dtype, out_layout):
+    rng = np.random.default_rng(9)
+    H = rng.standard_normal((8, 64)).astype(dtype)
+    W = rng.standard_normal((64, 200)).astype(dtype)
+    out = with_layout(np.full((8, 200), 7, dtype), out_layout)
+    assert tinyllm.project(H, W, out=out) is out
+    np.testing.assert_array_equal(out, tinyllm.project(H, W))
+    square = rng.standard_normal((64, 64)).astype(dtype)  # out aliasing an input
+    expected = tinyllm.project(square, square)
+    assert tinyllm.project(square, square, out=square) is square
+    np.testing.assert_array_equal(square, expected)
+
+
+def test_blas_batch_of_mixed_dtypes_is_float64():
+    H = np.ones((8, 64), np.float32)
+    W = np.ones((64, 200), np.float64)
+    assert tinyllm.project(H, W).dtype == np.float64
+    assert tinyllm.project(W.T.astype(np.float32), H.T.astype(np.float64)).dtype == np.float64
+
+
+@pytest.mark.parametrize("bad", [NAN, INF, -INF], ids=["nan", "+inf", "-inf"])
+def test_blas_batches_non_finite_input(bad, dtype):
+    H, W = np.ones((8, 64), dtype), np.ones((64, 200), dtype)
+    H[5, 7] = bad
+    assert_raises(ValueError, ("project", "h[(5, 7)]", "finite"), tinyllm.project, H, W)
+    H[5, 7] = 1
+    W[3, 150] = bad
+    assert_raises(ValueError, ("project", "W[(3, 150)]", "finite"), tinyllm.project, H, W)
+
+
+@pytest.mark.parametrize("bad", [NAN, INF], ids=["nan", "inf"])
+def test_blas_batches_zero_column_does_not_hide_a_bad_weight(bad, dtype):
+    # A BLAS may skip the products of a zero in h: every row of H multiplies W's row 3
+    # by zero, so the bad weight there must be found by the check, not by the result.
+    rng = np.random.default_rng(10)
+    H = rng.standard_normal((8, 64)).astype(dtype)
+    W = rng.standard_normal((64, 200)).astype(dtype)
+    H[:, 3] = 0
+    np.testing.assert_array_equal(tinyllm.project(H, W), np.matmul(H, W))  # finite: fine
+    W[3, 150] = bad
+    assert_raises(ValueError, ("project", "W[(3, 150)]", "finite"), tinyllm.project, H, W)
+
+
+def test_blas_batches_overflow(dtype):
+    big = np.finfo(dtype).max / 2
+    H, W = np.full((8, 64), big, dtype), np.full((64, 200), 4.0, dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reported as the ValueError only, not as a warning
+        assert_raises(ValueError, ("project", "overflow"), tinyllm.project, H, W)
 
 
 # ===========================================================================
