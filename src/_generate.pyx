@@ -82,6 +82,18 @@ _FORMATS = {
 }
 
 
+def _float_panels(columns):
+    """(h, P, 64) -> (P, h * 64): each panel's rows in groups of 8 (the last one h mod 8
+    rows), each group as its four 16-column blocks one after the other (packed.h)."""
+    h, P = columns.shape[0], columns.shape[1]
+    full = h - h % 8
+    panels = columns.transpose(1, 0, 2)                            # (P, h, 64)
+    groups = panels[:, :full].reshape(P, full // 8, 8, 4, 16).transpose(0, 1, 3, 2, 4)
+    tail = panels[:, full:].reshape(P, h - full, 4, 16).transpose(0, 2, 1, 3)
+    return np.concatenate([groups.reshape(P, full * 64), tail.reshape(P, (h - full) * 64)],
+                          axis=1)
+
+
 def _aligned_empty(Py_ssize_t nbytes):
     """A uint8 array of ``nbytes`` that starts on a 64-byte line."""
     raw = np.empty(nbytes + 64, dtype=np.uint8)
@@ -145,7 +157,7 @@ cdef class PackedMatrix:
                 raise ValueError("PackedMatrix: values must be finite bfloat16 numbers")
             padded = np.zeros((h, P * width), dtype=values.dtype)
             padded[:, :V] = values
-            self.panels = self.into_panels(padded.reshape(h, P, width).transpose(1, 0, 2))
+            self.panels = self.into_panels(_float_panels(padded.reshape(h, P, width)))
             self.packed.scales = NULL
             self.packed.column_sums = NULL
 

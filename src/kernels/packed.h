@@ -8,7 +8,11 @@
  * read exactly once per step whatever the batch (the batch's rows re-read each panel
  * from cache).
  *
- *   float32, float16, bfloat16   panel p = (k, 64): element (i, j) is W2[i, 64p + j]
+ *   float32, float16, bfloat16   panel p holds W2[:, 64p : 64p + 64] (k x 64) in
+ *                                groups of 8 rows (the last one k mod 8 rows), each
+ *                                group as its four 16-column blocks one after the
+ *                                other, each block's rows contiguous: the kernel reads
+ *                                every group's bytes in order
  *   int8                         panel p = (k/4, 16, 4): element (g, j, r) is
  *                                W2[4g + r, 16p + j] -- the layout of VNNI's dpbusd,
  *                                four rows of one column in each 32-bit lane
@@ -118,43 +122,29 @@ static inline void tinyllm_widen_bf16(const uint16_t* in, float* out, Py_ssize_t
  * float32 panels
  * ------------------------------------------------------------------------- */
 
-/* w[0:16] = row i of a 16-column block of a float32, float16 or bfloat16 panel (its
- * rows TINYLLM_WIDE_PANEL apart), as float32. */
-static inline void tinyllm_panel_row(int format, const void* block, Py_ssize_t i, float* w) {
+/* w[0:16] = row r of a 16-column block of a float32, float16 or bfloat16 panel (the
+ * block's rows are contiguous: see the layout above), as float32. */
+static inline void tinyllm_panel_row(int format, const char* block, Py_ssize_t r, float* w) {
     if (format == TINYLLM_FORMAT_F32)
-        memcpy(w, (const float*)block + i * TINYLLM_WIDE_PANEL, TINYLLM_PANEL * sizeof(float));
+        memcpy(w, (const float*)block + r * TINYLLM_PANEL, TINYLLM_PANEL * sizeof(float));
     else if (format == TINYLLM_FORMAT_F16)
-        tinyllm_widen_f16((const uint16_t*)block + i * TINYLLM_WIDE_PANEL, w, TINYLLM_PANEL);
+        tinyllm_widen_f16((const uint16_t*)block + r * TINYLLM_PANEL, w, TINYLLM_PANEL);
     else
-        tinyllm_widen_bf16((const uint16_t*)block + i * TINYLLM_WIDE_PANEL, w, TINYLLM_PANEL);
+        tinyllm_widen_bf16((const uint16_t*)block + r * TINYLLM_PANEL, w, TINYLLM_PANEL);
 }
 
-/* Prefetch distance of the panel stream, in bytes (measured: the hardware prefetcher
- * alone leaves ~10% of the read rate of W2 in L3 on the table). */
-#define TINYLLM_PREFETCH_BYTES 4096
-
-static inline void tinyllm_prefetch_row_block(int format, const void* panel, Py_ssize_t i) {
-#if defined(__GNUC__) || defined(__clang__)
-    const Py_ssize_t size = format == TINYLLM_FORMAT_F32 ? 4 : 2;
-    const char* ahead = (const char*)panel + TINYLLM_PREFETCH_BYTES + i * TINYLLM_WIDE_PANEL * size;
-    int line;
-    for (line = 0; line < TINYLLM_ROW_BLOCK * TINYLLM_WIDE_PANEL * size / 64; line++)
-        __builtin_prefetch(ahead + 64 * line);
-#else
-    (void)format; (void)panel; (void)i;
-#endif
-}
-
-/* One block of 8 rows of one 16-column block: acc[0:16] += the block's sums, in
+/* One group of 8 rows of 16-column block ``s``: acc[0:16] += the group's sums, in
  * project_rows' expression and order (the same bits), the rows widened to float32 as
- * they are read. Needs ``format``, ``h``, ``i`` and a ``float w[8][16]`` in scope. */
-#define TINYLLM_BLOCK_SUMS(acc, block)                                                     \
+ * they are read. Needs ``format``, ``size``, ``panel``, ``h``, ``i`` and a
+ * ``float w[8][16]`` in scope. */
+#define TINYLLM_BLOCK_SUMS(acc, s)                                                         \
     do {                                                                                   \
+        const char* block_ = panel + (i * TINYLLM_WIDE_PANEL + (s) * 8 * TINYLLM_PANEL) * size; \
         const float* c_ = h + i;                                                           \
         int r_, j_;                                                                        \
         float s_;                                                                          \
         for (r_ = 0; r_ < TINYLLM_ROW_BLOCK; r_++)                                         \
-            tinyllm_panel_row(format, (block), i + r_, w[r_]);                             \
+            tinyllm_panel_row(format, block_, r_, w[r_]);                                  \
         for (j_ = 0; j_ < TINYLLM_PANEL; j_++) {                                           \
             s_ = (c_[0] * w[0][j_] + c_[1] * w[1][j_] + c_[2] * w[2][j_] + c_[3] * w[3][j_]) \
                 + (c_[4] * w[4][j_] + c_[5] * w[5][j_] + c_[6] * w[6][j_] + c_[7] * w[7][j_]); \
@@ -162,12 +152,14 @@ static inline void tinyllm_prefetch_row_block(int format, const void* panel, Py_
         }                                                                                  \
     } while (0)
 
-/* The rows after the last full block, then out[0:min(width, 16)] (nothing if width <= 0). */
-#define TINYLLM_BLOCK_FINISH(acc, block, out, width)                                       \
+/* Block ``s``'s rows after the last full group, then out[0:min(width, 16)] (nothing if
+ * width <= 0). */
+#define TINYLLM_BLOCK_FINISH(acc, s, out, width)                                           \
     do {                                                                                   \
+        const char* block_ = panel + (full * TINYLLM_WIDE_PANEL + (s) * (k - full) * TINYLLM_PANEL) * size; \
         int j_;                                                                            \
         for (i = full; i < k; i++) {                                                       \
-            tinyllm_panel_row(format, (block), i, w[0]);                                   \
+            tinyllm_panel_row(format, block_, i - full, w[0]);                             \
             for (j_ = 0; j_ < TINYLLM_PANEL; j_++)                                         \
                 (acc)[j_] += h[i] * w[0][j_];  /* a float product, added in double */      \
         }                                                                                  \
@@ -177,42 +169,40 @@ static inline void tinyllm_prefetch_row_block(int format, const void* panel, Py_
 
 /* out[0:width] = h (k,) @ panel (k, 64), for the first ``width`` of its columns.
  *
- * Each 16-column block is a chain of dependent adds (~25 cycles per block of 8 rows),
+ * Each 16-column block is a chain of dependent adds (~25 cycles per group of 8 rows),
  * so blocks run side by side, each in registers of its own (written out: compilers
  * keep an array indexed by a loop variable in memory): all four with AVX-512's 32
- * registers, two at a time with AVX2's 16. ``format`` is a constant at each call. */
-static inline void tinyllm_panel_float(int format, const void* panel, const float* h,
+ * registers, reading each group's 2 KB in order; two at a time with AVX2's 16.
+ * ``format`` is a constant at each call. */
+static inline void tinyllm_panel_float(int format, const void* panel_start, const float* h,
                                        Py_ssize_t k, float* out, Py_ssize_t width) {
     const Py_ssize_t size = format == TINYLLM_FORMAT_F32 ? 4 : 2;
-    const char* block = (const char*)panel;
+    const char* panel = (const char*)panel_start;
     float w[TINYLLM_ROW_BLOCK][TINYLLM_PANEL];
     Py_ssize_t i, full = k - k % TINYLLM_ROW_BLOCK;
 #if defined(__AVX512F__)
     double acc0[TINYLLM_PANEL] = {0}, acc1[TINYLLM_PANEL] = {0};
     double acc2[TINYLLM_PANEL] = {0}, acc3[TINYLLM_PANEL] = {0};
     for (i = 0; i < full; i += TINYLLM_ROW_BLOCK) {
-        tinyllm_prefetch_row_block(format, panel, i);
-        TINYLLM_BLOCK_SUMS(acc0, block);
-        TINYLLM_BLOCK_SUMS(acc1, block + 16 * size);
-        TINYLLM_BLOCK_SUMS(acc2, block + 32 * size);
-        TINYLLM_BLOCK_SUMS(acc3, block + 48 * size);
+        TINYLLM_BLOCK_SUMS(acc0, 0);
+        TINYLLM_BLOCK_SUMS(acc1, 1);
+        TINYLLM_BLOCK_SUMS(acc2, 2);
+        TINYLLM_BLOCK_SUMS(acc3, 3);
     }
-    TINYLLM_BLOCK_FINISH(acc0, block, out, width);
-    TINYLLM_BLOCK_FINISH(acc1, block + 16 * size, out + 16, width - 16);
-    TINYLLM_BLOCK_FINISH(acc2, block + 32 * size, out + 32, width - 32);
-    TINYLLM_BLOCK_FINISH(acc3, block + 48 * size, out + 48, width - 48);
+    TINYLLM_BLOCK_FINISH(acc0, 0, out, width);
+    TINYLLM_BLOCK_FINISH(acc1, 1, out + 16, width - 16);
+    TINYLLM_BLOCK_FINISH(acc2, 2, out + 32, width - 32);
+    TINYLLM_BLOCK_FINISH(acc3, 3, out + 48, width - 48);
 #else
     int half;
-    for (half = 0; half < 2; half++, block += 32 * size, out += 32, width -= 32) {
+    for (half = 0; half < 4; half += 2) {
         double acc0[TINYLLM_PANEL] = {0}, acc1[TINYLLM_PANEL] = {0};
         for (i = 0; i < full; i += TINYLLM_ROW_BLOCK) {
-            if (half == 0)
-                tinyllm_prefetch_row_block(format, panel, i);
-            TINYLLM_BLOCK_SUMS(acc0, block);
-            TINYLLM_BLOCK_SUMS(acc1, block + 16 * size);
+            TINYLLM_BLOCK_SUMS(acc0, half);
+            TINYLLM_BLOCK_SUMS(acc1, half + 1);
         }
-        TINYLLM_BLOCK_FINISH(acc0, block, out, width);
-        TINYLLM_BLOCK_FINISH(acc1, block + 16 * size, out + 16, width - 16);
+        TINYLLM_BLOCK_FINISH(acc0, half, out + 16 * half, width - 16 * half);
+        TINYLLM_BLOCK_FINISH(acc1, half + 1, out + 16 * half + 16, width - 16 * half - 16);
     }
 #endif
 }
