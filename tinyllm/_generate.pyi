@@ -17,7 +17,7 @@ _T = TypeVar("_T")
 
 @disjoint_base
 class PackedMatrix:
-    # W2 (h, V) in panels of 16 columns: float32, float16, uint16 (bfloat16) or int8
+    # W2 (h, V) in panels of 64 columns (16 for int8): float32, float16, uint16 (bfloat16) or int8
     # values (int8 with (V,) float32 column scales); copied, any layout.
     format: str  # "float32", "float16", "bfloat16" or "int8"
     shape: tuple[int, int]
