@@ -1,6 +1,10 @@
 """Batched generation: TinyLM.generate and generate_positions on a list of prompts give
 each sequence exactly what it would get alone, with its own Generator."""
 
+import _thread
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -128,3 +132,47 @@ def test_one_prompt_as_positions_is_not_a_batch():
     assert isinstance(model.generate_positions(positions, 3, rng=0), list)
     with pytest.raises(ValueError, match="needs at least 3"):  # an empty prompt, not a batch
         model.generate([], 3)
+
+
+def test_a_bad_prompt_says_which_one():
+    model = TinyLM.from_blog()
+    with pytest.raises(ValueError, match="prompt 1 of the batch: the prompt has 2 tokens"):
+        model.generate(["el cielo es", "el cielo"], 3)
+    with pytest.raises(
+        tinyllm.UnknownTokenError, match="prompt 2 of the batch: unknown word 'mar'"
+    ) as info:
+        model.generate(["el cielo es", "es el cielo", "el mar es"], 3)
+    assert info.value.word == "mar"  # still the vocabulary's error, with its attributes
+    with pytest.raises(TypeError, match="prompt 0 of the batch: a position must be an integer"):
+        model.generate_positions([["el", "cielo", "es"]], 3)
+
+
+@pytest.mark.parametrize("method", ["stream", "stream_positions", "continuation"])
+def test_streams_take_one_prompt(method):
+    model = TinyLM.from_blog()
+    with pytest.raises(
+        TypeError, match=f"{method} takes one prompt.*generate and generate_positions"
+    ):
+        getattr(model, method)(["el cielo es", "es el cielo"], 3)
+
+
+@pytest.mark.parametrize("stop", [None, ["t5"]])
+def test_ctrl_c_stops_a_long_batch_within_half_a_second(stop):
+    """The batched loop runs in slices of a few ms, with a look for signals between them."""
+    config = TinyLMConfig(vocab_size=20_000, dim=16, context=4, hidden=128, dtype="float32")
+    model = TinyLM.random(config, seed=0)
+    sent = []
+
+    def interrupt():
+        sent.append(time.perf_counter())
+        _thread.interrupt_main()  # what Ctrl-C does: SIGINT's handler, in the main thread
+
+    timer = threading.Timer(0.3, interrupt)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.generate_positions([[1, 2, 3, 4]] * 4, 1_000_000, rng=[0, 1, 2, 3], stop=stop)
+        stopped = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert sent and stopped - sent[0] < 0.5

@@ -460,6 +460,7 @@ class TinyLM:
         ``stop``, a token that may begin a stop sequence is held back until it is
         known not to.
         """
+        _one_prompt(prompt, "stream")
         # The arguments are checked now, not at the first next().
         continuation = self.continuation(
             prompt, max_new_tokens, temperature, top_k, top_p, min_p, rng, stop=stop, **sampling
@@ -480,6 +481,7 @@ class TinyLM:
         **sampling,
     ) -> Iterator[int]:
         """As :meth:`stream`, yielding vocabulary positions instead of tokens."""
+        _one_prompt(prompt, "stream_positions")
         continuation = self.continuation(
             prompt, max_new_tokens, temperature, top_k, top_p, min_p, rng, stop=stop, **sampling
         )
@@ -508,6 +510,7 @@ class TinyLM:
         first token's logits are computed now: logits that overflow are an error
         before the first token too.
         """
+        _one_prompt(prompt, "continuation")
         positions = self.encode_prompt(prompt)
         n = checked_int("max_new_tokens", max_new_tokens, 0)
         if held:
@@ -698,11 +701,18 @@ class TinyLM:
         B = len(prompts)
         counts = _per_prompt("max_new_tokens", max_new_tokens, B)
         generators = _batch_generators(rng, B)
+        positions = []
+        for i, prompt in enumerate(prompts):
+            try:
+                positions.append(self.encode_prompt(prompt))
+            except (TypeError, ValueError) as exc:  # the same error, saying which prompt
+                exc.args = (f"prompt {i} of the batch: {exc.args[0]}", *exc.args[1:])
+                raise
         continuations = [
             self.continuation(
                 p, n, temperature, top_k, top_p, min_p, g, stop=stop, held=True, **sampling
             )
-            for p, n, g in zip(prompts, counts, generators)
+            for p, n, g in zip(positions, counts, generators)
         ]
         outputs: list[list[int]] = [[] for _ in range(B)]
         batch = BatchGeneration([c.generation for c in continuations])
@@ -811,6 +821,15 @@ def _is_batch(prompt) -> bool:
         and len(prompt) > 0
         and all(isinstance(p, (str, list, tuple, np.ndarray)) for p in prompt)
     )
+
+
+def _one_prompt(prompt, method: str) -> None:
+    """TypeError for a batch of prompts where one is expected."""
+    if _is_batch(prompt):
+        raise TypeError(
+            f"{method} takes one prompt (text or positions), not a list of prompts: "
+            f"batches are for generate and generate_positions"
+        )
 
 
 def _per_prompt(name: str, value, B: int) -> list:
