@@ -228,6 +228,7 @@ def formats_of(W2):
         W2,
         PackedMatrix(W2),
         PackedMatrix(W2.astype(np.float16)),
+        PackedMatrix(to_bfloat16(W2)),
         PackedMatrix(*int8_columns(W2)),
     ]
 

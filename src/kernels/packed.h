@@ -207,6 +207,83 @@ static inline void tinyllm_panel_float(int format, const void* panel_start, cons
 #endif
 }
 
+/* The sums of one group of block ``s`` for one row of H, from weights ``w`` already
+ * loaded (tinyllm_block_rows4 shares them between rows): TINYLLM_BLOCK_SUMS's
+ * expression, in its order. */
+#define TINYLLM_ROW_SUMS(acc, hrow)                                                        \
+    do {                                                                                   \
+        const float* c_ = (hrow) + i;                                                      \
+        int j_;                                                                            \
+        float s_;                                                                          \
+        for (j_ = 0; j_ < TINYLLM_PANEL; j_++) {                                           \
+            s_ = (c_[0] * w[0][j_] + c_[1] * w[1][j_] + c_[2] * w[2][j_] + c_[3] * w[3][j_]) \
+                + (c_[4] * w[4][j_] + c_[5] * w[5][j_] + c_[6] * w[6][j_] + c_[7] * w[7][j_]); \
+            (acc)[j_] += s_;                                                               \
+        }                                                                                  \
+    } while (0)
+
+/* Block ``s`` (16 columns) of a float32 panel for four rows of H (n apart in ``out``):
+ * each group's weights loaded once for the four. A batch is bound by arithmetic, and
+ * tinyllm_panel_float loads the weights once per row: this halves the loads. The same
+ * operations per output, in the same order: the bits of one row alone.
+ *
+ * ``next`` (or NULL) is a range of ``next_bytes`` to prefetch meanwhile, spread over
+ * the groups: the next panel, which then arrives while this one is computed. */
+static inline void tinyllm_block_rows4(const char* panel, int s, const float* H, Py_ssize_t k,
+                                       float* out, Py_ssize_t n, Py_ssize_t width,
+                                       const char* next, Py_ssize_t next_bytes) {
+    const int format = TINYLLM_FORMAT_F32;
+    const Py_ssize_t size = 4;
+    float w[TINYLLM_ROW_BLOCK][TINYLLM_PANEL];
+    double acc0[TINYLLM_PANEL] = {0}, acc1[TINYLLM_PANEL] = {0};
+    double acc2[TINYLLM_PANEL] = {0}, acc3[TINYLLM_PANEL] = {0};
+    Py_ssize_t i, line, full = k - k % TINYLLM_ROW_BLOCK, step = next_bytes / (k + 1) + 64;
+    const char* block;
+    const float* h;
+    int r;
+    for (i = 0; i < full; i += TINYLLM_ROW_BLOCK) {
+        block = panel + (i * TINYLLM_WIDE_PANEL + s * 8 * TINYLLM_PANEL) * size;
+#if defined(__GNUC__) || defined(__clang__)
+        if (next != NULL)   /* this group's share of the next panel, ~8 x next_bytes / k */
+            for (line = i * step; line < (i + TINYLLM_ROW_BLOCK) * step && line < next_bytes;
+                 line += 64)
+                __builtin_prefetch(next + line);
+#endif
+        for (r = 0; r < TINYLLM_ROW_BLOCK; r++)
+            tinyllm_panel_row(format, block, r, w[r]);
+        TINYLLM_ROW_SUMS(acc0, H);
+        TINYLLM_ROW_SUMS(acc1, H + k);
+        TINYLLM_ROW_SUMS(acc2, H + 2 * k);
+        TINYLLM_ROW_SUMS(acc3, H + 3 * k);
+    }
+    h = H;
+    TINYLLM_BLOCK_FINISH(acc0, s, out, width);
+    h = H + k;
+    TINYLLM_BLOCK_FINISH(acc1, s, out + n, width);
+    h = H + 2 * k;
+    TINYLLM_BLOCK_FINISH(acc2, s, out + 2 * n, width);
+    h = H + 3 * k;
+    TINYLLM_BLOCK_FINISH(acc3, s, out + 3 * n, width);
+}
+
+/* out[b * n + 0:width] = H[b] @ panel (float32, k x 64) for the B rows of a batch:
+ * four rows at a time (block by block, so each block's weights serve every quad from
+ * L1), then the rest one by one; the next panel (``next``, ``next_bytes``) is
+ * prefetched during the first block of the first quad. */
+static inline void tinyllm_panel_batch(const float* panel, const float* H, Py_ssize_t B,
+                                       Py_ssize_t k, float* out, Py_ssize_t n,
+                                       Py_ssize_t width, const char* next,
+                                       Py_ssize_t next_bytes) {
+    Py_ssize_t b, quads = B - B % 4;
+    int s;
+    for (s = 0; s < 4; s++)
+        for (b = 0; b < quads; b += 4)
+            tinyllm_block_rows4((const char*)panel, s, H + b * k, k, out + b * n + 16 * s, n,
+                                width - 16 * s, s == 0 && b == 0 ? next : NULL, next_bytes);
+    for (b = quads; b < B; b++)
+        tinyllm_panel_float(TINYLLM_FORMAT_F32, panel, H + b * k, k, out + b * n, width);
+}
+
 /* ---------------------------------------------------------------------------
  * int8 panels
  * ------------------------------------------------------------------------- */
@@ -388,7 +465,8 @@ static TINYLLM_UNUSED int tinyllm_packed_project(const tinyllm_packed* W, const 
     int32_t sums[TINYLLM_PANEL];
     Py_ssize_t p, b, j, width, j0;
     const float* panel;
-    const uint16_t* half;
+    const char *start, *next;
+    Py_ssize_t element;
     if (W->format == TINYLLM_FORMAT_I8) {
         tinyllm_use_vnni();
         for (b = 0; b < B; b++)
@@ -408,30 +486,34 @@ static TINYLLM_UNUSED int tinyllm_packed_project(const tinyllm_packed* W, const 
         }
         return 1;
     }
-    /* A batch re-reads each panel from cache, once per row; a half-precision panel is
-     * widened once, into scratch, for all of them. */
+    /* One row reads each panel once, widening half precision in registers. A batch
+     * reads each panel from cache for every row (a half-precision panel widened once,
+     * into scratch, for all of them) while the next one is prefetched. */
+    element = W->format == TINYLLM_FORMAT_F32 ? 4 : 2;
     for (p = 0; p < W->n_panels; p++) {
         j0 = p * TINYLLM_WIDE_PANEL;
         width = n - j0 < TINYLLM_WIDE_PANEL ? n - j0 : TINYLLM_WIDE_PANEL;
-        if (W->format == TINYLLM_FORMAT_F32) {
-            panel = (const float*)W->panels + p * panel_size;
-            for (b = 0; b < B; b++)
-                tinyllm_panel_float(TINYLLM_FORMAT_F32, panel, H + b * k, k, out + b * n + j0, width);
+        start = (const char*)W->panels + p * panel_size * element;
+        next = p + 1 < W->n_panels ? start + panel_size * element : NULL;
+        if (B == 1) {
+            if (W->format == TINYLLM_FORMAT_F32)
+                tinyllm_panel_float(TINYLLM_FORMAT_F32, start, H, k, out + j0, width);
+            else if (W->format == TINYLLM_FORMAT_F16)
+                tinyllm_panel_float(TINYLLM_FORMAT_F16, start, H, k, out + j0, width);
+            else
+                tinyllm_panel_float(TINYLLM_FORMAT_BF16, start, H, k, out + j0, width);
             continue;
         }
-        half = (const uint16_t*)W->panels + p * panel_size;
-        if (B == 1 && W->format == TINYLLM_FORMAT_F16) {
-            tinyllm_panel_float(TINYLLM_FORMAT_F16, half, H, k, out + j0, width);
-        } else if (B == 1) {
-            tinyllm_panel_float(TINYLLM_FORMAT_BF16, half, H, k, out + j0, width);
+        if (W->format == TINYLLM_FORMAT_F32) {
+            panel = (const float*)start;
         } else {
             if (W->format == TINYLLM_FORMAT_F16)
-                tinyllm_widen_f16(half, wide, panel_size);
+                tinyllm_widen_f16((const uint16_t*)start, wide, panel_size);
             else
-                tinyllm_widen_bf16(half, wide, panel_size);
-            for (b = 0; b < B; b++)
-                tinyllm_panel_float(TINYLLM_FORMAT_F32, wide, H + b * k, k, out + b * n + j0, width);
+                tinyllm_widen_bf16((const uint16_t*)start, wide, panel_size);
+            panel = wide;
         }
+        tinyllm_panel_batch(panel, H, B, k, out + j0, n, width, next, panel_size * element);
     }
     return 1;
 }
