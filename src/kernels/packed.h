@@ -247,7 +247,7 @@ static inline void tinyllm_block_rows4(const char* panel, int s, const float* H,
         if (next != NULL)   /* this group's share of the next panel, ~8 x next_bytes / k */
             for (line = i * step; line < (i + TINYLLM_ROW_BLOCK) * step && line < next_bytes;
                  line += 64)
-                __builtin_prefetch(next + line);
+                __builtin_prefetch(next + line, 0, 2);
 #endif
         for (r = 0; r < TINYLLM_ROW_BLOCK; r++)
             tinyllm_panel_row(format, block, r, w[r]);
@@ -269,17 +269,21 @@ static inline void tinyllm_block_rows4(const char* panel, int s, const float* H,
 /* out[b * n + 0:width] = H[b] @ panel (float32, k x 64) for the B rows of a batch:
  * four rows at a time (block by block, so each block's weights serve every quad from
  * L1), then the rest one by one; the next panel (``next``, ``next_bytes``) is
- * prefetched during the first block of the first quad. */
+ * prefetched meanwhile, a share per call. */
 static inline void tinyllm_panel_batch(const float* panel, const float* H, Py_ssize_t B,
                                        Py_ssize_t k, float* out, Py_ssize_t n,
                                        Py_ssize_t width, const char* next,
                                        Py_ssize_t next_bytes) {
-    Py_ssize_t b, quads = B - B % 4;
+    Py_ssize_t b, quads = B - B % 4, call = 0, calls = quads, share;
     int s;
+    /* each call of the four blocks x quads prefetches its share of the next panel */
+    share = calls ? (next_bytes / calls + 63) / 64 * 64 : 0;
     for (s = 0; s < 4; s++)
-        for (b = 0; b < quads; b += 4)
+        for (b = 0; b < quads; b += 4, call++)
             tinyllm_block_rows4((const char*)panel, s, H + b * k, k, out + b * n + 16 * s, n,
-                                width - 16 * s, s == 0 && b == 0 ? next : NULL, next_bytes);
+                                width - 16 * s, next ? next + call * share : NULL,
+                                share < next_bytes - call * share ? share
+                                                                  : next_bytes - call * share);
     for (b = quads; b < B; b++)
         tinyllm_panel_float(TINYLLM_FORMAT_F32, panel, H + b * k, k, out + b * n, width);
 }
