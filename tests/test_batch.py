@@ -176,3 +176,13 @@ def test_ctrl_c_stops_a_long_batch_within_half_a_second(stop):
     finally:
         timer.cancel()
     assert sent and stopped - sent[0] < 0.5
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_any_work(monkeypatch):
+    import tinyllm._arrays as arrays
+
+    monkeypatch.setattr(arrays, "physical_memory", lambda: 10_000_000)
+    model = TinyLM.random(TinyLMConfig(vocab_size=20_000, dim=4, context=2, hidden=8))
+    with pytest.raises(ValueError, match=r"a batch of 20 prompts would need .*\(generate fewer"):
+        model.generate_positions([[0, 1]] * 20, 3)
+    assert len(model.generate_positions([[0, 1]] * 2, 3)) == 2  # 1.6 MB: fine

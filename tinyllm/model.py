@@ -700,6 +700,12 @@ class TinyLM:
         """The positions generated for each prompt of a batch (see :meth:`generate`)."""
         B = len(prompts)
         counts = _per_prompt("max_new_tokens", max_new_tokens, B)
+        check_memory(  # each sequence's buffers of V, and the tokens it holds
+            B * self.config.vocab_size * _BYTES_PER_SEQUENCE_TOKEN
+            + sum(checked_int("max_new_tokens", n, 0) for n in counts) * _BYTES_PER_HELD_TOKEN,
+            f"a batch of {B} prompts",
+            "generate fewer at a time",
+        )
         generators = _batch_generators(rng, B)
         positions = []
         for i, prompt in enumerate(prompts):
@@ -874,6 +880,10 @@ def _one_at_a_time(continuation: Continuation, tokens: tuple | None = None) -> I
         for position in continuation.take(1):
             yield position if tokens is None else tokens[position]
 
+
+#: Memory per vocabulary token and sequence of a batch: the logits (twice: its own
+#: and the batch's), the sampler's integer weights and block sums, at most.
+_BYTES_PER_SEQUENCE_TOKEN = 40
 
 #: Tokens per batched step call when stop words may retire sequences early.
 _STOP_CHUNK = 16
