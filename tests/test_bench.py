@@ -572,37 +572,17 @@ def test_missing_formats_and_batches_are_skipped_with_the_reason(small_model, mo
     assert "no batch of prompts" in why and "a position must be an integer" in why
 
 
-def contract_model(monkeypatch) -> list:
-    """TinyLM as issue 12's contract has it, faked: quantize(fmt) (a copy that says its
-    format) and generate on a list of prompts with one rng each. Returns the formats
-    quantize was asked for."""
-    asked = []
-    original = tinyllm.TinyLM.generate
-
-    def quantize(self, fmt):
-        asked.append(fmt)
-        return self
-
-    def generate(self, prompt, n=20, rng=None, **options):
-        if prompt and isinstance(prompt[0], list):
-            return [original(self, p, n, rng=r, **options) for p, r in zip(prompt, rng)]
-        return original(self, prompt, n, rng=rng, **options)
-
-    monkeypatch.setattr(tinyllm.TinyLM, "quantize", quantize, raising=False)
-    monkeypatch.setattr(tinyllm.TinyLM, "generate", generate)
-    return asked
-
-
 def test_generation_case_times_every_format_and_batch(small_model, monkeypatch):
-    asked = contract_model(monkeypatch)
     monkeypatch.setitem(generation.MODELS, "small", (lambda: small_model, "V = 4096, h = 64"))
     case = generation.GenerationCase(
         "small", generation.FORMATS, (1, 2), (1, 2),
         tokens={"tinyllm": 2, "numpy": 2, "torch": 2, "python": 0},
     )  # fmt: skip
     records, skipped = generation.time_case(case, rounds=1, min_time=0.0, budget=None)
-    assert asked == ["float16", "bfloat16", "int8"]
-    assert {s["idiom"] for s in skipped} == {"tinyllm threads=2"}
+    no_torch = importlib.util.find_spec("torch") is None
+    assert {s["idiom"] for s in skipped} == {"tinyllm threads=2"} | (
+        {"torch"} if no_torch else set()
+    )
     tiny = {(r["dtype"], r["batch"]): r for r in records if r["library"] == "tinyllm"}
     assert set(tiny) == {(f, B) for f in generation.FORMATS for B in (1, 2)}
     for (fmt, B), r in tiny.items():
