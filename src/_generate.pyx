@@ -204,8 +204,8 @@ cdef class PackedMatrix:
 
 
 def int8_path():
-    """The int8 projection path of the kernels in use: ``"avx512-vnni"``, ``"avx2"``
-    (16-bit products) or ``"portable"``."""
+    """The int8 projection path of the kernels in use: ``"avx512-vnni"``, ``"avx512"`` or
+    ``"avx2"`` (16-bit products) or ``"portable"``."""
     return KERNELS[0].int8_path().decode()
 
 

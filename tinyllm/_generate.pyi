@@ -25,7 +25,7 @@ class PackedMatrix:
     @property
     def nbytes(self) -> int: ...
 
-# The int8 projection's path in the kernels in use: "avx512-vnni", "avx2" or "portable".
+# The int8 projection's path in the kernels in use: "avx512-vnni", "avx512", "avx2" or "portable".
 def int8_path() -> str: ...
 
 # Let int8 use VNNI where the CPU has it (or not); returns whether it did (tests, bench).

@@ -27,8 +27,8 @@
  * int8 (per-column scales s_j) quantises each row of H to int8 with one scale,
  * a = max|h| / 127 and q = rint(h * 127 / max|h|), sums q_i * W2[i, j] exactly in
  * int32, and returns float(sum_j) * (a * s_j). The integer sum is exact, so the
- * three paths -- VNNI (AVX-512 VNNI), AVX2 (16-bit products, vpmaddwd) and the
- * portable loop -- agree bit for bit.
+ * four paths -- VNNI (AVX-512 VNNI), AVX-512 and AVX2 without it (16-bit products,
+ * vpmaddwd) and the portable loop -- agree bit for bit.
  */
 #ifndef TINYLLM_PACKED_H
 #define TINYLLM_PACKED_H
@@ -362,6 +362,41 @@ static inline void tinyllm_panel_i8_avx2(const int8_t* panel, const int8_t* q,
 }
 #endif
 
+#if defined(__AVX512BW__)
+/* The same with AVX-512 BW (CPUs with AVX-512 but not VNNI): half a line per 512-bit
+ * vpmaddwd, two groups in flight. */
+static inline void tinyllm_panel_i8_avx512(const int8_t* panel, const int8_t* q,
+                                           Py_ssize_t k_groups, int32_t* sums) {
+    __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0, a;
+    const __m256i* line;
+    int32_t lanes[32], quad;
+    Py_ssize_t g;
+    int j;
+    for (g = 0; g + 1 < k_groups; g += 2) {
+        memcpy(&quad, q + 4 * g, 4);
+        a = _mm512_cvtepi8_epi16(_mm256_set1_epi32(quad));
+        line = (const __m256i*)(panel + g * 64);
+        acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256(line)), a));
+        acc1 = _mm512_add_epi32(acc1, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256(line + 1)), a));
+        memcpy(&quad, q + 4 * g + 4, 4);
+        a = _mm512_cvtepi8_epi16(_mm256_set1_epi32(quad));
+        acc2 = _mm512_add_epi32(acc2, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256(line + 2)), a));
+        acc3 = _mm512_add_epi32(acc3, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256(line + 3)), a));
+    }
+    for (; g < k_groups; g++) {
+        memcpy(&quad, q + 4 * g, 4);
+        a = _mm512_cvtepi8_epi16(_mm256_set1_epi32(quad));
+        line = (const __m256i*)(panel + g * 64);
+        acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256(line)), a));
+        acc1 = _mm512_add_epi32(acc1, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256(line + 1)), a));
+    }
+    _mm512_storeu_si512((void*)lanes, _mm512_add_epi32(acc0, acc2));        /* columns 0-7 */
+    _mm512_storeu_si512((void*)(lanes + 16), _mm512_add_epi32(acc1, acc3)); /* columns 8-15 */
+    for (j = 0; j < TINYLLM_PANEL; j++)      /* column j: rows 0-1 and rows 2-3 */
+        sums[j] = lanes[2 * j] + lanes[2 * j + 1];
+}
+#endif
+
 #if defined(__AVX512F__) && (defined(__GNUC__) || defined(__clang__))
 #define TINYLLM_HAVE_VNNI_PATH 1
 /* The same with AVX-512 VNNI: one vpdpbusd per 64-byte line (4 rows x 16 columns).
@@ -429,7 +464,9 @@ static TINYLLM_UNUSED int tinyllm_set_int8_vnni(int on) {
 static TINYLLM_UNUSED const char* tinyllm_int8_path(void) {
     if (tinyllm_use_vnni())
         return "avx512-vnni";
-#if defined(__AVX2__)
+#if defined(__AVX512BW__)
+    return "avx512";
+#elif defined(__AVX2__)
     return "avx2";
 #else
     return "portable";
@@ -445,7 +482,9 @@ static inline void tinyllm_panel_i8(const tinyllm_packed* W, const int8_t* panel
         return;
     }
 #endif
-#if defined(__AVX2__)
+#if defined(__AVX512BW__)
+    tinyllm_panel_i8_avx512(panel, q, W->k_groups, sums);
+#elif defined(__AVX2__)
     tinyllm_panel_i8_avx2(panel, q, W->k_groups, sums);
 #else
     tinyllm_panel_i8_portable(panel, q, W->k_groups, sums);
