@@ -120,7 +120,8 @@ cdef inline bint has_filters(const SamplerOptions* opt) noexcept nogil:
 cdef struct Weights:
     # A model's arrays (all float32 or all float64, C-contiguous, native byte order).
     const void* E          # (V, d) embeddings
-    const void* W1         # (c*d, h) weights of f1
+    const void* W1         # (c*d, h) weights of f1, or NULL when packed:
+    const tinyllm_packed* W1_packed   # W1 in panels (float32 models only), or NULL
     const void* W2         # (h, V) weights of f2, or NULL when packed:
     const tinyllm_packed* W2_packed   # W2 in panels (float32 models only), or NULL
     Py_ssize_t V, d, c, h
@@ -136,7 +137,7 @@ cdef struct GenerationState:
     void* x                # (c*d,) the gathered embeddings
     void* f1               # (h,) the hidden layer
     double* acc            # the projection's accumulators (project_scratch(1, max(h, V)))
-    void* packed_scratch   # packed_scratch(W2_packed, 1) bytes, when W2 is packed
+    void* packed_scratch   # packed_scratch bytes for W1 and W2, when either is packed
     SamplerScratch scratch
     Penalties penalties
     int64_t* window        # the last tokens the penalties read, oldest first
@@ -144,3 +145,15 @@ cdef struct GenerationState:
     Py_ssize_t window_limit     # at most this many (penalty_last_n); the caller makes room
     int64_t* sorted_window  # (as many as the window holds) scratch of adjust_logits
     bint have_logits       # the logits buffer holds those of ``context`` (computed ahead)
+
+
+cdef inline Py_ssize_t weights_scratch(const Weights* m, Py_ssize_t B) noexcept nogil:
+    """Bytes of scratch the packed projections of f1 and f2 need for B rows: one
+    buffer serves both, as they run one after the other (0 when neither is packed)."""
+    cdef Py_ssize_t need = 0, f2
+    if m.W1_packed != NULL:
+        need = packed_scratch(m.W1_packed, B)
+    if m.W2_packed != NULL:
+        f2 = packed_scratch(m.W2_packed, B)
+        need = f2 if f2 > need else need
+    return need

@@ -43,9 +43,9 @@ from _defs cimport (
     GenerationState,
     Weights,
     n_draw_blocks,
-    packed_scratch,
     project_scratch,
     tinyllm_packed,
+    weights_scratch,
 )
 from _kernel_table cimport (
     Kernels,
@@ -223,30 +223,32 @@ cdef int checked_weights(object E, object W1, object W2, bint tanh, str func,
                          Weights* weights) except -1:
     """Fill ``weights`` from a model's arrays; returns their typenum. The arrays must be
     the model's own: kernel-ready 2-D arrays of one dtype whose shapes fit together;
-    W2 may be a PackedMatrix (with float32 E and W1)."""
-    cdef bint packed = isinstance(W2, PackedMatrix)
+    W1 and W2 may be PackedMatrix objects (with float32 embeddings)."""
+    cdef bint packed1 = isinstance(W1, PackedMatrix), packed2 = isinstance(W2, PackedMatrix)
     cdef bint float_E = (cnp.PyArray_Check(E)
                          and cnp.PyArray_TYPE(<cnp.ndarray>E) == cnp.NPY_FLOAT)
-    cdef int typenum = cnp.NPY_FLOAT if packed or float_E else cnp.NPY_DOUBLE
-    arrays = [("embeddings", E), ("W1", W1)] + ([] if packed else [("W2", W2)])
+    cdef int typenum = cnp.NPY_FLOAT if packed1 or packed2 or float_E else cnp.NPY_DOUBLE
+    arrays = ([("embeddings", E)] + ([] if packed1 else [("W1", W1)])
+              + ([] if packed2 else [("W2", W2)]))
     for name, arr in arrays:
         if not (cnp.PyArray_Check(arr) and cnp.PyArray_TYPE(<cnp.ndarray>arr) == typenum
                 and cnp.PyArray_NDIM(<cnp.ndarray>arr) == 2
                 and is_kernel_ready(<cnp.ndarray>arr)):
             raise TypeError(f"{func}: {name} must be a C-contiguous, aligned, native "
                             f"byte order 2-D float32 or float64 array of the embeddings' dtype"
-                            + (" (float32 with a packed W2)" if packed else ""))
+                            + (" (float32 with a packed W1 or W2)" if packed1 or packed2
+                               else ""))
     cdef Py_ssize_t V = cnp.PyArray_DIM(<cnp.ndarray>E, 0), d = cnp.PyArray_DIM(<cnp.ndarray>E, 1)
-    cdef Py_ssize_t rows1 = cnp.PyArray_DIM(<cnp.ndarray>W1, 0)
-    cdef Py_ssize_t h = cnp.PyArray_DIM(<cnp.ndarray>W1, 1)
+    cdef Py_ssize_t rows1 = W1.shape[0], h = W1.shape[1]
     cdef Py_ssize_t c = rows1 // d if d else 0
     if (V == 0 or d == 0 or h == 0 or c == 0 or rows1 != c * d or W2.shape != (h, V)):
         raise ValueError(f"{func}: shapes {E.shape}, {W1.shape}, {W2.shape} do not fit "
                          f"embeddings (V, d), W1 (c*d, h), W2 (h, V)")
     weights.E = cnp.PyArray_DATA(<cnp.ndarray>E)
-    weights.W1 = cnp.PyArray_DATA(<cnp.ndarray>W1)
-    weights.W2 = NULL if packed else cnp.PyArray_DATA(<cnp.ndarray>W2)
-    weights.W2_packed = &(<PackedMatrix>W2).packed if packed else NULL
+    weights.W1 = NULL if packed1 else cnp.PyArray_DATA(<cnp.ndarray>W1)
+    weights.W1_packed = &(<PackedMatrix>W1).packed if packed1 else NULL
+    weights.W2 = NULL if packed2 else cnp.PyArray_DATA(<cnp.ndarray>W2)
+    weights.W2_packed = &(<PackedMatrix>W2).packed if packed2 else NULL
     weights.V, weights.d, weights.c, weights.h = V, d, c, h
     weights.tanh = tanh
     return typenum
@@ -308,11 +310,12 @@ def forward(embeddings, W1, W2, context, tanh=False):
     Parameters
     ----------
     embeddings : ndarray, shape (V, d)
-    W1 : ndarray, shape (c*d, h)
+    W1 : ndarray, shape (c*d, h), or PackedMatrix
     W2 : ndarray, shape (h, V), or PackedMatrix
         A model's arrays: C-contiguous, native byte order, one dtype (float32 or
-        float64), as :class:`tinyllm.TinyLM` keeps them; or W2 as a
-        :class:`PackedMatrix` with float32 embeddings and W1.
+        float64), as :class:`tinyllm.TinyLM` keeps them; W1 and W2 may be
+        :class:`PackedMatrix` objects (with float32 embeddings): the same numbers as
+        the float32 arrays they hold, read faster.
     context : sequence of int, length c
         Vocabulary positions.
     tanh : bool, default False
@@ -338,8 +341,7 @@ def forward(embeddings, W1, W2, context, tanh=False):
     cdef int64_t stack_positions[64]
     cdef int64_t* positions = stack_positions
     cdef Py_ssize_t n_acc = project_scratch(1, max(weights.h, weights.V))
-    cdef Py_ssize_t n_packed = (packed_scratch(weights.W2_packed, 1)
-                                if weights.W2_packed != NULL else 0)
+    cdef Py_ssize_t n_packed = weights_scratch(&weights, 1)
     cdef double* acc = NULL
     cdef int status
     dtype = np.float32 if typenum == cnp.NPY_FLOAT else np.float64
@@ -404,10 +406,10 @@ cdef class Generation:
     Parameters
     ----------
     embeddings : ndarray, shape (V, d)
-    W1 : ndarray, shape (c*d, h)
+    W1 : ndarray, shape (c*d, h), or PackedMatrix
     W2 : ndarray, shape (h, V), or PackedMatrix
-        C-contiguous arrays of one dtype, float32 or float64 (the model's); W2 may
-        be a :class:`PackedMatrix` (with float32 embeddings and W1).
+        C-contiguous arrays of one dtype, float32 or float64 (the model's); W1 and
+        W2 may be :class:`PackedMatrix` objects (with float32 embeddings).
     context : sequence of int, length c
         The positions the model reads first (the prompt's last c).
     temperature, top_k, top_p, min_p
@@ -492,7 +494,7 @@ cdef class Generation:
                     V * itemsize, project_scratch(1, max(V, h)) * sizeof(double),
                     V * sizeof(int64_t), (V if saves else 0) * sizeof(int64_t),
                     2 * n_draw_blocks(V) * sizeof(double),
-                    packed_scratch(g.weights.W2_packed, 1) if g.weights.W2_packed else 0]
+                    weights_scratch(&g.weights, 1)]
         cdef Py_ssize_t i, total = 0
         for i in range(9):
             total += (sizes[i] + LINE - 1) // LINE * LINE
@@ -510,7 +512,7 @@ cdef class Generation:
         g.scratch.saved = <int64_t*>carve(&cursor, sizes[6]) if saves else NULL
         g.scratch.sums = <double*>carve(&cursor, sizes[7])
         g.scratch.weight_sums = <int64_t*>(g.scratch.sums + n_draw_blocks(V))
-        g.packed_scratch = carve(&cursor, sizes[8]) if g.weights.W2_packed else NULL
+        g.packed_scratch = carve(&cursor, sizes[8]) if sizes[8] else NULL
         return 0
 
     cdef int start_window(self, cnp.ndarray history, object penalty_last_n) except -1:
@@ -737,7 +739,7 @@ cdef class BatchGeneration:
         sizes[:] = [B * sizeof(GenerationState*), B * m.c * m.d * self.itemsize,
                     B * m.h * self.itemsize, B * m.V * self.itemsize,
                     project_scratch(B, max(m.h, m.V)) * sizeof(double),
-                    packed_scratch(m.W2_packed, B) if m.W2_packed != NULL else 0]
+                    weights_scratch(m, B)]
         cdef Py_ssize_t i, total = 0
         for i in range(6):
             total += (sizes[i] + LINE - 1) // LINE * LINE

@@ -195,9 +195,35 @@ def test_bad_packed_values_are_refused(values, scales, error, match):
         PackedMatrix(values, scales)
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_packed_W1_gives_the_bits_of_the_array(isa, shape):
+    E, W1, W2 = random_arrays(*shape, seed=2)
+    context = list(range(shape[2]))
+    _, f1, logits = forward(E, W1, W2, context)
+    for w2 in (W2, PackedMatrix(W2)):
+        got = forward(E, PackedMatrix(W1), w2, context)
+        assert np.array_equal(got[1], f1) and np.array_equal(got[2], logits)
+    half = W1.astype(np.float16)  # any format works for W1 too: its widened values' f1
+    assert np.array_equal(
+        forward(E, PackedMatrix(half), W2, context)[1],
+        forward(E, half.astype(np.float32), W2, context)[1],
+    )
+    tanh = forward(E, W1, W2, context, tanh=True)
+    assert np.array_equal(forward(E, PackedMatrix(W1), W2, context, tanh=True)[2], tanh[2])
+
+
+def test_a_batch_with_packed_W1_and_W2_equals_each_sequence_alone(isa):
+    E, W1, W2 = random_arrays(300, 4, 3, 24, seed=4)
+    P1, P2 = PackedMatrix(W1), PackedMatrix(W2)
+    contexts = [[i, i + 1, i + 2] for i in range(6)]
+    alone = [Generation(E, W1, W2, ctx, rng=i).take(25) for i, ctx in enumerate(contexts)]
+    batch = BatchGeneration([Generation(E, P1, P2, ctx, rng=i) for i, ctx in enumerate(contexts)])
+    assert np.array_equal(batch.take(25), np.array(alone))
+
+
 def test_a_packed_W2_needs_float32_arrays_of_its_shape():
     E, W1, W2 = random_arrays(20, 2, 2, 8)
-    with pytest.raises(TypeError, match="float32 with a packed W2"):
+    with pytest.raises(TypeError, match="float32 with a packed W1 or W2"):
         forward(E.astype(np.float64), W1.astype(np.float64), PackedMatrix(W2), [0, 1])
     with pytest.raises(ValueError, match="do not fit"):
         forward(E, W1, PackedMatrix(W2[:, :10]), [0, 1])

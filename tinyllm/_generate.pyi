@@ -34,7 +34,7 @@ def set_int8_vnni(on: bool) -> bool: ...
 # (x, f1, logits) of one context, in the weights' dtype: shapes (c*d,), (h,), (V,).
 def forward(
     embeddings: np.ndarray,  # const floating*, shape (V, d)
-    W1: np.ndarray,  # const floating*, shape (c*d, h)
+    W1: np.ndarray | PackedMatrix,  # const floating*, shape (c*d, h); packed: float32
     W2: np.ndarray | PackedMatrix,  # const floating*, shape (h, V); packed: float32 E, W1
     context: ArrayLike,  # int64_t*, c positions
     tanh: bool = False,  # bint: f1 = tanh(x @ W1)
@@ -44,12 +44,12 @@ def forward(
 class Generation:
     # The model's arrays, one dtype, C-contiguous: const floating* inside the loop.
     embeddings: np.ndarray  # shape (V, d)
-    W1: np.ndarray  # shape (c*d, h)
+    W1: np.ndarray | PackedMatrix  # shape (c*d, h)
     W2: np.ndarray | PackedMatrix  # shape (h, V)
     def __init__(
         self,
         embeddings: np.ndarray,  # const floating*, shape (V, d)
-        W1: np.ndarray,  # const floating*, shape (c*d, h)
+        W1: np.ndarray | PackedMatrix,  # const floating*, shape (c*d, h); packed: float32
         W2: np.ndarray | PackedMatrix,  # const floating*, shape (h, V); packed: float32
         context: ArrayLike,  # int64_t*, c positions (copied; updated in place)
         temperature: SupportsFloat = 1.0,  # double, >= 0 (0: greedy argmax)

@@ -199,6 +199,7 @@ class TinyLM:
             self._packed = W2
         else:
             self._W2 = as_weight_matrix(W2, "W2", c.dtype, (c.hidden, c.vocab_size))
+        self._kernel_matrix_W1: PackedMatrix | None = None  # (see _kernel_W1)
         self._kernel_matrix: PackedMatrix | None = None  # what the kernels read (see _kernel_W2)
 
     # -- the weights ----------------------------------------------------------------
@@ -236,6 +237,17 @@ class TinyLM:
         stored = self._W2 if self._packed is None else self._packed
         assert stored is not None
         return stored
+
+    @property
+    def _kernel_W1(self) -> np.ndarray | PackedMatrix:
+        """What every compiled call gets as W1: a float32 :class:`PackedMatrix` of it for
+        a float32 (or quantized) model -- the same numbers, read faster -- made on first
+        use and kept; the array for a float64 model."""
+        if self.config.dtype != "float32":
+            return self.W1
+        if self._kernel_matrix_W1 is None:
+            self._kernel_matrix_W1 = PackedMatrix(self.W1)
+        return self._kernel_matrix_W1
 
     @property
     def _kernel_W2(self) -> np.ndarray | PackedMatrix:
@@ -394,7 +406,7 @@ class TinyLM:
         pass (tinyllm._generate.forward), the one the generation loop runs."""
         return forward(
             self.embedding.table,
-            self.W1,
+            self._kernel_W1,
             self._kernel_W2,
             positions,
             self.config.activation == "tanh",
@@ -527,7 +539,7 @@ class TinyLM:
         try:
             generation = Generation(
                 self.embedding.table,
-                self.W1,
+                self._kernel_W1,
                 self._kernel_W2,
                 positions[-self.config.context :],
                 options.temperature,

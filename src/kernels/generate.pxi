@@ -30,8 +30,8 @@ cdef int forward_row(const Weights* m, const int64_t* positions, floating* x, fl
     """The forward pass of one context of c positions: x, f1 and the logits.
 
     ``acc`` holds project_scratch(1, max(h, V)) doubles, and ``packed_scratch``
-    packed_scratch(m.W2_packed, 1) bytes when W2 is packed (float32 models only; then
-    f2 is packed.h's projection). Returns NOT_FINITE when a logit is not finite (the
+    weights_scratch(m, 1) bytes when W1 or W2 is packed (float32 models only; then f1
+    or f2 is packed.h's projection, with the bits of project_one's). Returns NOT_FINITE when a logit is not finite (the
     weights are, but their products can overflow), else OK.
 
     Small models (the blog's: V = 5, d = 2, c = 3, h = 1) spend most of a step on
@@ -40,7 +40,13 @@ cdef int forward_row(const Weights* m, const int64_t* positions, floating* x, fl
     The arithmetic is the same, in the same order: the numbers do not depend on it.
     """
     gather_context(m, positions, x)
-    project_one(x, <const floating*>m.W1, m.c * m.d, m.h, f1, acc)
+    if floating is float:
+        if m.W1_packed != NULL:
+            packed_project(m.W1_packed, x, 1, f1, packed_scratch)
+        else:
+            project_one(x, <const floating*>m.W1, m.c * m.d, m.h, f1, acc)
+    else:
+        project_one(x, <const floating*>m.W1, m.c * m.d, m.h, f1, acc)
     hidden_activation(m, f1, m.h)
     if floating is float:
         if m.W2_packed != NULL:
@@ -145,7 +151,7 @@ cdef int generate_batch(GenerationState** gs, Py_ssize_t B, floating* X, floatin
 
     ``logits`` holds the batch's logits when ``have_logits[0]`` (the first step's,
     computed when the sequences were made). ``acc`` holds project_scratch(B, max(h, V))
-    doubles, ``packed_scratch`` packed_scratch(W2_packed, B) bytes. Returns as
+    doubles, ``packed_scratch`` weights_scratch(m, B) bytes. Returns as
     generate_tokens, with ``bad_row`` the sequence whose step failed.
     """
     cdef const Weights* m = &gs[0].weights
@@ -159,7 +165,13 @@ cdef int generate_batch(GenerationState** gs, Py_ssize_t B, floating* X, floatin
         if not have_logits[0]:
             for b in range(B):
                 gather_context(m, gs[b].context, X + b * cd)
-            project_rows(X, B, <const floating*>m.W1, cd, h, F1, acc)
+            if floating is float:
+                if m.W1_packed != NULL:
+                    packed_project(m.W1_packed, X, B, F1, packed_scratch)
+                else:
+                    project_rows(X, B, <const floating*>m.W1, cd, h, F1, acc)
+            else:
+                project_rows(X, B, <const floating*>m.W1, cd, h, F1, acc)
             hidden_activation(m, F1, B * h)
             finite = True
             if floating is float:
