@@ -6,9 +6,10 @@ For each float32 shape (h, V), in the same interleaved rounds:
 - the projection's read rate: W2's bytes / the time of ``forward`` on a model whose
   f1 is trivial (d = c = 1), packed and row-major, next to the read floor (the
   benchmark's plain read of a buffer of W2's size, ``_read_bandwidth_probe``);
-- generation tokens/s (``Generation.take``, d = 64, c = 8, temperature 1): W2 packed
-  (what every float32 model uses now) against the same loop on the row-major W2 (the
-  kernel of tinyllm before issue 12, still what ``forward`` runs on a plain array).
+- generation tokens/s (``Generation.take``, d = 64, c = 8, temperature 1): W1 and W2
+  packed (what every float32 model uses now) against the same loop on the row-major
+  arrays (the kernel of tinyllm before issue 12, still what ``forward`` runs on plain
+  arrays).
 
     python bench/packed_projection.py [--rounds 7]
 """
@@ -48,15 +49,15 @@ def measure(h: int, V: int, rounds: int) -> dict[str, float]:
     words = np.ones(W2.nbytes // 8, dtype=np.uint64)
     n = max(20, int(2e8 // W2.nbytes))
 
-    def tokens(w):
-        return lambda: Generation(E, W1, w, list(range(8)), rng=0).take(n)
+    def tokens(w1, w2):
+        return lambda: Generation(E, w1, w2, list(range(8)), rng=0).take(n)
 
     calls = {
         "project packed": lambda: forward(E1, W1_1, packed, [0]),
         "project rows": lambda: forward(E1, W1_1, W2, [0]),
         "floor": lambda: _read_bandwidth_probe(words),
-        "generate packed": tokens(packed),
-        "generate rows": tokens(W2),
+        "generate packed": tokens(PackedMatrix(W1), packed),
+        "generate rows": tokens(W1, W2),
     }
     best = dict.fromkeys(calls, float("inf"))
     for _ in range(rounds):

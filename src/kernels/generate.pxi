@@ -30,9 +30,10 @@ cdef int forward_row(const Weights* m, const int64_t* positions, floating* x, fl
     """The forward pass of one context of c positions: x, f1 and the logits.
 
     ``acc`` holds project_scratch(1, max(h, V)) doubles, and ``packed_scratch``
-    weights_scratch(m, 1) bytes when W1 or W2 is packed (float32 models only; then f1
-    or f2 is packed.h's projection, with the bits of project_one's). Returns NOT_FINITE when a logit is not finite (the
-    weights are, but their products can overflow), else OK.
+    weights_scratch(m, 1) bytes when W1 or W2 is packed (float32 models only; then
+    f1 or f2 is packed.h's projection, with the bits of project_one's). Returns
+    NOT_FINITE when a logit is not finite (the weights are, but their products can
+    overflow), else OK.
 
     Small models (the blog's: V = 5, d = 2, c = 3, h = 1) spend most of a step on
     fixed costs, not arithmetic: small projections keep their accumulators in
