@@ -9,7 +9,7 @@ from libc.stdint cimport int32_t, int64_t
 from numpy.random cimport bitgen_t
 
 
-# W2 packed in panels for f2, in one of four formats (kernels/packed.h says how).
+# Weights packed in panels for f2 and f1, in one of four formats (kernels/packed.h).
 cdef extern from "kernels/packed.h":
     enum:
         TINYLLM_PANEL

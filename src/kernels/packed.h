@@ -1,5 +1,6 @@
-/* kernels/packed.h -- f2 on a packed W2: the projection out (B, V) = H (B, k) @ W2 (k, V)
- * with W2 stored in panels of columns, in one of four formats.
+/* kernels/packed.h -- f2 (and f1) on packed weights: the projection
+ * out (B, V) = H (B, k) @ W2 (k, V) with W2 stored in panels of columns, in one of four
+ * formats. (W1 (c*d, h) is packed the same way, in float32, for f1 = x @ W1.)
  *
  * Why panels: W2 row-major (k, V) makes every output a sum over k rows that lie V
  * apart, so the accumulators of a whole row of outputs travel through memory once

@@ -1,4 +1,5 @@
-# kernels/packed.pxi -- f2 on a W2 packed in panels: float32, float16, bfloat16, int8.
+# kernels/packed.pxi -- f2 (and f1) on weights packed in panels: float32, float16,
+# bfloat16, int8.
 #
 # The kernels are C (kernels/packed.h: the panel layout, the widening of half
 # precision in registers, the int8 paths with and without VNNI); this file declares
