@@ -103,11 +103,13 @@ def _aligned_empty(Py_ssize_t nbytes):
 
 @cython.auto_pickle(False)     # holds a pointer into its own arrays: not picklable
 cdef class PackedMatrix:
-    """W2 (h, V) re-laid for f2: panels of 64 columns (16 for int8), in one weight format.
+    """A weight matrix (W2 (h, V), or W1) re-laid for the kernels: panels of 64 columns
+    (16 for int8), in one weight format.
 
-    The generation loop and :func:`forward` take one in place of W2 (with float32
-    embeddings and W1). Each panel's ``h x 16`` weights are contiguous, so a step
-    reads W2 once, as one stream, and sums 64 outputs in registers (kernels/packed.h).
+    The generation loop and :func:`forward` take one in place of W2 or W1 (with
+    float32 embeddings). Each panel's weights are contiguous, so a step reads the
+    matrix once, as one stream, and sums 64 outputs in registers (kernels/packed.h);
+    a float32 one gives the bits of the plain array.
 
     Parameters
     ----------
