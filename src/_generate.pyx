@@ -400,7 +400,9 @@ cdef class Generation:
     give.
 
     The logits of the first token are computed (and checked) when it is made, so a
-    model whose logits overflow fails before any token is drawn. Setting one up is
+    model whose logits overflow fails before any token is drawn (``first_logits=False``
+    leaves them to the first step: a :class:`BatchGeneration` computes them for all its
+    sequences in one pass). Setting one up is
     otherwise cheap (no NumPy call for a list or tuple of ints as the context), so a
     model makes a new one per ``generate`` call instead of sharing mutable state
     between calls and threads.
@@ -456,7 +458,7 @@ cdef class Generation:
                  top_p=None, min_p=None, rng=None, tanh=False, *, typical_p=None,
                  top_n_sigma=None, min_tokens_to_keep=1, logit_bias=None,
                  repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0,
-                 penalty_last_n=64, history=None):
+                 penalty_last_n=64, history=None, first_logits=True):
         cdef GenerationState* g = &self.state
         cdef int typenum = checked_weights(embeddings, W1, W2, bool(tanh), "generate", &g.weights)
         self.is_float = typenum == cnp.NPY_FLOAT
@@ -483,7 +485,8 @@ cdef class Generation:
         cdef Py_ssize_t V = g.weights.V, h = g.weights.h
         cdef Py_ssize_t step_work = g.weights.c * g.weights.d * (h + 1) + V * (h + 4) + 64
         self.slice_tokens = max(1, SLICE_WORK // step_work)
-        self.first_logits()
+        if first_logits:
+            self.first_logits()
 
     cdef int allocate(self, Py_ssize_t itemsize) except -1:
         """Every buffer the loop needs, in one block (a new line each)."""

@@ -186,3 +186,17 @@ def test_a_batch_too_large_for_memory_is_refused_before_any_work(monkeypatch):
     with pytest.raises(ValueError, match=r"a batch of 20 prompts would need .*\(generate fewer"):
         model.generate_positions([[0, 1]] * 20, 3)
     assert len(model.generate_positions([[0, 1]] * 2, 3)) == 2  # 1.6 MB: fine
+
+
+def test_a_batch_computes_its_first_logits_together_and_names_an_overflow():
+    config = TinyLMConfig(vocab_size=50, dim=2, context=2, hidden=4, dtype="float32")
+    rng = np.random.default_rng(0)
+    E = rng.standard_normal((50, 2)).astype(np.float32)
+    E[7] = 3e38  # a context holding token 7 overflows f1, and so the logits
+    model = TinyLM(config, tinyllm.Vocab([f"t{i}" for i in range(50)]), E,
+                   np.ones((4, 4), np.float32), np.ones((4, 50), np.float32))  # fmt: skip
+    with pytest.raises(ValueError, match=r"token 0 are not finite.*\(sequence 1 of the batch\)"):
+        model.generate_positions([[1, 2], [7, 7], [3, 4]], 3, rng=[0, 1, 2])
+    with pytest.raises(ValueError, match="token 0 are not finite"):  # alone: when made
+        model.continuation([7, 7], 3)
+    assert len(model.generate_positions([[1, 2], [3, 4]], 3, rng=[0, 1])) == 2

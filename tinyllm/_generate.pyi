@@ -69,6 +69,7 @@ class Generation:
         frequency_penalty: SupportsFloat = 0.0,  # double
         penalty_last_n: SupportsIndex | None = 64,  # Py_ssize_t, >= 0; None: all of history
         history: ArrayLike | None = None,  # int64_t*, positions the penalties read
+        first_logits: bool = True,  # the first token's logits now (False: at the first step)
     ) -> None: ...
     def take(self, n: int) -> NDArray[np.int64]: ...  # Py_ssize_t -> int64_t, shape (n,)
     # Py_ssize_t; tuple of V items -> list of tokens[position] (no per-token int or array)

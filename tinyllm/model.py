@@ -511,6 +511,7 @@ class TinyLM:
         *,
         stop: str | list[str] | None = None,
         held: bool = False,
+        first_logits: bool = True,
         **sampling,
     ) -> Continuation:
         """A generation in progress, for callers that take its tokens in chunks of their
@@ -520,7 +521,8 @@ class TinyLM:
         ``held``: the caller keeps all the tokens in memory (generate, not stream):
         a number of tokens that would not fit is refused here, before any work. The
         first token's logits are computed now: logits that overflow are an error
-        before the first token too.
+        before the first token too (``first_logits=False`` leaves them to the first
+        step: a batch computes those of all its sequences in one pass).
         """
         _one_prompt(prompt, "continuation")
         positions = self.encode_prompt(prompt)
@@ -558,6 +560,7 @@ class TinyLM:
                 penalty_last_n=options.penalty_last_n,
                 # (only the penalties read the history: no need to hand it over otherwise)
                 history=positions if _reads_history(options) else None,
+                first_logits=first_logits,
             )
         except (TypeError, ValueError) as exc:
             raise _option_error(exc) from None
@@ -728,7 +731,17 @@ class TinyLM:
                 raise
         continuations = [
             self.continuation(
-                p, n, temperature, top_k, top_p, min_p, g, stop=stop, held=True, **sampling
+                p,
+                n,
+                temperature,
+                top_k,
+                top_p,
+                min_p,
+                g,
+                stop=stop,
+                held=True,
+                first_logits=False,
+                **sampling,
             )
             for p, n, g in zip(positions, counts, generators)
         ]
