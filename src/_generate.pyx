@@ -686,7 +686,7 @@ cdef class BatchGeneration:
     cdef GenerationState** states  # &generation.state of each, in the same order
     cdef const Kernels* kernels
     cdef bint is_float, have_logits
-    cdef Py_ssize_t B, itemsize, slice_tokens
+    cdef Py_ssize_t B, V, itemsize, slice_tokens
     cdef void* memory              # states, X, F1, logits, accumulators, packed scratch
     cdef void* X
     cdef void* F1
@@ -725,8 +725,9 @@ cdef class BatchGeneration:
         self.is_float = first.is_float
         self.itemsize = sizeof(float) if self.is_float else sizeof(double)
         self.B = len(gens)
+        self.V = first.state.weights.V
         self.allocate()
-        cdef Py_ssize_t b, V = first.state.weights.V
+        cdef Py_ssize_t b, V = self.V
         self.have_logits = all((<Generation>g).state.have_logits for g in gens)
         for b in range(self.B):
             gen_b = gens[b]
@@ -770,13 +771,12 @@ cdef class BatchGeneration:
         the next steps skip it (a sequence that met its stop or its length)."""
         if index not in self.indexes:
             raise ValueError(f"BatchGeneration.retire: sequence {index} is not in the batch")
-        cdef Py_ssize_t b = self.indexes.index(index), V
+        cdef Py_ssize_t b = self.indexes.index(index), V = self.V
         del self.indexes[b]
         del self.generations[b]
         memmove(&self.states[b], &self.states[b + 1],
                 (self.B - b - 1) * sizeof(GenerationState*))
         if self.have_logits:           # keep the pending rows in step with the states
-            V = self.states[0].weights.V if self.B > 1 else 0
             memmove(<char*>self.logits + b * V * self.itemsize,
                     <char*>self.logits + (b + 1) * V * self.itemsize,
                     (self.B - b - 1) * V * self.itemsize)

@@ -1,12 +1,9 @@
 """Batched generation: TinyLM.generate and generate_positions on a list of prompts give
 each sequence exactly what it would get alone, with its own Generator."""
 
-import _thread
-import threading
-import time
-
 import numpy as np
 import pytest
+from test_hostile_arrays import seconds_to_stop_after_ctrl_c
 
 import tinyllm
 from tinyllm import TinyLM, TinyLMConfig
@@ -161,21 +158,9 @@ def test_ctrl_c_stops_a_long_batch_within_half_a_second(stop):
     """The batched loop runs in slices of a few ms, with a look for signals between them."""
     config = TinyLMConfig(vocab_size=20_000, dim=16, context=4, hidden=128, dtype="float32")
     model = TinyLM.random(config, seed=0)
-    sent = []
-
-    def interrupt():
-        sent.append(time.perf_counter())
-        _thread.interrupt_main()  # what Ctrl-C does: SIGINT's handler, in the main thread
-
-    timer = threading.Timer(0.3, interrupt)
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            model.generate_positions([[1, 2, 3, 4]] * 4, 1_000_000, rng=[0, 1, 2, 3], stop=stop)
-        stopped = time.perf_counter()
-    finally:
-        timer.cancel()
-    assert sent and stopped - sent[0] < 0.5
+    prompts, seeds = [[1, 2, 3, 4]] * 4, [0, 1, 2, 3]
+    call = lambda: model.generate_positions(prompts, 1_000_000, rng=seeds, stop=stop)  # noqa: E731
+    assert seconds_to_stop_after_ctrl_c(call) < 0.5
 
 
 def test_a_batch_too_large_for_memory_is_refused_before_any_work(monkeypatch):

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from test_hostile_cli import run
 from test_hostile_files import (
     DESCRIBED,
     SPECIAL,
@@ -31,21 +32,11 @@ from test_hostile_files import (
 )
 
 from tinyllm import TinyLM, TinyLMConfig, blog, display, formats
-from tinyllm.cli import main
 from tinyllm.formats import QuantizedMatrix, int8_project, quantize
 from tinyllm.io import load_metadata
 
 PACKED = list(formats.PACKED_FORMATS)
 DATA = os.path.join(os.path.dirname(__file__), "data")
-
-
-def run(capsys, *argv):
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exit:
-        status = exit.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def small(dtype="float64", activation=None, seed=0) -> TinyLM:

@@ -19,7 +19,7 @@ from libc.math cimport tanh
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memmove
 
-from _defs cimport NOT_FINITE, OK, GenerationState, Weights
+from _defs cimport NOT_FINITE, OK, GenerationState, Weights, tinyllm_packed
 
 cdef enum:
     SMALL_COPY = 16       # embedding rows and contexts this short are copied by a loop
@@ -40,22 +40,46 @@ cdef int forward_row(const Weights* m, const int64_t* positions, floating* x, fl
     registers (project_one), and short rows are copied by loops instead of memcpy.
     The arithmetic is the same, in the same order: the numbers do not depend on it.
     """
+    cdef Py_ssize_t bad_row
     gather_context(m, positions, x)
+    return forward_gathered(m, 1, x, f1, logits, acc, packed_scratch, &bad_row)
+
+
+cdef inline int forward_gathered(const Weights* m, Py_ssize_t B, floating* x, floating* f1,
+                                 floating* logits, double* acc, void* packed_scratch,
+                                 Py_ssize_t* bad_row) noexcept nogil:
+    """f1 and the logits of B gathered contexts x (B, c*d): forward_row's rest, for one
+    row or a batch. Returns NOT_FINITE, with ``bad_row`` the first row whose logits are
+    not finite, else OK."""
+    cdef Py_ssize_t b, cd = m.c * m.d
+    cdef bint finite = project_weights(m.W1_packed, m.W1, x, B, cd, m.h, f1, acc,
+                                       packed_scratch)
+    if finite:
+        hidden_activation(m, f1, B * m.h)
+        finite = project_weights(m.W2_packed, m.W2, f1, B, m.h, m.V, logits, acc,
+                                 packed_scratch)
+    for b in range(B):
+        if not (finite and row_all_finite(logits + b * m.V, m.V)):
+            bad_row[0] = b
+            return NOT_FINITE
+    return OK
+
+
+cdef inline bint project_weights(const tinyllm_packed* packed, const void* W,
+                                 const floating* H, Py_ssize_t B, Py_ssize_t k, Py_ssize_t n,
+                                 floating* out, double* acc,
+                                 void* packed_scratch) noexcept nogil:
+    """out (B, n) = H (B, k) @ W (k, n): packed.h's kernel when W is packed (float32
+    models), else project_one (one row) or project_rows -- the same bits every way.
+    False if the packed int8 kernel met a row of H that is not finite."""
     if floating is float:
-        if m.W1_packed != NULL:
-            packed_project(m.W1_packed, x, 1, f1, packed_scratch)
-        else:
-            project_one(x, <const floating*>m.W1, m.c * m.d, m.h, f1, acc)
+        if packed != NULL:
+            return packed_project(packed, H, B, out, packed_scratch)
+    if B == 1:
+        project_one(H, <const floating*>W, k, n, out, acc)
     else:
-        project_one(x, <const floating*>m.W1, m.c * m.d, m.h, f1, acc)
-    hidden_activation(m, f1, m.h)
-    if floating is float:
-        if m.W2_packed != NULL:
-            if not packed_project(m.W2_packed, f1, 1, logits, packed_scratch):
-                return NOT_FINITE
-            return OK if row_all_finite(logits, m.V) else NOT_FINITE
-    project_one(f1, <const floating*>m.W2, m.h, m.V, logits, acc)
-    return OK if row_all_finite(logits, m.V) else NOT_FINITE
+        project_rows(H, B, <const floating*>W, k, n, out, acc)
+    return True
 
 
 cdef inline void gather_context(const Weights* m, const int64_t* positions,
@@ -156,36 +180,17 @@ cdef int generate_batch(GenerationState** gs, Py_ssize_t B, floating* X, floatin
     generate_tokens, with ``bad_row`` the sequence whose step failed.
     """
     cdef const Weights* m = &gs[0].weights
-    cdef Py_ssize_t step, b, V = m.V, h = m.h, cd = m.c * m.d
+    cdef Py_ssize_t step, b, V = m.V, cd = m.c * m.d
     cdef GenerationState* g
     cdef floating* row
     cdef int status
-    cdef bint finite
     for step in range(n):
         done[0] = step
         if not have_logits[0]:
             for b in range(B):
                 gather_context(m, gs[b].context, X + b * cd)
-            if floating is float:
-                if m.W1_packed != NULL:
-                    packed_project(m.W1_packed, X, B, F1, packed_scratch)
-                else:
-                    project_rows(X, B, <const floating*>m.W1, cd, h, F1, acc)
-            else:
-                project_rows(X, B, <const floating*>m.W1, cd, h, F1, acc)
-            hidden_activation(m, F1, B * h)
-            finite = True
-            if floating is float:
-                if m.W2_packed != NULL:
-                    finite = packed_project(m.W2_packed, F1, B, logits, packed_scratch)
-                else:
-                    project_rows(F1, B, <const floating*>m.W2, h, V, logits, acc)
-            else:
-                project_rows(F1, B, <const floating*>m.W2, h, V, logits, acc)
-            for b in range(B):
-                if not (finite and row_all_finite(logits + b * V, V)):
-                    bad_row[0] = b
-                    return NOT_FINITE
+            if forward_gathered(m, B, X, F1, logits, acc, packed_scratch, bad_row) != OK:
+                return NOT_FINITE
         have_logits[0] = False
         for b in range(B):
             g = gs[b]

@@ -134,23 +134,36 @@ static inline void tinyllm_panel_row(int format, const char* block, Py_ssize_t r
         tinyllm_widen_bf16((const uint16_t*)block + r * TINYLLM_PANEL, w, TINYLLM_PANEL);
 }
 
-/* One group of 8 rows of 16-column block ``s``: acc[0:16] += the group's sums, in
- * project_rows' expression and order (the same bits), the rows widened to float32 as
- * they are read. Needs ``format``, ``size``, ``panel``, ``h``, ``i`` and a
- * ``float w[8][16]`` in scope. */
-#define TINYLLM_BLOCK_SUMS(acc, s)                                                         \
+/* acc[0:16] += one group's sums for one row of H (``hrow``), from the group's weights
+ * ``w[8][16]``, in project_rows' expression and order (the same bits). Needs ``i``
+ * (the group's first row) in scope. */
+#define TINYLLM_ROW_SUMS(acc, hrow)                                                        \
     do {                                                                                   \
-        const char* block_ = panel + (i * TINYLLM_WIDE_PANEL + (s) * 8 * TINYLLM_PANEL) * size; \
-        const float* c_ = h + i;                                                           \
-        int r_, j_;                                                                        \
+        const float* c_ = (hrow) + i;                                                      \
+        int j_;                                                                            \
         float s_;                                                                          \
-        for (r_ = 0; r_ < TINYLLM_ROW_BLOCK; r_++)                                         \
-            tinyllm_panel_row(format, block_, r_, w[r_]);                                  \
         for (j_ = 0; j_ < TINYLLM_PANEL; j_++) {                                           \
             s_ = (c_[0] * w[0][j_] + c_[1] * w[1][j_] + c_[2] * w[2][j_] + c_[3] * w[3][j_]) \
                 + (c_[4] * w[4][j_] + c_[5] * w[5][j_] + c_[6] * w[6][j_] + c_[7] * w[7][j_]); \
             (acc)[j_] += s_;                                                               \
         }                                                                                  \
+    } while (0)
+
+/* w = one group of 8 rows of 16-column block ``s``, widened to float32 as read. Needs
+ * ``format``, ``size``, ``panel`` and ``i`` in scope. */
+#define TINYLLM_LOAD_GROUP(s)                                                              \
+    do {                                                                                   \
+        const char* block_ = panel + (i * TINYLLM_WIDE_PANEL + (s) * 8 * TINYLLM_PANEL) * size; \
+        int r_;                                                                            \
+        for (r_ = 0; r_ < TINYLLM_ROW_BLOCK; r_++)                                         \
+            tinyllm_panel_row(format, block_, r_, w[r_]);                                  \
+    } while (0)
+
+/* One group of block ``s`` for the row ``h``: load it, add its sums to acc. */
+#define TINYLLM_BLOCK_SUMS(acc, s)                                                         \
+    do {                                                                                   \
+        TINYLLM_LOAD_GROUP(s);                                                             \
+        TINYLLM_ROW_SUMS(acc, h);                                                          \
     } while (0)
 
 /* Block ``s``'s rows after the last full group, then out[0:min(width, 16)] (nothing if
@@ -195,33 +208,18 @@ static inline void tinyllm_panel_float(int format, const void* panel_start, cons
     TINYLLM_BLOCK_FINISH(acc2, 2, out + 32, width - 32);
     TINYLLM_BLOCK_FINISH(acc3, 3, out + 48, width - 48);
 #else
-    int half;
-    for (half = 0; half < 4; half += 2) {
+    int first;      /* blocks first and first + 1: two passes over the panel */
+    for (first = 0; first < 4; first += 2) {
         double acc0[TINYLLM_PANEL] = {0}, acc1[TINYLLM_PANEL] = {0};
         for (i = 0; i < full; i += TINYLLM_ROW_BLOCK) {
-            TINYLLM_BLOCK_SUMS(acc0, half);
-            TINYLLM_BLOCK_SUMS(acc1, half + 1);
+            TINYLLM_BLOCK_SUMS(acc0, first);
+            TINYLLM_BLOCK_SUMS(acc1, first + 1);
         }
-        TINYLLM_BLOCK_FINISH(acc0, half, out + 16 * half, width - 16 * half);
-        TINYLLM_BLOCK_FINISH(acc1, half + 1, out + 16 * half + 16, width - 16 * half - 16);
+        TINYLLM_BLOCK_FINISH(acc0, first, out + 16 * first, width - 16 * first);
+        TINYLLM_BLOCK_FINISH(acc1, first + 1, out + 16 * first + 16, width - 16 * first - 16);
     }
 #endif
 }
-
-/* The sums of one group of block ``s`` for one row of H, from weights ``w`` already
- * loaded (tinyllm_block_rows4 shares them between rows): TINYLLM_BLOCK_SUMS's
- * expression, in its order. */
-#define TINYLLM_ROW_SUMS(acc, hrow)                                                        \
-    do {                                                                                   \
-        const float* c_ = (hrow) + i;                                                      \
-        int j_;                                                                            \
-        float s_;                                                                          \
-        for (j_ = 0; j_ < TINYLLM_PANEL; j_++) {                                           \
-            s_ = (c_[0] * w[0][j_] + c_[1] * w[1][j_] + c_[2] * w[2][j_] + c_[3] * w[3][j_]) \
-                + (c_[4] * w[4][j_] + c_[5] * w[5][j_] + c_[6] * w[6][j_] + c_[7] * w[7][j_]); \
-            (acc)[j_] += s_;                                                               \
-        }                                                                                  \
-    } while (0)
 
 /* Block ``s`` (16 columns) of a float32 panel for four rows of H (n apart in ``out``):
  * each group's weights loaded once for the four. A batch is bound by arithmetic, and
@@ -239,19 +237,15 @@ static inline void tinyllm_block_rows4(const char* panel, int s, const float* H,
     double acc0[TINYLLM_PANEL] = {0}, acc1[TINYLLM_PANEL] = {0};
     double acc2[TINYLLM_PANEL] = {0}, acc3[TINYLLM_PANEL] = {0};
     Py_ssize_t i, line, full = k - k % TINYLLM_ROW_BLOCK, step = next_bytes / (k + 1) + 64;
-    const char* block;
     const float* h;
-    int r;
     for (i = 0; i < full; i += TINYLLM_ROW_BLOCK) {
-        block = panel + (i * TINYLLM_WIDE_PANEL + s * 8 * TINYLLM_PANEL) * size;
 #if defined(__GNUC__) || defined(__clang__)
         if (next != NULL)   /* this group's share of the next panel, ~8 x next_bytes / k */
             for (line = i * step; line < (i + TINYLLM_ROW_BLOCK) * step && line < next_bytes;
                  line += 64)
                 __builtin_prefetch(next + line, 0, 2);
 #endif
-        for (r = 0; r < TINYLLM_ROW_BLOCK; r++)
-            tinyllm_panel_row(format, block, r, w[r]);
+        TINYLLM_LOAD_GROUP(s);
         TINYLLM_ROW_SUMS(acc0, H);
         TINYLLM_ROW_SUMS(acc1, H + k);
         TINYLLM_ROW_SUMS(acc2, H + 2 * k);
